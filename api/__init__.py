@@ -1,0 +1,1 @@
+"""The HTTP front door (FastAPI): reads the ledger, starts and steers workflows."""

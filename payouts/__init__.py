@@ -1,0 +1,1 @@
+"""Composition root: configuration, database bootstrap, migrations, the CLI and the stack launcher."""

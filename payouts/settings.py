@@ -1,0 +1,40 @@
+"""Configuration from environment variables, with embedded defaults when none are set."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the platform reads. Unset means the embedded single-machine default."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: an embedded PostgreSQL in $PAYOUTS_DATA_DIR/postgres.",
+    )
+    payouts_data_dir: Path = Field(default=Path(".data"))
+    payouts_api_host: str = "127.0.0.1"
+    payouts_api_port: int = 8000
+    payouts_admin_api_key: str | None = None
+    payouts_db_pool_size: int = 20
+
+    temporal_address: str | None = Field(
+        default=None,
+        description="host:port of a Temporal frontend. Unset: start the Temporal dev server.",
+    )
+    temporal_namespace: str = "default"
+    payouts_temporal_port: int = 7233
+    payouts_temporal_ui_port: int = 8233
+
+    payouts_log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

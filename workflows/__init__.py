@@ -1,0 +1,1 @@
+"""Temporal workflows: the durable money processes. Deterministic; no I/O, no SQLAlchemy."""
