@@ -1,0 +1,10 @@
+"""What the worker runs: the task queue and every workflow class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TASK_QUEUE = "payouts"
+
+# Every workflow class the worker registers (filled as workflows land).
+WORKFLOWS: list[type[Any]] = []
