@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.execute(
         """
+-- Only the SHA-256 of a key is stored; key_prefix (its first characters) is for display.
 CREATE TABLE api_keys (
     id uuid PRIMARY KEY,
     name text NOT NULL,
@@ -30,18 +31,24 @@ CREATE TABLE api_keys (
     CONSTRAINT ck_api_keys_seller CHECK ((role = 'seller') = (seller_id IS NOT NULL))
 );
 
--- One row per (API key, Idempotency-Key): the first response, replayed for a retry.
+-- One row per (API key, Idempotency-Key): the first successful response, replayed for a retry.
+-- The row is inserted first in the request's own database transaction (so a concurrent
+-- duplicate waits on the primary key) and completed with the response before the commit, so
+-- a committed row always has its response and the request's writes; status_code and
+-- response_body are NULL only inside that uncommitted transaction.
 CREATE TABLE idempotency_keys (
     api_key_id uuid NOT NULL REFERENCES api_keys (id),
     key text NOT NULL,
     method text NOT NULL,
     path text NOT NULL,
     request_hash text NOT NULL,
-    status_code integer NOT NULL,
-    response_body bytea NOT NULL,
+    status_code integer,
+    response_body bytea,
     response_headers jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT pk_idempotency_keys PRIMARY KEY (api_key_id, key)
+    CONSTRAINT pk_idempotency_keys PRIMARY KEY (api_key_id, key),
+    CONSTRAINT ck_idempotency_keys_response
+        CHECK ((status_code IS NULL) = (response_body IS NULL))
 );
 """
     )

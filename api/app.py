@@ -1,0 +1,69 @@
+"""The FastAPI application factory. No globals: the engine (and later the Temporal client) are
+passed in and kept on ``app.state``, where the dependencies in ``api.dependencies`` find them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
+
+from api.problems import install_problem_handlers, problem_response
+from api.routers import ledger_accounts, ledger_entries, ledger_transactions, ledgers
+from ledger_core import LedgerService
+
+if TYPE_CHECKING:
+    from temporalio.client import Client as TemporalClient
+
+DESCRIPTION = """
+A double-entry ledger for a payout platform, following Modern Treasury's Ledgers API.
+
+* Amounts are integers in minor units (cents), never floats.
+* Authenticate with `Authorization: Bearer <api key>`.
+* Every POST accepts an `Idempotency-Key` header: a retry with the same key and body returns the
+  first response again (with `Idempotency-Replayed: true`).
+* Errors are `application/problem+json` (RFC 9457) with a stable `code`.
+* Lists page with `per_page` and `after_cursor` (the previous page's `next_cursor`).
+"""
+
+
+def create_app(
+    engine: Engine,
+    ledger: LedgerService | None = None,
+    *,
+    temporal_client: TemporalClient | None = None,
+) -> FastAPI:
+    """Build the API on ``engine``. ``ledger`` defaults to a new ``LedgerService``;
+    ``temporal_client`` is for the routes that start and steer workflows (later issues)."""
+    app = FastAPI(title="Payouts API", version="1.0.0", description=DESCRIPTION)
+    app.state.engine = engine
+    app.state.ledger = ledger if ledger is not None else LedgerService()
+    app.state.temporal_client = temporal_client
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=True)
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves requests. No authentication."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz() -> JSONResponse | dict[str, str]:
+        """Readiness: the database answers. No authentication."""
+
+        def ping() -> None:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception:
+            return problem_response(
+                None, 503, "service_unavailable", "The database is not reachable."
+            )
+        return {"status": "ok"}
+
+    for module in (ledgers, ledger_accounts, ledger_transactions, ledger_entries):
+        app.include_router(module.router)
+    return app

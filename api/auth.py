@@ -1,0 +1,255 @@
+"""API keys: creation, bootstrap of the first admin key, authentication and role checks.
+
+A key is ``sk_`` followed by 43 URL-safe random characters (256 bits); only its SHA-256 is stored,
+with its first characters for display. A request authenticates with
+``Authorization: Bearer <key>``; ``ApiRoute`` does that before anything else and leaves the key's
+record on the request, where the ``CurrentPrincipal`` dependency and ``require_roles`` find it.
+
+Roles: ``admin`` may do everything; ``operator`` everything on the ledger endpoints (later issues
+narrow some actions); ``seller`` keys are scoped to a seller id and, until sellers get routes of
+their own, may only read.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.engine import Row
+
+from api.problems import Problem
+from api.tables import api_keys
+from ledger_core.ids import uuid7
+
+KEY_PREFIX = "sk_"
+DISPLAY_PREFIX_LENGTH = 10
+MIN_CONFIGURED_KEY_LENGTH = 24
+ADMIN_BOOTSTRAP_LOCK_ID = 7_340_002
+
+# Documents the scheme in OpenAPI (/docs "Authorize"); ApiRoute does the actual check.
+bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <api key>")
+
+
+class ApiKeyRole(enum.StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    SELLER = "seller"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored API key (never its plaintext). The principal of an authenticated request."""
+
+    id: uuid.UUID
+    name: str
+    role: ApiKeyRole
+    seller_id: str | None
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def generate_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _record(row: Row[Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        name=row.name,
+        role=ApiKeyRole(row.role),
+        seller_id=row.seller_id,
+        key_prefix=row.key_prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _insert_key(
+    conn: Connection, *, key: str, role: ApiKeyRole, seller_id: str | None, name: str
+) -> ApiKeyRecord:
+    row = conn.execute(
+        api_keys.insert()
+        .values(
+            id=uuid7(),
+            name=name,
+            role=str(role),
+            seller_id=seller_id,
+            key_prefix=key[:DISPLAY_PREFIX_LENGTH],
+            key_hash=hash_api_key(key),
+            created_at=datetime.now(UTC),
+        )
+        .returning(*api_keys.c)
+    ).one()
+    return _record(row)
+
+
+def create_api_key(
+    conn: Connection, *, role: ApiKeyRole | str, seller_id: str | None = None, name: str
+) -> tuple[str, ApiKeyRecord]:
+    """Create a key in the caller's transaction; returns its plaintext (shown once) and record.
+
+    A seller key needs ``seller_id``; admin and operator keys must not have one.
+    """
+    try:
+        key_role = ApiKeyRole(role)
+    except ValueError:
+        raise ValueError(f"role must be one of admin, operator, seller; got {role!r}") from None
+    if not name.strip():
+        raise ValueError("an API key needs a name")
+    if key_role is ApiKeyRole.SELLER and not (seller_id and seller_id.strip()):
+        raise ValueError("a seller key needs a seller id")
+    if key_role is not ApiKeyRole.SELLER and seller_id is not None:
+        raise ValueError(f"an {key_role} key is not scoped to a seller; omit the seller id")
+    key = generate_api_key()
+    return key, _insert_key(conn, key=key, role=key_role, seller_id=seller_id, name=name)
+
+
+def revoke_api_key(conn: Connection, key_id: uuid.UUID) -> ApiKeyRecord:
+    """Revoke a key (it is kept, so its idempotency records stay attributable)."""
+    row = conn.execute(
+        api_keys.update()
+        .where(api_keys.c.id == key_id)
+        .values(revoked_at=datetime.now(UTC))
+        .returning(*api_keys.c)
+    ).one_or_none()
+    if row is None:
+        raise LookupError(f"no API key {key_id}")
+    return _record(row)
+
+
+def list_api_keys(conn: Connection, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
+    query = select(api_keys).order_by(api_keys.c.created_at)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    return [_record(r) for r in conn.execute(query)]
+
+
+def ensure_admin_key(engine: Engine, configured: str | None) -> str | None:
+    """Make sure an admin can log in; returns a new key's plaintext only if one was created.
+
+    ``configured`` (``PAYOUTS_ADMIN_API_KEY``) set: its hash is registered as an admin key if it
+    is not yet, and None is returned (the operator knows the key). Unset: if no active admin key
+    exists, one is created and its plaintext returned for the launcher to print once.
+    Safe when several processes start at once (an advisory lock serialises them).
+    """
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADMIN_BOOTSTRAP_LOCK_ID})
+        if configured is not None:
+            if len(configured) < MIN_CONFIGURED_KEY_LENGTH:
+                raise ValueError(
+                    f"PAYOUTS_ADMIN_API_KEY must be at least {MIN_CONFIGURED_KEY_LENGTH} "
+                    "characters of random data"
+                )
+            existing = conn.execute(
+                select(api_keys).where(api_keys.c.key_hash == hash_api_key(configured))
+            ).one_or_none()
+            if existing is None:
+                _insert_key(
+                    conn,
+                    key=configured,
+                    role=ApiKeyRole.ADMIN,
+                    seller_id=None,
+                    name="PAYOUTS_ADMIN_API_KEY",
+                )
+            elif existing.role != ApiKeyRole.ADMIN or existing.revoked_at is not None:
+                raise ValueError(
+                    "PAYOUTS_ADMIN_API_KEY is registered as a revoked or non-admin key; "
+                    "configure another one"
+                )
+            return None
+        active_admin = conn.execute(
+            select(api_keys.c.id)
+            .where(api_keys.c.role == str(ApiKeyRole.ADMIN), api_keys.c.revoked_at.is_(None))
+            .limit(1)
+        ).first()
+        if active_admin is not None:
+            return None
+        key, _ = create_api_key(conn, role=ApiKeyRole.ADMIN, name="bootstrap admin")
+        return key
+
+
+# ------------------------------------------------------------------ request authentication
+
+
+def _unauthorized(detail: str, *, invalid_token: bool) -> Problem:
+    challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The key in an ``Authorization: Bearer`` header, or a 401 problem."""
+    if not authorization:
+        raise _unauthorized(
+            "An API key is required: send 'Authorization: Bearer <api key>'.", invalid_token=False
+        )
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized(
+            "The Authorization header must be 'Bearer <api key>'.", invalid_token=True
+        )
+    return token
+
+
+def authenticate(conn: Connection, token: str) -> ApiKeyRecord:
+    """The active key whose hash matches ``token``, or a 401 problem."""
+    row = conn.execute(
+        select(api_keys).where(api_keys.c.key_hash == hash_api_key(token))
+    ).one_or_none()
+    if row is None or row.revoked_at is not None:
+        raise _unauthorized("The API key is invalid or revoked.", invalid_token=True)
+    return _record(row)
+
+
+async def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> ApiKeyRecord:
+    """The authenticated API key of this request (set by ``ApiRoute``)."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, ApiKeyRecord):
+        # A route outside ApiRoute asked for a principal: refuse rather than serve anonymously.
+        raise _unauthorized("An API key is required.", invalid_token=False)
+    return principal
+
+
+CurrentPrincipal = Annotated[ApiKeyRecord, Depends(get_principal)]
+
+
+def require_roles(*roles: ApiKeyRole) -> Callable[[ApiKeyRecord], Awaitable[ApiKeyRecord]]:
+    """A dependency that lets only keys with one of ``roles`` through (403 otherwise)."""
+    allowed = frozenset(roles)
+
+    async def check(principal: CurrentPrincipal) -> ApiKeyRecord:
+        if principal.role not in allowed:
+            raise Problem(
+                403,
+                "forbidden",
+                f"A {principal.role} key may not do this; it needs one of the roles: "
+                + ", ".join(sorted(allowed))
+                + ".",
+                role=str(principal.role),
+            )
+        return principal
+
+    return check
+
+
+# Ledger endpoints: every role reads; only admin and operator keys write.
+# (Seller keys get routes scoped to their own seller in a later issue.)
+ReadAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER))
+WriteAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))

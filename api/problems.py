@@ -1,0 +1,205 @@
+"""Every error the API returns, as ``application/problem+json`` (RFC 9457), mapped in one place.
+
+A problem has ``type``, ``title``, ``status``, ``detail``, ``instance`` and a stable ``code`` that
+clients branch on, plus extras that help (``errors`` for validation, ``account_id`` for a failed
+balance condition, ...). Ledger domain errors are mapped by their ``code``; FastAPI's validation
+errors, Starlette's HTTP errors and anything unexpected are rendered the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger_core import LedgerError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# Ledger domain error code -> HTTP status. 422: the request is well-formed but the ledger refuses
+# it as asked (Modern Treasury also answers a failed balance lock with 422). 409: the request
+# conflicts with the current state of the resource (already reversed, not pending any more, an
+# external_id already used for something else).
+LEDGER_ERROR_STATUS: Mapping[str, int] = {
+    "not_found": 404,
+    "validation_failed": 422,
+    "unbalanced_transaction": 422,
+    "currency_mismatch": 422,
+    "insufficient_balance": 422,
+    "invalid_state_transition": 409,
+    "idempotency_conflict": 409,
+    "already_reversed": 409,
+    "immutable": 409,
+}
+
+# Codes for plain HTTP errors (unknown routes, wrong methods, ...).
+HTTP_STATUS_CODE: Mapping[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_content",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+_RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
+
+
+class Problem(Exception):
+    """Raise anywhere in the API to answer with this problem (and roll the request back)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extras: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title
+        self.headers = dict(headers or {})
+        self.extras = extras
+
+
+def problem_type(code: str) -> str:
+    """The problem ``type`` URI: a stable identifier, one per code (not a web page)."""
+    return f"urn:payouts:problem:{code}"
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extras: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        k: v for k, v in jsonable_encoder(dict(extras or {})).items() if k not in _RESERVED
+    }
+    body.update(
+        type=problem_type(code),
+        title=title or _title(status),
+        status=status,
+        detail=detail,
+        code=code,
+    )
+    if request is not None:
+        body["instance"] = request.url.path
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def ledger_error_status(error: LedgerError) -> int:
+    return LEDGER_ERROR_STATUS.get(error.code, 422)
+
+
+def _loc(loc: Any) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        reason = next(e for e in errors if e.get("type") == "json_invalid")
+        position = reason.get("loc", ("body", "?"))[-1]
+        message = (reason.get("ctx") or {}).get("error", "invalid JSON")
+        return problem_response(
+            request,
+            400,
+            "malformed_json",
+            f"The request body is not valid JSON: {message} (at character {position}).",
+        )
+    if errors and all(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
+        # An id that cannot exist (not a UUID) names no resource: the same answer as an unknown id.
+        return problem_response(request, 404, "not_found", f"No resource at {request.url.path}.")
+    simplified = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in errors
+    ]
+    first = simplified[0] if simplified else {"loc": [], "msg": "invalid request"}
+    more = f" (and {len(simplified) - 1} more)" if len(simplified) > 1 else ""
+    return problem_response(
+        request,
+        422,
+        "validation_error",
+        f"{_loc(first['loc'])}: {first['msg']}{more}",
+        extras={"errors": simplified},
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise to a problem response."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(
+            request,
+            exc.status,
+            exc.code,
+            exc.detail,
+            title=exc.title,
+            headers=exc.headers,
+            extras=exc.extras,
+        )
+
+    async def on_ledger_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LedgerError)
+        return problem_response(
+            request, ledger_error_status(exc), exc.code, exc.message, extras=exc.details
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_problem(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        status = exc.status_code
+        code = HTTP_STATUS_CODE.get(status, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else _title(status)
+        if status == 404 and detail == "Not Found":
+            detail = f"No resource at {request.url.path}."
+        elif status == 405 and detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        return problem_response(request, status, code, detail, headers=exc.headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(request, 500, "internal_error", "An unexpected error occurred.")
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(LedgerError, on_ledger_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

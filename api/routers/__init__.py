@@ -1,0 +1,1 @@
+"""One router per resource, each on ``ApiRoute`` (unit of work, auth, idempotency)."""
