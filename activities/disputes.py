@@ -1,0 +1,66 @@
+"""Activities of the dispute (chargeback) workflow: open the pending debit on the seller, and
+resolve it (won: archive, lost: post). Idempotent by dispute id."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from temporalio import activity
+
+from activities.database import in_transaction
+from activities.types import (
+    OPEN_DISPUTE,
+    RESOLVE_DISPUTE,
+    DisputeResult,
+    OpenDisputeInput,
+    ResolveDisputeInput,
+)
+from marketplace import Dispute, Marketplace
+
+
+def dispute_result(dispute: Dispute) -> DisputeResult:
+    return DisputeResult(
+        id=dispute.id,
+        seller_id=dispute.seller_id,
+        order_id=dispute.order_id,
+        currency=dispute.currency,
+        amount=dispute.amount,
+        reason=dispute.reason,
+        status=str(dispute.status),
+        deadline=dispute.deadline,
+        ledger_transaction_id=str(dispute.ledger_transaction_id),
+        resolved_at=dispute.resolved_at,
+        metadata=dispute.metadata,
+    )
+
+
+class DisputeActivities:
+    def __init__(self, engine: Engine, marketplace: Marketplace | None = None) -> None:
+        self.engine = engine
+        self.marketplace = marketplace or Marketplace()
+
+    @activity.defn(name=OPEN_DISPUTE)
+    def open_dispute(self, input: OpenDisputeInput) -> DisputeResult:
+        return in_transaction(
+            self.engine,
+            lambda conn: dispute_result(
+                self.marketplace.open_dispute(
+                    conn,
+                    dispute_id=input.dispute_id,
+                    seller_id=input.seller_id,
+                    order_id=input.order_id,
+                    amount=input.amount,
+                    deadline=input.deadline,
+                    reason=input.reason,
+                    metadata=input.metadata,
+                )
+            ),
+        )
+
+    @activity.defn(name=RESOLVE_DISPUTE)
+    def resolve_dispute(self, input: ResolveDisputeInput) -> DisputeResult:
+        return in_transaction(
+            self.engine,
+            lambda conn: dispute_result(
+                self.marketplace.resolve_dispute(conn, input.dispute_id, input.outcome)
+            ),
+        )

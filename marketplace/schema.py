@@ -1,0 +1,74 @@
+"""SQLAlchemy Core tables of the marketplace, mirroring the 0003 migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+platform_ledgers = Table(
+    "platform_ledgers",
+    metadata,
+    Column("currency", Text, primary_key=True),
+    Column("ledger_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sellers = Table(
+    "sellers",
+    metadata,
+    Column("id", Text, primary_key=True, comment="chosen by the platform"),
+    Column("name", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("hold_period_seconds", BigInteger, nullable=False, comment="for future earnings"),
+    Column("reserve_percent_bp", Integer, nullable=False, comment="basis points of net"),
+    Column("reserve_period_seconds", BigInteger),
+    Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal seller account"),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+earnings = Table(
+    "earnings",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("seller_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="gross, minor units"),
+    Column("fee", BigInteger, nullable=False, comment="platform fee, minor units"),
+    Column("net", BigInteger, nullable=False, comment="amount - fee, credited to the seller"),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("hold_until", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("reserve_percent_bp", Integer, nullable=False),
+    Column("reserve_period_seconds", BigInteger),
+    Column("reserve_amount", BigInteger, nullable=False, comment="held back after posting"),
+    Column("reserve_transaction_id", Uuid),
+    Column("reserve_release_at", DateTime(timezone=True)),
+    Column("reserve_released_at", DateTime(timezone=True)),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("seller_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="disputed, minor units"),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,178 @@
+"""Domain types of the marketplace: what callers pass in and get back."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from ledger_core.types import NormalBalance
+
+T = TypeVar("T")
+
+
+class EarningStatus(enum.StrEnum):
+    ON_HOLD = "on_hold"  # pending ledger transaction, hold period running
+    POSTED = "posted"  # hold ended: the transaction is posted
+    CANCELLED = "cancelled"  # refunded during the hold: the transaction is archived
+    REFUNDED = "refunded"  # refunded after posting (issue 4: reversal)
+
+
+class DisputeStatus(enum.StrEnum):
+    OPEN = "open"  # pending debit on the seller: available drops, posted does not
+    WON = "won"  # debit archived
+    LOST = "lost"  # debit posted
+
+
+class DisputeOutcome(enum.StrEnum):
+    WON = "won"
+    LOST = "lost"
+
+
+class PlatformAccount(enum.StrEnum):
+    """The platform's system accounts, one set per currency ledger.
+
+    Normal balances (each ledger sums to zero: the debit-normal balances equal the credit-normal
+    ones after every transaction, since every transaction balances):
+
+    * ``clearing`` (debit): money the platform has received, or will receive, from the PSP for
+      orders. The only asset the marketplace flows start from.
+    * ``fees_revenue`` (credit): the platform's fees on orders.
+    * ``payouts_in_transit`` (credit): sellers' money on its way to their banks (issue 4): a
+      positive balance is what the platform owes the rail until the bank statement shows it left
+      clearing; reconciliation then moves it out (debit in transit, credit clearing).
+    * ``rolling_reserve`` (credit): seller money held back after posting, until released.
+    * ``disputes`` (credit): chargebacks: money the card network takes back from sellers.
+    """
+
+    CLEARING = "clearing"
+    FEES_REVENUE = "fees_revenue"
+    PAYOUTS_IN_TRANSIT = "payouts_in_transit"
+    ROLLING_RESERVE = "rolling_reserve"
+    DISPUTES = "disputes"
+
+    @property
+    def normal_balance(self) -> NormalBalance:
+        return NormalBalance.DEBIT if self is PlatformAccount.CLEARING else NormalBalance.CREDIT
+
+    @property
+    def external_id(self) -> str:
+        return f"platform:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformLedger:
+    """The ledger of one currency and its system accounts' ids."""
+
+    currency: str
+    ledger_id: uuid.UUID
+    accounts: dict[PlatformAccount, uuid.UUID]
+
+    def account(self, role: PlatformAccount) -> uuid.UUID:
+        return self.accounts[role]
+
+
+@dataclass(frozen=True, slots=True)
+class RollingReserve:
+    """Hold back ``percent_bp`` basis points (1/100 of a percent) of each earning's net for
+    ``period`` after it posts."""
+
+    percent_bp: int
+    period: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Seller:
+    id: str
+    name: str
+    currency: str
+    currency_exponent: int
+    hold_period: timedelta
+    rolling_reserve: RollingReserve | None
+    ledger_id: uuid.UUID
+    ledger_account_id: uuid.UUID
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Earning:
+    order_id: str
+    seller_id: str
+    currency: str
+    amount: int
+    """The order's gross amount, minor units."""
+    fee: int
+    """The platform's fee, minor units (0 <= fee <= amount)."""
+    net: int
+    """What the seller earns: amount - fee."""
+    status: EarningStatus
+    hold_until: datetime
+    posted_at: datetime | None
+    cancelled_at: datetime | None
+    ledger_transaction_id: uuid.UUID
+    reserve_percent_bp: int
+    reserve_period: timedelta | None
+    reserve_amount: int
+    """The part of net held back after posting (0: no reserve)."""
+    reserve_transaction_id: uuid.UUID | None
+    reserve_release_at: datetime | None
+    reserve_released_at: datetime | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def reserve_open(self) -> bool:
+        return self.reserve_transaction_id is not None and self.reserve_released_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    id: str
+    seller_id: str
+    order_id: str
+    currency: str
+    amount: int
+    """The disputed amount, minor units, debited from the seller."""
+    reason: str
+    status: DisputeStatus
+    deadline: datetime
+    ledger_transaction_id: uuid.UUID
+    resolved_at: datetime | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SellerBalances:
+    """The three ledger views of the seller's account (DESIGN.md), and what holds money back.
+
+    ``on_hold``: net of earnings still in their hold period (inside pending, not posted).
+    ``in_reserve``: open rolling reserves; ``in_dispute``: open chargebacks (both pending debits:
+    inside posted, not available).
+    """
+
+    seller_id: str
+    currency: str
+    currency_exponent: int
+    pending: int
+    posted: int
+    available: int
+    on_hold: int
+    in_reserve: int
+    in_dispute: int
+    ledger_account_id: uuid.UUID
+    lock_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page of a list ordered by a text key; ``next_after`` continues after it, if any."""
+
+    items: list[T]
+    next_after: str | None
