@@ -43,11 +43,12 @@ def post_transaction(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    return client.post(
+    response: Response = client.post(
         "/v1/ledger_transactions",
         json={"ledger_id": ledger_id, "ledger_entries": entries, **extra},
         headers=headers,
     )
+    return response
 
 
 def amounts(client: TestClient, account_id: str, **params: str) -> dict[str, int]:
