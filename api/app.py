@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import install_problem_handlers, problem_response
 from api.routers import ledger_accounts, ledger_entries, ledger_transactions, ledgers
+from api.routing import HARD_MAX_BODY_SIZE
 from ledger_core import LedgerService
 
 if TYPE_CHECKING:
@@ -37,7 +38,12 @@ def create_app(
 ) -> FastAPI:
     """Build the API on ``engine``. ``ledger`` defaults to a new ``LedgerService``;
     ``temporal_client`` is for the routes that start and steer workflows (later issues)."""
-    app = FastAPI(title="Payouts API", version="1.0.0", description=DESCRIPTION)
+    app = FastAPI(
+        title="Payouts API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        max_body_size=HARD_MAX_BODY_SIZE,
+    )
     app.state.engine = engine
     app.state.ledger = ledger if ledger is not None else LedgerService()
     app.state.temporal_client = temporal_client

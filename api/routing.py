@@ -35,6 +35,11 @@ from ledger_core import translate_database_error
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# Far above any valid request (1,000 entries and full metadata fit in a few hundred KB): a larger
+# declared Content-Length is a 413 problem here. The app also caps every body (chunked ones too)
+# at HARD_MAX_BODY_SIZE, where FastAPI answers a plain-text 413 before any route runs.
+MAX_BODY_SIZE = 2 * 1024 * 1024
+HARD_MAX_BODY_SIZE = 4 * MAX_BODY_SIZE
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -107,6 +112,11 @@ def _finish(
 async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bool) -> Response:
     """Run ``handler`` as one authenticated, idempotent, retried database transaction."""
     token = bearer_token(request.headers.get("authorization"))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_SIZE:
+        raise Problem(
+            413, "payload_too_large", f"The request body is larger than {MAX_BODY_SIZE} bytes."
+        )
     idem: idempotency.IdempotentRequest | None = None
     raw_key = request.headers.get(idempotency.IDEMPOTENCY_HEADER)
     if idempotent and raw_key is not None:

@@ -245,3 +245,9 @@ def test_a_body_that_is_not_json_is_refused(client: TestClient, usd_ledger: dict
         "/v1/ledgers", content=b"name=x&currency=USD", headers={"Content-Type": "text/plain"}
     )
     assert_problem(response, 422, "validation_error")
+
+
+def test_an_oversized_body_is_a_413_problem(client: TestClient) -> None:
+    big = b'{"name": "' + b"x" * 3_000_000 + b'", "currency": "USD"}'
+    response = client.post("/v1/ledgers", content=big, headers={"Content-Type": "application/json"})
+    assert_problem(response, 413, "payload_too_large")
