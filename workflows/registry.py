@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflows.disputes import DisputeWorkflow
+from workflows.seller_holds import SellerHoldWorkflow
+
 TASK_QUEUE = "payouts"
 
 # Every workflow class the worker registers (filled as workflows land).
-WORKFLOWS: list[type[Any]] = []
+WORKFLOWS: list[type[Any]] = [SellerHoldWorkflow, DisputeWorkflow]

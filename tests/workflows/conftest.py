@@ -1,0 +1,105 @@
+"""Helpers of the workflow tests: sellers in the real database, balances, and polling for what a
+worker does asynchronously."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import Engine, func, select
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
+
+from ledger_core.schema import ledger_transactions
+from marketplace import Marketplace, RollingReserve, SellerBalances
+from payouts.temporal_server import SEARCH_ATTRIBUTES
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+async def skipping_env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The time-skipping test server with the platform's search attributes (the Java test server
+    accepts only registered ones, and starts with none)."""
+    await time_skipping_env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=time_skipping_env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    return time_skipping_env
+
+
+@pytest.fixture(scope="session")
+def marketplace() -> Marketplace:
+    return Marketplace()
+
+
+@pytest.fixture
+def uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def create_seller(
+    engine: Engine,
+    marketplace: Marketplace,
+    seller_id: str,
+    *,
+    hold_period: timedelta = timedelta(days=7),
+    rolling_reserve: RollingReserve | None = None,
+) -> None:
+    with engine.begin() as conn:
+        marketplace.create_seller(
+            conn,
+            seller_id=seller_id,
+            name=f"Shop {seller_id}",
+            currency="USD",
+            hold_period=hold_period,
+            rolling_reserve=rolling_reserve,
+        )
+
+
+def balances(engine: Engine, marketplace: Marketplace, seller_id: str) -> SellerBalances:
+    with engine.begin() as conn:
+        return marketplace.seller_balances(conn, seller_id)
+
+
+def views(b: SellerBalances) -> tuple[int, int, int]:
+    """(pending, posted, available)"""
+    return (b.pending, b.posted, b.available)
+
+
+def ledger_transaction_count(engine: Engine, external_id: str) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(ledger_transactions)
+                .where(ledger_transactions.c.external_id == external_id)
+            ).scalar_one()
+        )
+
+
+async def eventually(
+    check: Callable[[], T | Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.05
+) -> T:
+    """Poll ``check`` until it returns without an AssertionError (or time runs out)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+            return result  # type: ignore[return-value]
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(interval)

@@ -1,0 +1,174 @@
+"""The dispute (chargeback) workflow (id ``dispute/<dispute id>``).
+
+Opens a pending debit on the seller (activity: available drops, posted does not), then waits for
+the outcome: a ``resolve`` update (or signal) with won or lost, until the deadline; unresolved by
+then, the dispute is lost. Won archives the debit, lost posts it. Both activities are idempotent
+by dispute id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.errors import business_error
+
+with workflow.unsafe.imports_passed_through():
+    from activities.types import (
+        BUSINESS_ERROR_TYPES,
+        OPEN_DISPUTE,
+        RESOLVE_DISPUTE,
+        DisputeResult,
+        OpenDisputeInput,
+        ResolveDisputeInput,
+    )
+    from workflows.types import SELLER_ID, DisputeInput, DisputeState, ResolveDisputeRequest
+
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+OPEN_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=BUSINESS_ERROR_TYPES,
+)
+RESOLVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=BUSINESS_ERROR_TYPES,
+)
+OUTCOMES = ("won", "lost")
+
+
+@workflow.defn
+class DisputeWorkflow:
+    @workflow.init
+    def __init__(self, input: DisputeInput) -> None:
+        self._input = input
+        self._state = DisputeState(
+            dispute_id=input.dispute_id,
+            seller_id=input.seller_id,
+            status="opening",
+            deadline=input.deadline,
+        )
+        self._failure: ApplicationError | None = None
+
+    @workflow.run
+    async def run(self, input: DisputeInput) -> DisputeResult:
+        workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
+        workflow.set_current_details(f"opening: {input.amount} minor units, order {input.order_id}")
+        try:
+            dispute: DisputeResult = await workflow.execute_activity(
+                OPEN_DISPUTE,
+                OpenDisputeInput(
+                    dispute_id=input.dispute_id,
+                    seller_id=input.seller_id,
+                    order_id=input.order_id,
+                    amount=input.amount,
+                    deadline=input.deadline,
+                    reason=input.reason,
+                    metadata=input.metadata,
+                ),
+                result_type=DisputeResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=OPEN_RETRY,
+            )
+        except ActivityError as err:
+            self._failure = business_error(err)
+            self._state.status = "failed"
+            self._state.error = self._failure.message
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            # Failing (not completing) lets the same dispute id be opened again once fixed.
+            raise self._failure from err
+        self._record(dispute)
+
+        if dispute.status == "open":
+            workflow.set_current_details(
+                f"open: {dispute.amount} minor units held from seller {dispute.seller_id}; "
+                f"deadline {input.deadline.isoformat()}"
+            )
+            remaining = input.deadline - workflow.now()
+            if self._state.outcome is None and remaining > timedelta(0):
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._state.outcome is not None,
+                        timeout=remaining,
+                        timeout_summary="dispute deadline",
+                    )
+            if self._state.outcome is None:
+                self._state.outcome = "lost"
+                self._state.resolved_by = "deadline"
+            dispute = await workflow.execute_activity(
+                RESOLVE_DISPUTE,
+                ResolveDisputeInput(dispute_id=input.dispute_id, outcome=self._state.outcome),
+                result_type=DisputeResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RESOLVE_RETRY,
+            )
+            self._record(dispute)
+        workflow.set_current_details(f"{dispute.status} ({self._state.resolved_by or 'earlier'})")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return dispute
+
+    @workflow.update
+    async def opened(self) -> DisputeResult:
+        """Returns the dispute once its pending debit is written (update-with-start uses it to
+        answer the caller synchronously)."""
+        await workflow.wait_condition(
+            lambda: self._state.dispute is not None or self._failure is not None
+        )
+        if self._failure is not None:
+            raise self._failure
+        assert self._state.dispute is not None
+        return self._state.dispute
+
+    @workflow.update
+    async def resolve(self, request: ResolveDisputeRequest) -> DisputeResult:
+        """Decide the outcome; returns the dispute once the ledger reflects it."""
+        self._decide(request.outcome)
+        await workflow.wait_condition(
+            lambda: self._state.status in OUTCOMES or self._failure is not None
+        )
+        if self._failure is not None:
+            raise self._failure
+        assert self._state.dispute is not None
+        return self._state.dispute
+
+    @resolve.validator
+    def _validate_resolve(self, request: ResolveDisputeRequest) -> None:
+        if request.outcome not in OUTCOMES:
+            raise ApplicationError("outcome must be won or lost", type="validation_failed")
+        if self._failure is not None:
+            raise ApplicationError(
+                f"dispute {self._state.dispute_id!r} could not be opened: {self._failure.message}",
+                type="dispute_not_found",
+            )
+        decided = self._state.outcome
+        if decided is not None and decided != request.outcome:
+            raise ApplicationError(
+                f"dispute {self._state.dispute_id!r} is already resolved as {decided}",
+                type="dispute_already_resolved",
+            )
+
+    @workflow.signal(name="resolve_signal")
+    def resolve_signal(self, request: ResolveDisputeRequest) -> None:
+        """The same as the ``resolve`` update, fire-and-forget (e.g. from a PSP webhook). A
+        second, different outcome is ignored."""
+        if request.outcome in OUTCOMES and self._state.outcome is None:
+            self._decide(request.outcome)
+
+    @workflow.query
+    def state(self) -> DisputeState:
+        return self._state
+
+    def _decide(self, outcome: str) -> None:
+        if self._state.outcome is None:
+            self._state.outcome = outcome
+            self._state.resolved_by = "operator"
+
+    def _record(self, dispute: DisputeResult) -> None:
+        self._state.dispute = dispute
+        self._state.status = dispute.status
