@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     payouts_api_port: int = 8000
     payouts_admin_api_key: str | None = None
     payouts_db_pool_size: int = 20
+    payouts_worker_max_concurrent_activities: int = 20
 
     temporal_address: str | None = Field(
         default=None,

@@ -1,20 +1,28 @@
-"""Shared fixtures: a real PostgreSQL for the whole test session.
+"""Shared fixtures: a real PostgreSQL and real Temporal servers for the whole test session.
 
 ``TEST_DATABASE_URL`` set: that server (migrated to head). Unset: an embedded PostgreSQL of the
 session's own, in a temporary folder (Unix socket only, so no port is taken).
+
+Temporal (helpers in tests/temporal_env.py; each server starts on first use, on a free port):
+``temporal_env`` is the dev server with the custom search attributes, ``temporal_client`` its
+client, ``time_skipping_env`` the time-skipping test server, ``task_queue`` a fresh queue name per
+test. Async tests and fixtures need no marker (asyncio_mode=auto, one session event loop).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from ledger_core import LedgerService
 from payouts.database import EmbeddedPostgres, create_db_engine, migrate
+from tests.temporal_env import new_task_queue, start_dev_server, start_time_skipping_server
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +53,34 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def ledger_service() -> LedgerService:
     return LedgerService()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server (real time), shared by the session."""
+    env = await start_dev_server()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, shared by the session. Its clock is global: tests using it
+    must not rely on the absolute time, only on durations."""
+    env = await start_time_skipping_server()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return new_task_queue()

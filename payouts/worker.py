@@ -1,0 +1,92 @@
+"""The Temporal worker: every workflow and activity of the platform on one task queue.
+
+``build_worker`` is the one place a worker is put together, used by ``payouts worker`` and by the
+tests. Activities are synchronous (the ledger uses sync SQLAlchemy), so they run in a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.registry import build_activities
+from workflows.registry import TASK_QUEUE, WORKFLOWS
+
+log = logging.getLogger(__name__)
+
+# How long a shutting-down worker lets running activities finish before cancelling them.
+GRACEFUL_SHUTDOWN = timedelta(seconds=5)
+
+
+def build_worker(
+    client: Client,
+    engine: Engine,
+    *,
+    task_queue: str = TASK_QUEUE,
+    workflows: Sequence[type[Any]] | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    activity_executor: ThreadPoolExecutor | None = None,
+    max_concurrent_activities: int = 20,
+) -> Worker:
+    """A worker for ``workflows`` and ``activities`` (default: the registries) on ``task_queue``.
+
+    Tests pass their own ``task_queue`` (one per test keeps a shared server's queues apart) and
+    may replace activities with stand-ins registered under the same names. Pass
+    ``activity_executor`` to own the thread pool (and shut it down); otherwise the worker gets a
+    pool of ``max_concurrent_activities`` threads, reclaimed when the process exits.
+    """
+    executor = activity_executor or ThreadPoolExecutor(
+        max_workers=max_concurrent_activities, thread_name_prefix="activity"
+    )
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS if workflows is None else workflows),
+        activities=list(build_activities(engine) if activities is None else activities),
+        activity_executor=executor,
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+def has_registrations(engine: Engine) -> bool:
+    return bool(WORKFLOWS) or bool(build_activities(engine))
+
+
+async def run_worker(
+    client: Client,
+    engine: Engine,
+    *,
+    stop: asyncio.Event,
+    max_concurrent_activities: int = 20,
+) -> None:
+    """Run the platform's worker until ``stop`` is set, then shut down gracefully: stop polling,
+    let running activities finish for up to ``GRACEFUL_SHUTDOWN``, return.
+    """
+    if not has_registrations(engine):
+        # A Temporal worker needs at least one workflow or activity; while the registries are
+        # still empty there is nothing to poll for, so idle until told to stop.
+        log.warning("no workflows or activities registered; the worker idles")
+        await stop.wait()
+        return
+
+    with ThreadPoolExecutor(max_concurrent_activities, thread_name_prefix="activity") as pool:
+        worker = build_worker(
+            client,
+            engine,
+            activity_executor=pool,
+            max_concurrent_activities=max_concurrent_activities,
+        )
+        log.info("worker polling task queue %r with %d workflows", TASK_QUEUE, len(WORKFLOWS))
+        async with worker:
+            await stop.wait()
+            log.info("worker shutting down")
+    log.info("worker stopped")

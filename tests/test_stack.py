@@ -1,0 +1,205 @@
+"""``payouts run`` end to end: the real launcher, embedded PostgreSQL, Temporal dev server, worker
+and API, on a temporary data folder and free ports. It comes up, serves, stops every process it
+started on SIGTERM, keeps its data across a restart, and stops everything when a child dies."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+START_TIMEOUT = 40.0
+STOP_TIMEOUT = 15.0
+# The banner prints the key on the line after "Admin API key".
+KEY_PATTERN = re.compile(r"Admin API key.*\n\s+(\S+)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    output: Path
+    data_dir: Path
+    api_url: str
+    ui_url: str
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    api_port: int
+    temporal_port: int
+    ui_port: int
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "PAYOUTS_ADMIN_API_KEY")
+        }
+        env.update(
+            PAYOUTS_DATA_DIR=str(self.data_dir),
+            PAYOUTS_API_PORT=str(self.api_port),
+            PAYOUTS_TEMPORAL_PORT=str(self.temporal_port),
+            PAYOUTS_TEMPORAL_UI_PORT=str(self.ui_port),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+
+@pytest.fixture
+def stack_config(tmp_path: Path) -> StackConfig:
+    return StackConfig(tmp_path / "data", free_port(), free_port(), free_port())
+
+
+def start_stack(config: StackConfig, output: Path) -> RunningStack:
+    payouts = Path(sys.executable).parent / "payouts"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [str(payouts), "run"], env=config.env(), stdout=out, stderr=subprocess.STDOUT
+        )
+    stack = RunningStack(
+        process,
+        output,
+        config.data_dir,
+        api_url=f"http://127.0.0.1:{config.api_port}",
+        ui_url=f"http://127.0.0.1:{config.ui_port}",
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while "Press Ctrl-C" not in stack.text():
+        if process.poll() is not None:
+            pytest.fail(f"payouts run exited with {process.returncode}:\n{stack.text()}")
+        if time.monotonic() > deadline:
+            stop_stack(stack)
+            pytest.fail(f"payouts run did not come up in {START_TIMEOUT}s:\n{stack.text()}")
+        time.sleep(0.2)
+    return stack
+
+
+def stop_stack(stack: RunningStack) -> tuple[int, float, list[psutil.Process]]:
+    """SIGTERM the launcher; return its exit code, how long it took, and its former children."""
+    children = stack.descendants()
+    started = time.monotonic()
+    stack.process.send_signal(signal.SIGTERM)
+    try:
+        code = stack.process.wait(timeout=STOP_TIMEOUT + 30)
+    finally:
+        if stack.process.poll() is None:
+            stack.process.kill()
+    return code, time.monotonic() - started, children
+
+
+def processes_using(data_dir: Path) -> list[psutil.Process]:
+    """PostgreSQL or Temporal processes whose command line names ``data_dir``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(data_dir) in cmdline:
+            found.append(proc)
+    return found
+
+
+def assert_nothing_left(children: list[psutil.Process], data_dir: Path) -> None:
+    survivors = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == [], f"children still running: {survivors}"
+    # PostgreSQL is started by pg_ctl (not a child of the launcher): look it up by data dir.
+    deadline = time.monotonic() + 5
+    while processes_using(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_using(data_dir) == []
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[RunningStack]]:
+    """Whatever a failing test leaves running is stopped."""
+    stacks: list[RunningStack] = []
+    yield stacks
+    for stack in stacks:
+        if stack.process.poll() is None:
+            stop_stack(stack)
+
+
+def test_run_serves_stops_cleanly_and_keeps_data(
+    stack_config: StackConfig, tmp_path: Path, cleanup: list[RunningStack]
+) -> None:
+    first = start_stack(stack_config, tmp_path / "first.log")
+    cleanup.append(first)
+    text = first.text()
+    keys = KEY_PATTERN.findall(text)
+    assert len(keys) == 1, f"the admin key is printed once on first start:\n{text}"
+    admin = {"Authorization": f"Bearer {keys[0]}"}
+    assert f"{first.api_url}/docs" in text
+    assert first.ui_url in text
+
+    with httpx.Client(base_url=first.api_url, timeout=10) as http:
+        assert http.get("/docs").status_code == 200
+        assert http.post("/v1/ledgers", json={"name": "x", "currency": "USD"}).status_code == 401
+        created = http.post(
+            "/v1/ledgers", json={"name": "Persisted", "currency": "EUR"}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        ledger_id = created.json()["id"]
+    assert httpx.get(first.ui_url, timeout=10).status_code == 200
+
+    commands = [" ".join(p.cmdline()) for p in first.descendants()]
+    for part in ("temporal server start-dev", "payouts worker", "payouts api"):
+        assert any(part in command for command in commands), commands
+
+    code, took, children = stop_stack(first)
+    assert code == 0, first.text()
+    assert took < STOP_TIMEOUT, f"stopping took {took:.1f}s"
+    assert "stopped." in first.text()
+    assert_nothing_left(children, stack_config.data_dir)
+
+    second = start_stack(stack_config, tmp_path / "second.log")
+    cleanup.append(second)
+    assert KEY_PATTERN.findall(second.text()) == [], "an existing admin key is not printed again"
+    with httpx.Client(base_url=second.api_url, timeout=10) as http:
+        read = http.get(f"/v1/ledgers/{ledger_id}", headers=admin)
+        assert read.status_code == 200, read.text
+        assert read.json()["name"] == "Persisted"
+
+    code, took, children = stop_stack(second)
+    assert code == 0
+    assert took < STOP_TIMEOUT
+    assert_nothing_left(children, stack_config.data_dir)
+
+
+def test_a_crashed_child_stops_the_stack(
+    stack_config: StackConfig, tmp_path: Path, cleanup: list[RunningStack]
+) -> None:
+    stack = start_stack(stack_config, tmp_path / "crash.log")
+    cleanup.append(stack)
+    children = stack.descendants()
+    worker = next(p for p in children if "worker" in p.cmdline())
+    worker.kill()
+
+    code = stack.process.wait(timeout=STOP_TIMEOUT + 30)
+    assert code != 0
+    assert "worker" in stack.text() and "exited with code" in stack.text()
+    assert_nothing_left(children, stack_config.data_dir)
