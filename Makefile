@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest install demo bench clean
+.PHONY: run worker api migrate test lint typecheck pytest install demo bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -20,8 +20,19 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.installed
 
+# Everything in the foreground: PostgreSQL, Temporal dev server + UI, worker, API. Ctrl-C stops all.
 run: install
 	$(BIN)/payouts run
+
+# One part alone, to scale out against DATABASE_URL and TEMPORAL_ADDRESS.
+worker: install
+	$(BIN)/payouts worker
+
+api: install
+	$(BIN)/payouts api
+
+migrate: install
+	$(BIN)/payouts migrate
 
 test: install
 	$(BIN)/ruff check .
