@@ -150,6 +150,15 @@ async def add_earning(
         )
     except WorkflowUpdateFailedError as err:
         raise request_error(err) from err
+    if (result.amount, result.fee) != (amount, fee):
+        # Temporal answers a repeated update id with the first update's result, whatever the
+        # arguments: a different request for the same order is caught here.
+        raise WorkflowRequestError(
+            "earning_conflict",
+            f"order {order_id!r} was booked before with other terms (amount {result.amount}, "
+            f"fee {result.fee})",
+            order_id=order_id,
+        )
     return result
 
 

@@ -24,11 +24,12 @@ class WorkflowRequestError(Exception):
 
 
 def business_error(err: BaseException) -> ApplicationError:
-    """The innermost ``ApplicationError`` behind ``err`` (an activity's or a validator's
-    failure), as a fresh non-retryable ``ApplicationError`` with the same code."""
+    """The first ``ApplicationError`` behind ``err`` (an activity's or a validator's failure;
+    further down the chain are the Python exceptions it was raised from), as a fresh
+    non-retryable ``ApplicationError`` with the same code."""
     found: ApplicationError | None = None
     cause: BaseException | None = err
-    while cause is not None:
+    while cause is not None and found is None:
         if isinstance(cause, ApplicationError):
             found = cause
         cause = cause.__cause__
