@@ -1,1 +1,1 @@
-"""Composition root: configuration, database bootstrap, migrations, the CLI and the stack launcher."""
+"""Composition root: settings, database bootstrap, migrations, the CLI and the stack launcher."""

