@@ -249,7 +249,7 @@ def require_roles(*roles: ApiKeyRole) -> Callable[[ApiKeyRecord], Awaitable[ApiK
     return check
 
 
-# Ledger endpoints: every role reads; only admin and operator keys write.
-# (Seller keys get routes scoped to their own seller in a later issue.)
-ReadAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER))
+# The raw ledger endpoints show every seller's money, so only platform keys (admin, operator) use
+# them; a seller key reads its own seller's data through the /v1/sellers/{id}/... routes.
+ReadAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
 WriteAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))

@@ -10,18 +10,17 @@ _CODE = re.compile(r"^[A-Z]{3}$")
 
 # Minor-unit exponents of ISO 4217 currencies: every code whose exponent is not 2, and the
 # common ones that are. A code not listed defaults to 2 and accepts an explicit exponent.
+_ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
+_THREE = "BHD IQD JOD KWD LYD OMR TND"
+_FOUR = "CLF UYW"
+_TWO = (
+    "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP GHS HKD HUF IDR ILS INR KES MAD "
+    "MXN MYR NGN NOK NZD PEN PHP PKR PLN RON RUB SAR SEK SGD THB TRY TWD UAH USD ZAR"
+)
 _EXPONENTS: dict[str, int] = {
-    **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
-    ),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    **dict.fromkeys("CLF UYW".split(), 4),
-    **dict.fromkeys(
-        "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP GHS HKD HUF IDR ILS INR "
-        "KES MAD MXN MYR NGN NOK NZD PEN PHP PKR PLN RON RUB SAR SEK SGD THB TRY TWD UAH USD "
-        "ZAR".split(),
-        2,
-    ),
+    code: exponent
+    for codes, exponent in ((_ZERO, 0), (_TWO, 2), (_THREE, 3), (_FOUR, 4))
+    for code in codes.split()
 }
 
 
@@ -36,7 +35,9 @@ def resolve_exponent(currency: str, exponent: int | None) -> int:
     if exponent is None:
         return known
     if not 0 <= exponent <= 18:
-        raise ValidationFailed("currency_exponent must be between 0 and 18", field="currency_exponent")
+        raise ValidationFailed(
+            "currency_exponent must be between 0 and 18", field="currency_exponent"
+        )
     if currency in _EXPONENTS and exponent != known:
         raise ValidationFailed(
             f"{currency} has {known} decimal places in ISO 4217, not {exponent}",

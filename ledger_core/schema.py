@@ -16,6 +16,17 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import UserDefinedType
+
+
+class XID8(UserDefinedType[str]):
+    """PostgreSQL's 64-bit transaction id."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "XID8"
+
 
 metadata = MetaData(
     naming_convention={
@@ -51,7 +62,9 @@ ledger_accounts = Table(
     Column("currency", Text, nullable=False),
     Column("external_id", Text),
     Column("metadata", JSONB, nullable=False),
-    Column("pending_debits", BigInteger, nullable=False, comment="sum of pending debits, minor units"),
+    Column(
+        "pending_debits", BigInteger, nullable=False, comment="sum of pending debits, minor units"
+    ),
     Column("pending_credits", BigInteger, nullable=False, comment="sum of pending credits"),
     Column("posted_debits", BigInteger, nullable=False, comment="sum of posted debits"),
     Column("posted_credits", BigInteger, nullable=False, comment="sum of posted credits"),
@@ -78,6 +91,12 @@ ledger_transactions = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("posted_at", DateTime(timezone=True)),
     Column("archived_at", DateTime(timezone=True)),
+    Column(
+        "created_xid",
+        XID8(),
+        nullable=False,
+        comment="the database transaction that wrote it; only it may write the entries",
+    ),
     Index("ix_ledger_transactions_ledger_id", "ledger_id", "id"),
     Index("ix_ledger_transactions_effective_at", "ledger_id", "effective_at"),
 )

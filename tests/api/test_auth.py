@@ -57,7 +57,7 @@ def test_health_and_docs_need_no_key(anon: TestClient) -> None:
     assert "/v1/ledger_transactions" in spec["paths"]
 
 
-def test_a_seller_key_reads_but_may_not_write(
+def test_a_seller_key_can_neither_read_nor_write_the_raw_ledger(
     app: FastAPI, engine: Engine, client: TestClient, usd_ledger: dict[str, Any]
 ) -> None:
     ledger_id = usd_ledger["id"]
@@ -66,8 +66,12 @@ def test_a_seller_key_reads_but_may_not_write(
     txn = post_transaction(client, ledger_id, transfer(cash, seller_account, 100)).json()
 
     with client_for(app, make_key(engine, ApiKeyRole.SELLER, seller_id="seller-1")) as seller:
-        assert seller.get(f"/v1/ledger_accounts/{seller_account['id']}").status_code == 200
         writes = [
+            seller.get(f"/v1/ledger_accounts/{seller_account['id']}"),
+            seller.get("/v1/ledger_accounts", params={"ledger_id": ledger_id}),
+            seller.get(f"/v1/ledger_transactions/{txn['id']}"),
+            seller.get("/v1/ledger_entries", params={"ledger_id": ledger_id}),
+            seller.get(f"/v1/ledgers/{ledger_id}"),
             seller.post("/v1/ledgers", json={"name": "mine", "currency": "USD"}),
             seller.post(
                 "/v1/ledger_accounts",

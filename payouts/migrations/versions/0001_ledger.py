@@ -5,13 +5,15 @@ bypasses ledger_core (raw SQL, a bug, a future service) still cannot break the l
 
 * amounts are positive integers (BIGINT minor units) and every transaction balances: a deferred
   constraint trigger checks, at commit, that debits = credits = the transaction's total_amount,
-  with at least two entries (total_amount is immutable, so entries cannot be added later);
+  with at least two entries; entries are written only in the database transaction that writes
+  their ledger transaction, so a committed transaction never gains entries;
 * entries never change and are never deleted;
 * a transaction only moves pending -> posted or pending -> archived; posted and archived
   transactions change nothing but metadata (and the link to their reversal, once);
-* running totals on each account are written only by triggers on entry insert and status change,
-  in account-id order (so concurrent writers cannot deadlock on them); a direct UPDATE of a total
-  is rejected, so the totals always equal the entries they summarise.
+* running totals on each account are written only by triggers on entry insert and status change
+  (ledger_core writes entries in account-id order, and the status trigger walks accounts in id
+  order, so concurrent writers cannot deadlock on them); a direct UPDATE of a total is rejected,
+  so the totals always equal the entries they summarise.
 
 Revision ID: 0001_ledger
 Revises:
@@ -61,13 +63,12 @@ CREATE TABLE ledger_accounts (
     updated_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT fk_ledger_accounts_ledger FOREIGN KEY (ledger_id, currency)
         REFERENCES ledgers (id, currency),
-    CONSTRAINT uq_ledger_accounts_id_ledger UNIQUE (id, ledger_id),
     CONSTRAINT uq_ledger_accounts_external_id UNIQUE (ledger_id, external_id)
 );
 
 CREATE TABLE ledger_transactions (
     id uuid PRIMARY KEY,
-    ledger_id uuid NOT NULL REFERENCES ledgers (id),
+    ledger_id uuid NOT NULL,
     status text NOT NULL
         CONSTRAINT ck_ledger_transactions_status CHECK (status IN ('pending', 'posted', 'archived')),
     effective_at timestamptz NOT NULL,
@@ -82,7 +83,8 @@ CREATE TABLE ledger_transactions (
     updated_at timestamptz NOT NULL DEFAULT now(),
     posted_at timestamptz,
     archived_at timestamptz,
-    CONSTRAINT uq_ledger_transactions_id_ledger UNIQUE (id, ledger_id),
+    -- The database transaction that wrote this row: entries are accepted only from it.
+    created_xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     CONSTRAINT uq_ledger_transactions_external_id UNIQUE (ledger_id, external_id),
     CONSTRAINT uq_ledger_transactions_reverses UNIQUE (reverses_id)
 );
@@ -98,55 +100,71 @@ CREATE TABLE ledger_entries (
         CONSTRAINT ck_ledger_entries_direction CHECK (direction IN ('debit', 'credit')),
     amount bigint NOT NULL CONSTRAINT ck_ledger_entries_amount CHECK (amount > 0),
     ordinal smallint NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    -- Composite keys: an entry's account and transaction belong to the same ledger.
-    CONSTRAINT fk_ledger_entries_transaction FOREIGN KEY (transaction_id, ledger_id)
-        REFERENCES ledger_transactions (id, ledger_id),
-    CONSTRAINT fk_ledger_entries_account FOREIGN KEY (account_id, ledger_id)
-        REFERENCES ledger_accounts (id, ledger_id)
+    created_at timestamptz NOT NULL DEFAULT now()
+    -- References to the transaction and the account (both in the entry's ledger) are checked by
+    -- ledger_entries_apply, which reads and locks those rows anyway; a foreign key would also
+    -- take KEY SHARE locks on the hottest rows (a clearing account, the ledger), which pile up
+    -- as multixacts. Nothing that an entry refers to can be deleted (see the guards).
 );
 CREATE INDEX ix_ledger_entries_transaction_id ON ledger_entries (transaction_id);
 CREATE INDEX ix_ledger_entries_account_id ON ledger_entries (account_id, id);
 """
 
 FUNCTIONS = r"""
--- Entries never change: corrections are reversals.
+-- Entries never change, and nothing the ledger records is ever deleted: corrections are
+-- reversals.
 CREATE FUNCTION ledger_entries_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'ledger entries are immutable (% refused)', TG_OP
+    RAISE EXCEPTION '% of % refused: the ledger''s records are immutable', TG_OP, TG_TABLE_NAME
         USING ERRCODE = 'LC002', HINT = 'correct a posted transaction with a reversal';
 END $$;
 
--- Running totals follow inserted entries. Statement-level, so a transaction's entries are
--- summed per account and each account row is updated once, in account-id order.
+-- Running totals follow inserted entries, one account row per entry, updated as the entry is
+-- written (ledger_core inserts a transaction's entries in account-id order, so concurrent writers
+-- lock accounts in one global order and cannot deadlock). An entry can only be written in the
+-- same database transaction as its ledger transaction, so a committed transaction never gains
+-- entries. lock_version grows by one per entry, i.e. with every change to the balances.
 CREATE FUNCTION ledger_entries_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    r record;
+    t_status text;
+    t_ledger uuid;
+    t_open boolean;
 BEGIN
-    FOR r IN
-        SELECT n.account_id,
-               sum(n.amount) FILTER (WHERE t.status = 'pending' AND n.direction = 'debit') AS pd,
-               sum(n.amount) FILTER (WHERE t.status = 'pending' AND n.direction = 'credit') AS pc,
-               sum(n.amount) FILTER (WHERE t.status = 'posted' AND n.direction = 'debit') AS sd,
-               sum(n.amount) FILTER (WHERE t.status = 'posted' AND n.direction = 'credit') AS sc,
-               bool_or(t.status = 'archived') AS any_archived
-        FROM new_entries n
-        JOIN ledger_transactions t ON t.id = n.transaction_id
-        GROUP BY n.account_id
-        ORDER BY n.account_id
-    LOOP
-        IF r.any_archived THEN
-            RAISE EXCEPTION 'entries cannot be added to an archived transaction' USING ERRCODE = 'LC003';
-        END IF;
-        UPDATE ledger_accounts
-           SET pending_debits = pending_debits + coalesce(r.pd, 0),
-               pending_credits = pending_credits + coalesce(r.pc, 0),
-               posted_debits = posted_debits + coalesce(r.sd, 0),
-               posted_credits = posted_credits + coalesce(r.sc, 0),
-               lock_version = lock_version + 1,
-               updated_at = now()
-         WHERE id = r.account_id;
-    END LOOP;
+    -- pg_current_xact_id() is the top-level transaction's id, savepoints included.
+    SELECT status, ledger_id, created_xid = pg_current_xact_id()
+      INTO t_status, t_ledger, t_open
+      FROM ledger_transactions WHERE id = NEW.transaction_id;
+    IF t_status IS NULL THEN
+        RAISE EXCEPTION 'ledger transaction % does not exist', NEW.transaction_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF t_ledger <> NEW.ledger_id THEN
+        RAISE EXCEPTION 'entry and transaction % are in different ledgers', NEW.transaction_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    IF t_open IS NOT TRUE THEN
+        RAISE EXCEPTION 'entries are written together with their ledger transaction, never later'
+            USING ERRCODE = 'LC002';
+    END IF;
+    IF t_status = 'archived' THEN
+        RAISE EXCEPTION 'entries cannot be added to an archived transaction' USING ERRCODE = 'LC003';
+    END IF;
+    UPDATE ledger_accounts
+       SET pending_debits = pending_debits
+               + CASE WHEN t_status = 'pending' AND NEW.direction = 'debit' THEN NEW.amount ELSE 0 END,
+           pending_credits = pending_credits
+               + CASE WHEN t_status = 'pending' AND NEW.direction = 'credit' THEN NEW.amount ELSE 0 END,
+           posted_debits = posted_debits
+               + CASE WHEN t_status = 'posted' AND NEW.direction = 'debit' THEN NEW.amount ELSE 0 END,
+           posted_credits = posted_credits
+               + CASE WHEN t_status = 'posted' AND NEW.direction = 'credit' THEN NEW.amount ELSE 0 END,
+           lock_version = lock_version + 1
+     WHERE id = NEW.account_id AND ledger_id = NEW.ledger_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'ledger account % does not exist in ledger %', NEW.account_id, NEW.ledger_id
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = jsonb_build_object('account_id', NEW.account_id)::text;
+    END IF;
     RETURN NULL;
 END $$;
 
@@ -197,6 +215,7 @@ BEGIN
        OR NEW.total_amount IS DISTINCT FROM OLD.total_amount
        OR NEW.request_hash IS DISTINCT FROM OLD.request_hash
        OR NEW.reverses_id IS DISTINCT FROM OLD.reverses_id
+       OR NEW.created_xid IS DISTINCT FROM OLD.created_xid
        OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
         RAISE EXCEPTION 'only status and metadata of a ledger transaction can change'
             USING ERRCODE = 'LC002';
@@ -211,6 +230,14 @@ END $$;
 -- Running totals are written by the triggers above only (they run at trigger depth >= 2).
 CREATE FUNCTION ledger_accounts_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.pending_debits <> 0 OR NEW.pending_credits <> 0 OR NEW.posted_debits <> 0
+           OR NEW.posted_credits <> 0 OR NEW.lock_version <> 0 THEN
+            RAISE EXCEPTION 'a new account starts with zero balances; entries move them'
+                USING ERRCODE = 'LC002';
+        END IF;
+        RETURN NEW;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         IF OLD.lock_version <> 0 THEN
             RAISE EXCEPTION 'an account with entries is never deleted' USING ERRCODE = 'LC002';
@@ -236,35 +263,23 @@ BEGIN
 END $$;
 
 -- Deferred to commit: the transaction has >= 2 entries and debits = credits = total_amount.
-CREATE FUNCTION ledger_check_balanced(p_transaction_id uuid) RETURNS void LANGUAGE plpgsql AS $$
+-- (total_amount never changes and entries are only written with their transaction.)
+CREATE FUNCTION ledger_transactions_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
     debits numeric;
     credits numeric;
-    total bigint;
 BEGIN
-    SELECT total_amount INTO total FROM ledger_transactions WHERE id = p_transaction_id;
     SELECT count(*),
            coalesce(sum(amount) FILTER (WHERE direction = 'debit'), 0),
            coalesce(sum(amount) FILTER (WHERE direction = 'credit'), 0)
       INTO n, debits, credits
-      FROM ledger_entries WHERE transaction_id = p_transaction_id;
-    IF n < 2 OR debits <> credits OR debits <> total THEN
+      FROM ledger_entries WHERE transaction_id = NEW.id;
+    IF n < 2 OR debits <> credits OR debits <> NEW.total_amount THEN
         RAISE EXCEPTION 'ledger transaction % is unbalanced: % entries, debits %, credits %, total %',
-            p_transaction_id, n, debits, credits, total
+            NEW.id, n, debits, credits, NEW.total_amount
             USING ERRCODE = 'LC005';
     END IF;
-END $$;
-
-CREATE FUNCTION ledger_transactions_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM ledger_check_balanced(NEW.id);
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION ledger_entries_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM ledger_check_balanced(NEW.transaction_id);
     RETURN NULL;
 END $$;
 
@@ -272,7 +287,8 @@ END $$;
 -- p_conditions: [{"account_id", "balance": available|pending|posted, "op": gte|gt|lte|lt|eq,
 -- "amount"} | {"account_id", "lock_version"}]. A failure raises LC001 with a JSON detail,
 -- which aborts the whole database transaction: a failed condition can never be committed.
-CREATE FUNCTION ledger_check_conditions(p_conditions jsonb) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION ledger_check_conditions(p_transaction_id uuid, p_conditions jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
 DECLARE
     c jsonb;
     a ledger_accounts%ROWTYPE;
@@ -280,19 +296,22 @@ DECLARE
     bal bigint;
     bound bigint;
     ok boolean;
+    before_version bigint;
 BEGIN
     FOR c IN SELECT value FROM jsonb_array_elements(p_conditions) LOOP
         SELECT * INTO a FROM ledger_accounts WHERE id = (c->>'account_id')::uuid;
         credit_normal := a.normal_balance = 'credit';
         IF c ? 'lock_version' THEN
-            -- This write bumped the version once, so the version before it is one less.
-            IF a.lock_version - 1 <> (c->>'lock_version')::bigint THEN
+            -- Each entry of this write bumped the version once.
+            SELECT a.lock_version - count(*) INTO before_version FROM ledger_entries
+             WHERE transaction_id = p_transaction_id AND account_id = a.id;
+            IF before_version <> (c->>'lock_version')::bigint THEN
                 RAISE EXCEPTION 'lock_version of account % is %, expected %',
-                    a.id, a.lock_version - 1, c->>'lock_version'
+                    a.id, before_version, c->>'lock_version'
                     USING ERRCODE = 'LC001',
                           DETAIL = jsonb_build_object('account_id', a.id, 'condition', 'lock_version',
                                    'expected', (c->>'lock_version')::bigint,
-                                   'actual', a.lock_version - 1)::text;
+                                   'actual', before_version)::text;
             END IF;
             CONTINUE;
         END IF;
@@ -333,11 +352,7 @@ CREATE TRIGGER ledger_entries_immutable BEFORE UPDATE OR DELETE ON ledger_entrie
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_immutable();
 CREATE TRIGGER ledger_entries_apply AFTER INSERT ON ledger_entries
-    REFERENCING NEW TABLE AS new_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_apply();
-CREATE CONSTRAINT TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION ledger_entries_balanced();
+    FOR EACH ROW EXECUTE FUNCTION ledger_entries_apply();
 
 CREATE TRIGGER ledger_transactions_guard BEFORE UPDATE OR DELETE ON ledger_transactions
     FOR EACH ROW EXECUTE FUNCTION ledger_transactions_guard();
@@ -350,8 +365,12 @@ CREATE CONSTRAINT TRIGGER ledger_transactions_balanced AFTER INSERT ON ledger_tr
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION ledger_transactions_balanced();
 
-CREATE TRIGGER ledger_accounts_guard BEFORE UPDATE OR DELETE ON ledger_accounts
+CREATE TRIGGER ledger_accounts_guard BEFORE INSERT OR UPDATE OR DELETE ON ledger_accounts
     FOR EACH ROW EXECUTE FUNCTION ledger_accounts_guard();
+CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON ledger_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_immutable();
+CREATE TRIGGER ledgers_no_delete BEFORE DELETE OR TRUNCATE ON ledgers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_immutable();
 """
 
 
@@ -370,9 +389,7 @@ def downgrade() -> None:
         "ledger_transactions_status_apply()",
         "ledger_transactions_guard()",
         "ledger_accounts_guard()",
-        "ledger_check_balanced(uuid)",
         "ledger_transactions_balanced()",
-        "ledger_entries_balanced()",
-        "ledger_check_conditions(jsonb)",
+        "ledger_check_conditions(uuid, jsonb)",
     ):
         op.execute(f"DROP FUNCTION IF EXISTS {fn}")
