@@ -32,6 +32,8 @@ from ledger_core.currencies import resolve_exponent
 from ledger_core.ids import uuid7
 from ledger_core.schema import ledger_accounts, ledger_entries, ledger_transactions, ledgers
 from ledger_core.types import (
+    BalanceKind,
+    ConditionOp,
     Direction,
     Ledger,
     LedgerAccount,
@@ -46,6 +48,8 @@ from ledger_core.types import (
 )
 
 MAX_AMOUNT = 2**63 - 1
+_BALANCE_KINDS = frozenset(k.value for k in BalanceKind)
+_CONDITION_OPS = frozenset(o.value for o in ConditionOp)
 MAX_PAGE = 1000
 
 # SQLSTATEs raised by the schema's functions and triggers (see the 0001 migration).
@@ -54,6 +58,7 @@ SQLSTATE_IMMUTABLE = "LC002"
 SQLSTATE_ARCHIVED = "LC003"
 SQLSTATE_INVALID_TRANSITION = "LC004"
 SQLSTATE_UNBALANCED = "LC005"
+SQLSTATE_OUT_OF_RANGE = "22003"  # a total beyond BIGINT
 SQLSTATE_FOREIGN_KEY = "23503"  # also raised by the entry trigger for a missing reference
 
 _INSERT_TRANSACTION = """
@@ -170,6 +175,10 @@ def translate_database_error(exc: BaseException) -> errors.LedgerError | None:
         return errors.InvalidStateTransition(message)
     if state in (SQLSTATE_IMMUTABLE, SQLSTATE_ARCHIVED):
         return errors.ImmutableRecord(message)
+    if state == SQLSTATE_OUT_OF_RANGE:
+        return errors.ValidationFailed(
+            f"an account's running total would exceed the maximum of {MAX_AMOUNT} minor units"
+        )
     if state == SQLSTATE_FOREIGN_KEY:
         return errors.NotFound(message)
     return None
@@ -596,13 +605,25 @@ class LedgerService:
                     "direction must be debit or credit", field=f"ledger_entries[{i}].direction"
                 )
             for condition in entry.conditions:
-                if isinstance(condition.amount, bool) or not isinstance(condition.amount, int):
+                if (
+                    isinstance(condition.amount, bool)
+                    or not isinstance(condition.amount, int)
+                    or not -MAX_AMOUNT - 1 <= condition.amount <= MAX_AMOUNT
+                ):
                     raise errors.ValidationFailed(
-                        "a balance condition's amount must be an integer",
+                        "a balance condition's amount must be an integer within BIGINT",
+                        field=f"ledger_entries[{i}]",
+                    )
+                if condition.balance not in _BALANCE_KINDS or condition.op not in _CONDITION_OPS:
+                    raise errors.ValidationFailed(
+                        "a balance condition is on available, pending or posted, with one of "
+                        "gte, gt, lte, lt, eq",
                         field=f"ledger_entries[{i}]",
                     )
             if entry.lock_version is not None and (
-                isinstance(entry.lock_version, bool) or not isinstance(entry.lock_version, int)
+                isinstance(entry.lock_version, bool)
+                or not isinstance(entry.lock_version, int)
+                or not -MAX_AMOUNT - 1 <= entry.lock_version <= MAX_AMOUNT
             ):
                 raise errors.ValidationFailed(
                     "lock_version must be an integer", field=f"ledger_entries[{i}].lock_version"

@@ -29,7 +29,16 @@ from ledger_core import (
     Unbalanced,
     ValidationFailed,
 )
-from tests.ledger_core.conftest import ARCHIVED, PENDING, POSTED, Book, cond, credit, debit, triple
+from tests.ledger_core.conftest import (
+    ARCHIVED,
+    PENDING,
+    POSTED,
+    Book,
+    cond,
+    credit,
+    debit,
+    triple,
+)
 
 # ------------------------------------------------------------------ reversals
 
@@ -297,6 +306,10 @@ BAD_REQUESTS: dict[str, type[LedgerError]] = {
     "unknown status": ValidationFailed,
     "naive effective_at": ValidationFailed,
     "float condition amount": ValidationFailed,
+    "condition amount above bigint": ValidationFailed,
+    "unknown condition op": ValidationFailed,
+    "unknown condition balance": ValidationFailed,
+    "lock_version above bigint": ValidationFailed,
     "float lock_version": ValidationFailed,
     "account of another ledger": CurrencyMismatch,
     "unknown account": NotFound,
@@ -312,6 +325,8 @@ def _bad_request(name: str, book: Book, foreign: Book) -> NewLedgerTransaction:
         "bool": True,
         "str": "1",
         "cond": BalanceCondition(BalanceKind.AVAILABLE, ConditionOp.GTE, 0.5),  # type: ignore[arg-type]
+        "op": BalanceCondition(BalanceKind.AVAILABLE, "above", 0),  # type: ignore[arg-type]
+        "kind": BalanceCondition("spendable", ConditionOp.GTE, 0),  # type: ignore[arg-type]
     }
     entries: dict[str, tuple[NewEntry, ...]] = {
         "one entry": (debit(a, 10),),
@@ -327,6 +342,10 @@ def _bad_request(name: str, book: Book, foreign: Book) -> NewLedgerTransaction:
         "unbalanced": (debit(b, 10), credit(a, 9)),
         "debits only": (debit(b, 10), debit(a, 10)),
         "float condition amount": (debit(b, 1), credit(a, 1, raw["cond"])),
+        "condition amount above bigint": (debit(b, 1), credit(a, 1, cond("posted", "lte", 2**63))),
+        "unknown condition op": (debit(b, 1), credit(a, 1, raw["op"])),
+        "unknown condition balance": (debit(b, 1), credit(a, 1, raw["kind"])),
+        "lock_version above bigint": (debit(b, 1), credit(a, 1, lock_version=2**63)),
         "float lock_version": (debit(b, 1), NewEntry(a.id, Direction.CREDIT, 1, (), raw["float"])),
         "account of another ledger": (debit(b, 1), credit(foreign.account(), 1)),
         "unknown account": (debit(b, 1), credit(uuid.uuid4(), 1)),
@@ -358,6 +377,17 @@ def test_invalid_requests_raise_a_clear_error_and_write_nothing(
     # The external_id was not taken by the failed request.
     with pytest.raises(NotFound), book.engine.connect() as conn:
         book.service.get_transaction_by_external_id(conn, book.id, f"bad-{name}")
+
+
+def test_running_totals_beyond_bigint_are_a_clear_error(book: Book) -> None:
+    a = book.account()
+    b = book.account(NormalBalance.DEBIT)
+    big = 2**62
+    book.write(debit(b, big), credit(a, big))
+    before = book.snapshot()
+    with pytest.raises(ValidationFailed):
+        book.write(debit(b, big), credit(a, big))
+    assert book.snapshot() == before
 
 
 def test_error_codes_are_stable() -> None:
