@@ -1,0 +1,140 @@
+"""Record the workflow histories that the replay tests (test_replay.py) replay.
+
+Run once after an intended, compatible change to the workflows' behaviour, and commit the JSON
+files:  TEST_DATABASE_URL=postgresql://... python -m tests.workflows.record_histories
+
+Each scenario runs the real workflows and activities on the time-skipping server and exercises
+every branch a running workflow may be in: updates with validators, timers, reserves,
+continue-as-new, dispute outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from marketplace import Marketplace, RollingReserve
+from payouts.database import create_db_engine, migrate
+from payouts.temporal_server import SEARCH_ATTRIBUTES
+from tests.temporal_env import new_task_queue, running_worker, start_time_skipping_server
+from workflows import client as wf
+from workflows.types import dispute_workflow_id, seller_holds_workflow_id
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    print("recorded", name, len(history.events), "events")
+
+
+async def main() -> None:
+    url = os.environ["TEST_DATABASE_URL"]
+    migrate(url)
+    engine = create_db_engine(url, pool_size=5)
+    marketplace = Marketplace()
+    env: WorkflowEnvironment = await start_time_skipping_server()
+    client: Client = env.client
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    uid = uuid.uuid4().hex[:8]
+    queue = new_task_queue("record")
+    seller = f"replay-{uid}"
+    with engine.begin() as conn:
+        marketplace.create_seller(
+            conn,
+            seller_id=seller,
+            name="Replay shop",
+            currency="USD",
+            hold_period=timedelta(days=7),
+            rolling_reserve=RollingReserve(1_000, timedelta(days=30)),
+        )
+    try:
+        async with running_worker(client, engine, task_queue=queue):
+            # Seller holds: bookings, a duplicate, operator updates (and rejected ones), holds
+            # ending, reserves released, then a continue-as-new.
+            handle = await wf.start_seller_holds(client, seller, history_limit=60, task_queue=queue)
+            for i in range(4):
+                await wf.add_earning(
+                    client, seller, f"{uid}-o{i}", 1_000 + i, 100, task_queue=queue
+                )
+            await wf.add_earning(client, seller, f"{uid}-o0", 1_000, 100, task_queue=queue)
+            await wf.release_hold(client, seller, f"{uid}-o1")
+            [o2] = [h for h in await wf.get_holds(client, seller) if h.order_id == f"{uid}-o2"]
+            await wf.extend_hold(client, seller, f"{uid}-o2", o2.hold_until + timedelta(days=1))
+            await wf.cancel_hold(client, seller, f"{uid}-o3")
+            for bad in (
+                wf.cancel_hold(client, seller, f"{uid}-o3"),
+                wf.release_hold(client, seller, "x"),
+            ):
+                with contextlib.suppress(wf.WorkflowRequestError):
+                    await bad
+            await env.sleep(timedelta(days=9))
+            await env.sleep(timedelta(days=32))
+            first_run = (await handle.describe()).run_id
+            for i in range(4, 14):
+                await wf.add_earning(client, seller, f"{uid}-o{i}", 500, 0, task_queue=queue)
+            await asyncio.sleep(1)
+            await _save(
+                client.get_workflow_handle(handle.id, run_id=first_run),
+                "seller_holds_continue_as_new",
+            )
+            await _save(
+                client.get_workflow_handle(seller_holds_workflow_id(seller)),
+                "seller_holds_after_continue_as_new",
+            )
+
+            # Disputes: won by update, lost at the deadline.
+            now = await env.get_current_time()
+            await wf.open_dispute(
+                client,
+                f"{uid}-won",
+                seller,
+                f"{uid}-o1",
+                100,
+                now + timedelta(days=5),
+                task_queue=queue,
+            )
+            await wf.resolve_dispute(client, f"{uid}-won", "won")
+            await wf.open_dispute(
+                client,
+                f"{uid}-late",
+                seller,
+                f"{uid}-o1",
+                200,
+                now + timedelta(days=5),
+                task_queue=queue,
+            )
+            await env.sleep(timedelta(days=6))
+            await asyncio.sleep(1)
+            await _save(
+                client.get_workflow_handle(dispute_workflow_id(f"{uid}-won")), "dispute_won"
+            )
+            await _save(
+                client.get_workflow_handle(dispute_workflow_id(f"{uid}-late")),
+                "dispute_lost_at_deadline",
+            )
+    finally:
+        await env.shutdown()
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
