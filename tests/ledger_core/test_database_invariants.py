@@ -362,6 +362,28 @@ def test_reversal_link_is_set_once_and_only_on_posted(world: World, rejected: An
     assert book.txn(world.posted).reversed_by_id == reversal.id
 
 
+def test_reversal_link_points_at_a_reversal_of_this_transaction(
+    world: World, rejected: Any
+) -> None:
+    """Marking a posted transaction reversed by something that does not reverse it would make it
+    irreversible through the ledger: refused."""
+    book = world.book
+    other = book.write(debit(world.seller, 1), credit(world.cash, 1))
+    unrelated_reversal = book.reverse(other)
+    for target in (other, unrelated_reversal, world.posted):
+        rejected(
+            IMMUTABLE,
+            sql(
+                "UPDATE ledger_transactions SET reversed_by_id = :o WHERE id = :t",
+                o=target.id,
+                t=world.posted.id,
+            ),
+        )
+    # The ledger's own reversal still links it.
+    reversal = book.reverse(world.posted)
+    assert book.txn(world.posted).reversed_by_id == reversal.id
+
+
 # ---------------------------------------------------------------- accounts
 
 

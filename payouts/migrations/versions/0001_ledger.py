@@ -224,6 +224,13 @@ BEGIN
        AND NOT (OLD.reversed_by_id IS NULL AND NEW.status = 'posted') THEN
         RAISE EXCEPTION 'a posted transaction is reversed at most once' USING ERRCODE = 'LC002';
     END IF;
+    -- ... and only by a transaction that reverses it (else it could never be reversed).
+    IF NEW.reversed_by_id IS DISTINCT FROM OLD.reversed_by_id AND NOT EXISTS (
+           SELECT 1 FROM ledger_transactions r
+            WHERE r.id = NEW.reversed_by_id AND r.reverses_id = OLD.id) THEN
+        RAISE EXCEPTION 'transaction % does not reverse %', NEW.reversed_by_id, OLD.id
+            USING ERRCODE = 'LC002';
+    END IF;
     RETURN NEW;
 END $$;
 
