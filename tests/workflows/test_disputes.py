@@ -8,11 +8,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
-from temporalio.testing import WorkflowEnvironment
 
 from marketplace import Marketplace
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import SkippingEnv, balances, create_seller, eventually, views
 from workflows import client as wf
 from workflows.client import WorkflowRequestError
 
@@ -25,7 +24,7 @@ def seller_with_posted_money(engine: Engine, marketplace: Marketplace, seller: s
 
 
 async def test_a_won_dispute_gives_the_money_back(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -78,7 +77,7 @@ async def test_a_won_dispute_gives_the_money_back(
 
 
 async def test_a_lost_dispute_and_one_past_its_deadline_are_posted(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -114,7 +113,7 @@ async def test_a_lost_dispute_and_one_past_its_deadline_are_posted(
 
 
 async def test_a_dispute_for_an_unknown_seller_fails_and_can_be_retried(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,

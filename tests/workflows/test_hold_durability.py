@@ -5,7 +5,7 @@ its entries written once), and the seller's balances add up."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 from temporalio.testing import WorkflowEnvironment
@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from ledger_core.schema import ledger_entries, ledger_transactions
 from marketplace import Marketplace
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import SkippingEnv, balances, create_seller, eventually, views
 from workflows import client as holds
 
 
@@ -36,7 +36,7 @@ def earning_ledger_rows(engine: Engine, orders: list[str]) -> dict[str, tuple[in
 
 
 async def test_continue_as_new_keeps_every_hold_and_update(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -152,7 +152,7 @@ async def test_a_worker_stopped_between_booking_and_posting(
     assert set(rows.values()) == {(1, "posted", 3)} and len(rows) == 5
 
 
-async def _hold_end(env: WorkflowEnvironment, seller: str, order: str):  # type: ignore[no-untyped-def]
+async def _hold_end(env: SkippingEnv, seller: str, order: str) -> datetime:
     [hold] = [h for h in await holds.get_holds(env.client, seller) if h.order_id == order]
     return hold.hold_until
 

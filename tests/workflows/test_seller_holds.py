@@ -10,11 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 from temporalio.api.enums.v1 import EventType
-from temporalio.testing import WorkflowEnvironment
 
 from marketplace import EarningStatus, Marketplace, RollingReserve
 from tests.temporal_env import running_worker
 from tests.workflows.conftest import (
+    SkippingEnv,
     balances,
     create_seller,
     eventually,
@@ -27,7 +27,7 @@ from workflows.types import seller_holds_workflow_id
 
 
 async def test_a_seven_day_hold_posts_after_seven_days_not_before(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -68,7 +68,7 @@ async def test_a_seven_day_hold_posts_after_seven_days_not_before(
 
 
 async def test_each_seller_has_its_own_hold_period_and_changes_apply_to_new_earnings(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -106,7 +106,7 @@ async def test_each_seller_has_its_own_hold_period_and_changes_apply_to_new_earn
 
 
 async def test_operators_release_extend_and_cancel_holds_and_bad_requests_are_rejected(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -187,7 +187,7 @@ async def test_operators_release_extend_and_cancel_holds_and_bad_requests_are_re
 
 
 async def test_rolling_reserve_is_released_after_its_period(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -233,7 +233,7 @@ async def test_rolling_reserve_is_released_after_its_period(
 
 
 async def test_duplicate_add_earning_books_once(
-    skipping_env: WorkflowEnvironment,
+    skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
@@ -270,7 +270,7 @@ async def test_duplicate_add_earning_books_once(
 
 
 async def test_an_unknown_seller_is_reported(
-    skipping_env: WorkflowEnvironment, engine: Engine, uid: str, task_queue: str
+    skipping_env: SkippingEnv, engine: Engine, uid: str, task_queue: str
 ) -> None:
     env = skipping_env
     async with running_worker(env.client, engine, task_queue=task_queue):
