@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ledger_core import LedgerAccount, NormalBalance, NotFound, ValidationFailed
+from ledger_core import LedgerAccount, LedgerTransaction, NormalBalance, NotFound, ValidationFailed
 from tests.ledger_core.conftest import PENDING, Book, credit, debit, triple
 
 View = tuple[int, int, int]  # (credits, debits, amount)
@@ -140,7 +141,7 @@ def test_as_of_balances_follow_effective_at(book: Book) -> None:
     now = datetime.now(UTC)
     day = timedelta(days=1)
 
-    def earn(amount: int, at: datetime, **kw: object) -> object:
+    def earn(amount: int, at: datetime, **kw: Any) -> LedgerTransaction:
         return book.write(debit(cash, amount), credit(seller, amount), effective_at=at, **kw)
 
     first = earn(100, now - 10 * day)
