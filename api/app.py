@@ -1,5 +1,6 @@
-"""The FastAPI application factory. No globals: the engine (and later the Temporal client) are
-passed in and kept on ``app.state``, where the dependencies in ``api.dependencies`` find them."""
+"""The FastAPI application factory. No globals: the engine and the Temporal client are passed in
+and kept on ``app.state``, where the dependencies (``api.dependencies``, ``api.scoping``,
+``api.workflow_calls``) find them."""
 
 from __future__ import annotations
 
@@ -11,15 +12,26 @@ from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import install_problem_handlers, problem_response
-from api.routers import ledger_accounts, ledger_entries, ledger_transactions, ledgers
+from api.routers import (
+    disputes,
+    earnings,
+    ledger_accounts,
+    ledger_entries,
+    ledger_transactions,
+    ledgers,
+    sellers,
+)
 from api.routing import HARD_MAX_BODY_SIZE
 from ledger_core import LedgerService
+from marketplace import Marketplace
+from workflows.registry import TASK_QUEUE
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
 
 DESCRIPTION = """
-A double-entry ledger for a payout platform, following Modern Treasury's Ledgers API.
+A payout platform: sellers, their earnings held by Temporal workflows until they post, chargebacks,
+and the double-entry ledger underneath (following Modern Treasury's Ledgers API).
 
 * Amounts are integers in minor units (cents), never floats.
 * Authenticate with `Authorization: Bearer <api key>`.
@@ -27,6 +39,9 @@ A double-entry ledger for a payout platform, following Modern Treasury's Ledgers
   first response again (with `Idempotency-Replayed: true`).
 * Errors are `application/problem+json` (RFC 9457) with a stable `code`.
 * Lists page with `per_page` and `after_cursor` (the previous page's `next_cursor`).
+* Platform keys (admin, operator) see everything; a seller key sees its own seller only (another
+  seller's resources are 404) and changes nothing.
+* Durations are ISO 8601 (`P7D`, `PT5S`, `P1DT12H`); instants are ISO 8601 with an offset.
 """
 
 
@@ -35,9 +50,12 @@ def create_app(
     ledger: LedgerService | None = None,
     *,
     temporal_client: TemporalClient | None = None,
+    workflow_task_queue: str = TASK_QUEUE,
 ) -> FastAPI:
     """Build the API on ``engine``. ``ledger`` defaults to a new ``LedgerService``;
-    ``temporal_client`` is for the routes that start and steer workflows (later issues)."""
+    ``temporal_client`` is for the routes that start and steer workflows (without one they answer
+    503 ``temporal_unavailable``); ``workflow_task_queue`` is where new workflows are started
+    (tests use a queue of their own)."""
     app = FastAPI(
         title="Payouts API",
         version="1.0.0",
@@ -46,7 +64,9 @@ def create_app(
     )
     app.state.engine = engine
     app.state.ledger = ledger if ledger is not None else LedgerService()
+    app.state.marketplace = Marketplace(app.state.ledger)
     app.state.temporal_client = temporal_client
+    app.state.workflow_task_queue = workflow_task_queue
     install_problem_handlers(app)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
@@ -70,6 +90,14 @@ def create_app(
             )
         return {"status": "ok"}
 
-    for module in (ledgers, ledger_accounts, ledger_transactions, ledger_entries):
+    for module in (
+        sellers,
+        earnings,
+        disputes,
+        ledgers,
+        ledger_accounts,
+        ledger_transactions,
+        ledger_entries,
+    ):
         app.include_router(module.router)
     return app

@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Query, Response
 
+import marketplace
 from api.problems import Problem
 from api.schemas import ListResponse
 from ledger_core import Page
@@ -65,6 +66,48 @@ def paginate(
     render: Callable[[T], U],
 ) -> ListResponse[U]:
     next_cursor = encode_cursor(kind, page.next_after) if page.next_after is not None else None
+    response.headers["X-Per-Page"] = str(per_page)
+    if next_cursor is not None:
+        response.headers["X-After-Cursor"] = next_cursor
+    return ListResponse(items=[render(item) for item in page.items], next_cursor=next_cursor)
+
+
+# Marketplace lists (sellers, earnings, disputes) are ordered by a text key (seller id, order id,
+# dispute id) rather than a UUID: the same cursor format, with the key's UTF-8 bytes.
+
+
+def encode_key_cursor(kind: str, last_key: str) -> str:
+    raw = kind.encode("ascii") + b":" + last_key.encode("utf-8")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_key_cursor(kind: str, cursor: str | None) -> str | None:
+    """The key to continue after, or a 422 problem ``invalid_cursor``."""
+    if cursor is None:
+        return None
+    prefix = kind.encode("ascii") + b":"
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = raw[len(prefix) :].decode("utf-8") if raw.startswith(prefix) else ""
+    except (binascii.Error, ValueError):
+        key = ""
+    if not key:
+        raise Problem(
+            422,
+            "invalid_cursor",
+            "after_cursor is not a cursor of this list; pass the next_cursor of a previous page.",
+        )
+    return key
+
+
+def paginate_keyed(
+    response: Response,
+    kind: str,
+    page: marketplace.Page[T],
+    per_page: int,
+    render: Callable[[T], U],
+) -> ListResponse[U]:
+    next_cursor = encode_key_cursor(kind, page.next_after) if page.next_after is not None else None
     response.headers["X-Per-Page"] = str(per_page)
     if next_cursor is not None:
         response.headers["X-After-Cursor"] = next_cursor

@@ -2,8 +2,10 @@
 
 A problem has ``type``, ``title``, ``status``, ``detail``, ``instance`` and a stable ``code`` that
 clients branch on, plus extras that help (``errors`` for validation, ``account_id`` for a failed
-balance condition, ...). Ledger domain errors are mapped by their ``code``; FastAPI's validation
-errors, Starlette's HTTP errors and anything unexpected are rendered the same way.
+balance condition, ...). Ledger, marketplace and workflow errors are mapped by their ``code``
+(``DOMAIN_ERROR_STATUS``); FastAPI's validation errors, Starlette's HTTP errors and anything
+unexpected are rendered the same way. Temporal out of reach is a 503 ``temporal_unavailable``
+(``api.workflow_calls``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,25 @@ LEDGER_ERROR_STATUS: Mapping[str, int] = {
     "already_reversed": 409,
     "immutable": 409,
 }
+
+# Marketplace domain errors (marketplace.errors) and the codes the workflows answer with
+# (workflows.client.WorkflowRequestError): an unknown seller, earning, hold or dispute is a 404
+# (also when it belongs to another seller: a seller key must not learn that it exists); a request
+# that conflicts with what exists or with the hold's or dispute's state is a 409.
+MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
+    "seller_not_found": 404,
+    "earning_not_found": 404,
+    "hold_not_found": 404,
+    "dispute_not_found": 404,
+    "seller_exists": 409,
+    "earning_conflict": 409,
+    "dispute_conflict": 409,
+    "invalid_earning_state": 409,
+    "invalid_hold_state": 409,
+    "dispute_already_resolved": 409,
+}
+
+DOMAIN_ERROR_STATUS: Mapping[str, int] = {**LEDGER_ERROR_STATUS, **MARKETPLACE_ERROR_STATUS}
 
 # Codes for plain HTTP errors (unknown routes, wrong methods, ...).
 HTTP_STATUS_CODE: Mapping[int, str] = {
@@ -120,8 +141,13 @@ def _title(status: int) -> str:
         return "Error"
 
 
+def domain_error_status(code: str) -> int | None:
+    """The HTTP status of a domain error code (ledger, marketplace, workflow), if it is one."""
+    return DOMAIN_ERROR_STATUS.get(code)
+
+
 def ledger_error_status(error: LedgerError) -> int:
-    return LEDGER_ERROR_STATUS.get(error.code, 422)
+    return DOMAIN_ERROR_STATUS.get(error.code, 422)
 
 
 def _loc(loc: Any) -> str:

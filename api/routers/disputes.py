@@ -1,0 +1,174 @@
+"""``/v1/disputes``: chargebacks. Opening one starts the dispute workflow (``dispute/<id>``), which
+puts a pending debit on the seller (available drops, posted does not) and waits for the outcome:
+``resolve`` with won (the debit is archived) or lost (it is posted); unresolved by the deadline,
+the dispute is lost.
+
+Platform keys open and resolve disputes; a seller key reads its own seller's disputes only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import CurrentPrincipal
+from api.dependencies import DbConnection
+from api.marketplace_schemas import DisputeCreate, DisputeOut, DisputeResolution, SellerId
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.problems import Problem
+from api.routing import ApiRoute
+from api.schemas import ListResponse
+from api.scoping import (
+    AnyRole,
+    MarketplaceDep,
+    PlatformAccess,
+    check_dispute_visible,
+    is_seller_key,
+)
+from api.workflow_calls import WorkflowClient, WorkflowTaskQueue, call_workflow
+from ledger_core.ids import uuid7
+from marketplace import (
+    Dispute,
+    DisputeConflict,
+    DisputeNotFound,
+    DisputeStatus,
+    EarningNotFound,
+    Marketplace,
+    Page,
+)
+from workflows import client as workflows
+
+router = APIRouter(prefix="/v1/disputes", tags=["disputes"], route_class=ApiRoute)
+
+# Card networks give merchants a few weeks to respond to a chargeback.
+DEFAULT_RESPONSE_WINDOW = timedelta(days=14)
+
+
+def _existing_dispute(
+    conn: Connection, market: Marketplace, dispute_id: str, body: DisputeCreate
+) -> Dispute | None:
+    """The dispute if it was opened before with these terms (None if new); raises
+    SellerNotFound, DisputeConflict, or a 422 for an order of another seller."""
+    market.get_seller(conn, body.seller_id)
+    try:
+        earning = market.get_earning(conn, body.order_id)
+    except EarningNotFound:
+        earning = None  # an order from before the platform booked earnings: allowed
+    if earning is not None and earning.seller_id != body.seller_id:
+        raise Problem(
+            422,
+            "validation_failed",
+            f"order {body.order_id!r} is not an order of seller {body.seller_id!r}",
+            field="order_id",
+        )
+    try:
+        dispute = market.get_dispute(conn, dispute_id)
+    except DisputeNotFound:
+        return None
+    if (dispute.seller_id, dispute.order_id, dispute.amount) != (
+        body.seller_id,
+        body.order_id,
+        body.amount,
+    ):
+        raise DisputeConflict(
+            f"dispute {dispute_id!r} exists with other terms (seller {dispute.seller_id}, "
+            f"order {dispute.order_id}, amount {dispute.amount})",
+            dispute_id=dispute_id,
+        )
+    return dispute
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[PlatformAccess],
+    responses={200: {"model": DisputeOut, "description": "The dispute was opened before."}},
+)
+async def open_dispute(
+    body: DisputeCreate,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    temporal: WorkflowClient,
+    task_queue: WorkflowTaskQueue,
+    response: Response,
+) -> DisputeOut:
+    """Open a chargeback on a seller's order: the disputed amount leaves the seller's available
+    balance at once (a pending debit), and the dispute workflow waits for the outcome."""
+    dispute_id = body.id or f"dp_{uuid7().hex}"
+    deadline = body.deadline or body.respond_by or datetime.now(UTC) + DEFAULT_RESPONSE_WINDOW
+    response.headers["Location"] = f"/v1/disputes/{dispute_id}"
+    existing = await run_in_threadpool(_existing_dispute, conn, market, dispute_id, body)
+    if existing is not None:
+        response.status_code = 200
+        return DisputeOut.of(existing)
+    if deadline <= datetime.now(UTC):
+        raise Problem(422, "validation_failed", "deadline must be in the future", field="deadline")
+    dispute = await call_workflow(
+        workflows.open_dispute(
+            temporal,
+            dispute_id,
+            body.seller_id,
+            body.order_id,
+            body.amount,
+            deadline,
+            body.reason,
+            dict(body.metadata),
+            task_queue=task_queue,
+        )
+    )
+    return DisputeOut.of(dispute)
+
+
+@router.get("", dependencies=[AnyRole])
+def list_disputes(
+    conn: DbConnection,
+    market: MarketplaceDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    seller_id: SellerId | None = None,
+    status: Literal["open", "won", "lost"] | None = None,
+    per_page: PerPage = 25,
+    after_cursor: AfterCursor = None,
+) -> ListResponse[DisputeOut]:
+    """Disputes by id, optionally of one seller or status. A seller key sees its own only."""
+    after = decode_key_cursor("disputes", after_cursor)
+    if is_seller_key(principal) and seller_id not in (None, principal.seller_id):
+        page: Page[Dispute] = Page(items=[], next_after=None)
+    else:
+        page = market.list_disputes(
+            conn,
+            seller_id=principal.seller_id if is_seller_key(principal) else seller_id,
+            status=DisputeStatus(status) if status else None,
+            after=after,
+            limit=per_page,
+        )
+    return paginate_keyed(response, "disputes", page, per_page, DisputeOut.of)
+
+
+@router.get("/{dispute_id}", dependencies=[AnyRole])
+def get_dispute(
+    dispute_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
+) -> DisputeOut:
+    dispute = market.get_dispute(conn, dispute_id)
+    check_dispute_visible(principal, dispute_id, dispute.seller_id)
+    return DisputeOut.of(dispute)
+
+
+@router.post("/{dispute_id}/resolve", dependencies=[PlatformAccess])
+async def resolve_dispute(
+    dispute_id: str,
+    body: DisputeResolution,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    temporal: WorkflowClient,
+) -> DisputeOut:
+    """Won: the pending debit is archived (available comes back). Lost: it is posted (posted
+    drops). The same outcome again returns the dispute; the other is a 409
+    ``dispute_already_resolved``."""
+    await run_in_threadpool(market.get_dispute, conn, dispute_id)
+    dispute = await call_workflow(workflows.resolve_dispute(temporal, dispute_id, body.outcome))
+    return DisputeOut.of(dispute)

@@ -1,0 +1,142 @@
+"""``/v1/sellers``: the marketplace's sellers, their terms (hold period, rolling reserve) and their
+balances. Database only (plain ``def`` endpoints, run in the thread pool); earnings and holds,
+which go through the seller's hold workflow, are in ``api.routers.earnings``.
+
+Platform keys (admin, operator) create, change and read every seller; a seller key reads only its
+own seller (another seller is a 404, as if it did not exist).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.auth import CurrentPrincipal
+from api.dependencies import DbConnection, LedgerServiceDep
+from api.marketplace_schemas import SellerBalancesOut, SellerCreate, SellerOut, SellerUpdate
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.routing import ApiRoute
+from api.schemas import ListResponse
+from api.scoping import (
+    AnyRole,
+    MarketplaceDep,
+    PlatformAccess,
+    check_seller_visible,
+    is_seller_key,
+)
+from marketplace import UNCHANGED, Page, SellerNotFound
+
+router = APIRouter(prefix="/v1/sellers", tags=["sellers"], route_class=ApiRoute)
+
+
+@router.post(
+    "",
+    status_code=201,
+    dependencies=[PlatformAccess],
+    responses={200: {"model": SellerOut, "description": "The seller existed with these terms."}},
+)
+def create_seller(
+    body: SellerCreate, conn: DbConnection, market: MarketplaceDep, response: Response
+) -> SellerOut:
+    """Create a seller and its credit-normal ledger account (in the platform ledger of its
+    currency, created on first use). The same request again returns the seller (200); the same
+    id with other terms is a 409 ``seller_exists``."""
+    try:
+        market.get_seller(conn, body.id)
+        existed = True
+    except SellerNotFound:
+        existed = False
+    seller = market.create_seller(
+        conn,
+        seller_id=body.id,
+        name=body.name,
+        currency=body.currency,
+        hold_period=body.hold_period,
+        rolling_reserve=body.rolling_reserve.to_domain() if body.rolling_reserve else None,
+        metadata=dict(body.metadata),
+    )
+    if existed:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/sellers/{seller.id}"
+    return SellerOut.of(seller)
+
+
+@router.get("", dependencies=[AnyRole])
+def list_sellers(
+    conn: DbConnection,
+    market: MarketplaceDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    per_page: PerPage = 25,
+    after_cursor: AfterCursor = None,
+) -> ListResponse[SellerOut]:
+    """Sellers by id. A seller key sees only its own seller."""
+    after = decode_key_cursor("sellers", after_cursor)
+    if is_seller_key(principal):
+        assert principal.seller_id is not None
+        own = [] if after is not None else [principal.seller_id]
+        try:
+            page = Page(items=[market.get_seller(conn, sid) for sid in own], next_after=None)
+        except SellerNotFound:  # a key for a seller not created yet
+            page = Page(items=[], next_after=None)
+    else:
+        page = market.list_sellers(conn, after=after, limit=per_page)
+    return paginate_keyed(response, "sellers", page, per_page, SellerOut.of)
+
+
+@router.get("/{seller_id}", dependencies=[AnyRole])
+def get_seller(
+    seller_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
+) -> SellerOut:
+    check_seller_visible(principal, seller_id)
+    return SellerOut.of(market.get_seller(conn, seller_id))
+
+
+@router.patch("/{seller_id}", dependencies=[PlatformAccess])
+def update_seller(
+    seller_id: str, body: SellerUpdate, conn: DbConnection, market: MarketplaceDep
+) -> SellerOut:
+    """Change the name, metadata, hold period or rolling reserve. The hold period and the reserve
+    apply to earnings booked from now on; earnings already on hold keep their end."""
+    reserve = (
+        (body.rolling_reserve.to_domain() if body.rolling_reserve else None)
+        if "rolling_reserve" in body.model_fields_set
+        else UNCHANGED
+    )
+    seller = market.update_seller(
+        conn,
+        seller_id,
+        name=body.name,
+        hold_period=body.hold_period,
+        rolling_reserve=reserve,
+        metadata=dict(body.metadata) if body.metadata is not None else None,
+    )
+    return SellerOut.of(seller)
+
+
+@router.get("/{seller_id}/balances", dependencies=[AnyRole])
+def get_seller_balances(
+    seller_id: str,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    ledger: LedgerServiceDep,
+    principal: CurrentPrincipal,
+) -> SellerBalancesOut:
+    """Pending, posted and available (DESIGN.md, "The seller's money, step by step"), each with
+    its credits and debits, and what is on hold, in reserve and in dispute."""
+    check_seller_visible(principal, seller_id)
+    summary = market.seller_balances(conn, seller_id)
+    account = ledger.get_account(conn, summary.ledger_account_id)
+    views, currency, exponent = account.balances, summary.currency, summary.currency_exponent
+    return SellerBalancesOut(
+        seller_id=seller_id,
+        currency=currency,
+        currency_exponent=exponent,
+        pending=SellerBalancesOut.view(views.pending, currency, exponent),
+        posted=SellerBalancesOut.view(views.posted, currency, exponent),
+        available=SellerBalancesOut.view(views.available, currency, exponent),
+        on_hold=summary.on_hold,
+        in_reserve=summary.in_reserve,
+        in_dispute=summary.in_dispute,
+        ledger_account_id=str(account.id),
+        lock_version=account.lock_version,
+    )

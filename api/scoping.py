@@ -1,0 +1,57 @@
+"""Who sees which seller: platform keys (admin, operator) see every seller; a seller key sees its
+own seller only. Another seller's resources answer exactly as unknown ones (404 with the same
+code and message), so a seller key cannot probe which sellers, orders or disputes exist.
+
+Writes on sellers, earnings, holds and disputes are for platform keys (``PlatformAccess``); a
+seller key gets a 403 before anything is looked up.
+
+``MarketplaceDep`` is the app's ``marketplace.Marketplace`` (on the app's ``LedgerService``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
+from marketplace import DisputeNotFound, EarningNotFound, Marketplace, SellerNotFound
+
+PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
+AnyRole = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER))
+
+
+def is_seller_key(principal: ApiKeyRecord) -> bool:
+    return principal.role is ApiKeyRole.SELLER
+
+
+def seller_not_found(seller_id: str) -> SellerNotFound:
+    return SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+
+
+def check_seller_visible(principal: ApiKeyRecord, seller_id: str) -> None:
+    """A seller key asking for another seller: the same 404 as an unknown seller."""
+    if is_seller_key(principal) and principal.seller_id != seller_id:
+        raise seller_not_found(seller_id)
+
+
+def earning_not_found(order_id: str) -> EarningNotFound:
+    return EarningNotFound(f"earning of order {order_id!r} not found")
+
+
+def dispute_not_found(dispute_id: str) -> DisputeNotFound:
+    return DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
+
+
+def check_dispute_visible(principal: ApiKeyRecord, dispute_id: str, seller_id: str) -> None:
+    if is_seller_key(principal) and principal.seller_id != seller_id:
+        raise dispute_not_found(dispute_id)
+
+
+async def get_marketplace(request: Request) -> Marketplace:
+    service = request.app.state.marketplace
+    assert isinstance(service, Marketplace)
+    return service
+
+
+MarketplaceDep = Annotated[Marketplace, Depends(get_marketplace)]

@@ -1,0 +1,100 @@
+"""Calling the workflows from the API: the Temporal client of the app, and one wrapper that turns
+every way a workflow call can fail into a problem.
+
+* a rejected or failed request (``WorkflowRequestError``, e.g. a validator's ``invalid_hold_state``)
+  becomes the problem of its code (``api.problems.DOMAIN_ERROR_STATUS``);
+* Temporal out of reach (connection refused, unavailable, no answer within
+  ``WORKFLOW_CALL_TIMEOUT``) is a 503 ``temporal_unavailable`` with ``Retry-After``: every
+  workflow request is keyed (order id, dispute id, update id), so retrying it is safe.
+
+Endpoints that call workflows are ``async def`` and run their database work through
+``run_in_threadpool``, so neither a Temporal round trip nor a query blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from temporalio.client import Client, RPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.problems import Problem, domain_error_status
+from workflows.client import WorkflowRequestError
+from workflows.registry import TASK_QUEUE
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a request waits for a workflow's answer. Booking an earning is one activity (a few
+# milliseconds); this only bounds a request while Temporal or every worker is down.
+WORKFLOW_CALL_TIMEOUT = 30.0
+RETRY_AFTER = {"Retry-After": "2"}
+_TRANSIENT = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.CANCELLED,
+    }
+)
+
+
+def _unavailable(detail: str) -> Problem:
+    return Problem(503, "temporal_unavailable", detail, headers=RETRY_AFTER)
+
+
+async def get_workflow_client(request: Request) -> Client:
+    client = getattr(request.app.state, "temporal_client", None)
+    if not isinstance(client, Client):
+        raise _unavailable("This API runs without a Temporal connection; workflows are off.")
+    return client
+
+
+async def get_workflow_task_queue(request: Request) -> str:
+    queue = getattr(request.app.state, "workflow_task_queue", None)
+    return queue if isinstance(queue, str) else TASK_QUEUE
+
+
+WorkflowClient = Annotated[Client, Depends(get_workflow_client)]
+WorkflowTaskQueue = Annotated[str, Depends(get_workflow_task_queue)]
+
+
+async def call_workflow(call: Awaitable[T], *, timeout: float = WORKFLOW_CALL_TIMEOUT) -> T:
+    """Await a ``workflows.client`` call; every failure becomes a ``Problem``."""
+    try:
+        return await asyncio.wait_for(call, timeout)
+    except WorkflowRequestError as err:
+        status = domain_error_status(err.code)
+        if status is None:
+            # Not a business answer: an activity kept failing (database down, say). The request
+            # is keyed, so a retry is safe.
+            log.warning("workflow request failed: %s: %s", err.code, err.message)
+            raise Problem(
+                503,
+                "workflow_failed",
+                f"The workflow could not complete the request ({err.message}); retry it.",
+                headers=RETRY_AFTER,
+            ) from err
+        raise Problem(status, err.code, err.message, **err.details) from err
+    except (TimeoutError, RPCTimeoutOrCancelledError) as err:
+        raise _unavailable(
+            f"Temporal did not answer within {timeout:.0f} s (is a worker running?); "
+            "retrying the request is safe."
+        ) from err
+    except RPCError as err:
+        if err.status in _TRANSIENT:
+            raise _unavailable(f"Temporal is not reachable: {err.message}") from err
+        log.error("Temporal refused a request: %s (%s)", err.message, err.status)
+        raise Problem(
+            502, "temporal_error", f"Temporal refused the request: {err.message}"
+        ) from err
+    except RuntimeError as err:
+        # A lazy client that cannot connect raises "Failed client connect: ...".
+        if "client connect" not in str(err):
+            raise
+        raise _unavailable("Temporal is not reachable; retrying the request is safe.") from err
