@@ -453,6 +453,7 @@ class LedgerService:
         for entry in new.entries:
             meta = metas[entry.account_id]
             if meta.ledger_id != new.ledger_id:
+                self.get_ledger(conn, new.ledger_id)  # an unknown ledger is NotFound
                 raise errors.CurrencyMismatch(
                     f"account {entry.account_id} belongs to ledger {meta.ledger_id} "
                     f"({meta.currency}), not to ledger {new.ledger_id}",

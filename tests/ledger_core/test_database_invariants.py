@@ -447,6 +447,16 @@ def test_account_in_another_currency_than_its_ledger(world: World, rejected: Any
     )
 
 
+def test_change_of_a_ledgers_currency_or_exponent(world: World, rejected: Any) -> None:
+    rejected(
+        IMMUTABLE, sql("UPDATE ledgers SET currency_exponent = 3 WHERE id = :l", l=world.book.id)
+    )
+    rejected(
+        {IMMUTABLE, FOREIGN_KEY_VIOLATION},
+        sql("UPDATE ledgers SET currency = 'EUR' WHERE id = :l", l=world.book.id),
+    )
+
+
 # ---------------------------------------------------------------- truncate
 
 

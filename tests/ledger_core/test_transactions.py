@@ -3,6 +3,7 @@ external_id, and the validation errors a caller sees; after every failure nothin
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -313,6 +314,7 @@ BAD_REQUESTS: dict[str, type[LedgerError]] = {
     "float lock_version": ValidationFailed,
     "account of another ledger": CurrencyMismatch,
     "unknown account": NotFound,
+    "unknown ledger": NotFound,
 }
 
 
@@ -352,6 +354,10 @@ def _bad_request(name: str, book: Book, foreign: Book) -> NewLedgerTransaction:
     }
     status: Any = {"archived on create": ARCHIVED, "unknown status": "done"}.get(name, POSTED)
     naive = datetime(2026, 1, 1)  # naive on purpose
+    if name == "unknown ledger":
+        return dataclasses.replace(
+            book.new(debit(b, 1), credit(a, 1), external_id=f"bad-{name}"), ledger_id=uuid.uuid4()
+        )
     return book.new(
         *entries.get(name, (debit(b, 1), credit(a, 1))),
         status=status,

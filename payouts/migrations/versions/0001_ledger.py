@@ -378,6 +378,10 @@ CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON ledger_accounts
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_immutable();
 CREATE TRIGGER ledgers_no_delete BEFORE DELETE OR TRUNCATE ON ledgers
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_immutable();
+CREATE TRIGGER ledgers_guard BEFORE UPDATE ON ledgers
+    FOR EACH ROW WHEN (NEW.currency IS DISTINCT FROM OLD.currency
+                       OR NEW.currency_exponent IS DISTINCT FROM OLD.currency_exponent)
+    EXECUTE FUNCTION ledger_entries_immutable();
 """
 
 
