@@ -85,6 +85,9 @@ class SellerHoldWorkflow:
         # Orders an activity is working on right now (the loop or an operator update).
         self._busy: set[str] = set()
         self._wake = False
+        # The due time the loop's timer last waited for (None: no timer). After a settle the
+        # loop recomputes it anyway, so a stale value only costs an extra wake-up.
+        self._sleeping_until: datetime | None = None
         self._published: tuple[int, str] | None = None
 
     @workflow.run
@@ -105,6 +108,7 @@ class SellerHoldWorkflow:
                 continue
             next_due = self._next_due()
             # Sleep until the next hold ends, or sooner if an earlier one arrives.
+            self._sleeping_until = next_due
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._wake or self._continue_as_new_due(),
@@ -135,8 +139,14 @@ class SellerHoldWorkflow:
         order_id = earning.order_id
         keeps = earning.status == "on_hold" or earning.reserve_open
         if keeps and order_id not in self._holds and order_id not in self._recent:
-            self._holds[order_id] = Hold.from_earning(earning)
-            self._wake = True
+            hold = Hold.from_earning(earning)
+            self._holds[order_id] = hold
+            # Wake the loop only if this hold ends before the timer it sleeps on (most earnings
+            # end later, and then no timer is cancelled and restarted).
+            due = hold.due_at
+            if self._sleeping_until is None or (due is not None and due < self._sleeping_until):
+                self._wake = True
+            self._publish()
         return earning
 
     @add_earning.validator
