@@ -1,0 +1,340 @@
+"""The payment rail as the platform sees it: a bank/PSP payouts API behind a small interface.
+
+The platform pays a seller by submitting a ``PayoutRequest`` to a ``PaymentRail``; the rail answers
+with a ``PayoutSubmission`` (accepted, ``processing``) and later reports the outcome twice over:
+
+- by webhook: a signed ``RailEvent`` (``payout.paid``, ``payout.failed``, ``payout.returned``)
+  POSTed to the platform. Verify it with ``construct_event`` (or ``verify_webhook``) before
+  trusting it. Webhooks may arrive late, more than once, or never.
+- by status: ``get_payout`` returns the current ``RailPayoutStatus``; the fallback when no webhook
+  arrives.
+
+Idempotency: the payout id is the idempotency key. Submitting the same id again returns the same
+submission and never pays twice; the same id with another amount, currency or destination raises
+``RailIdempotencyConflict``. A request the rail rejects (``RailRejected``) is not stored, so the
+same id may be submitted again once corrected.
+
+Errors (``RailError``; each has a stable ``code`` and ``retryable``):
+
+- ``RailUnavailable``: transient (network, timeout, 5xx). Retry with the same payout id; the
+  request may or may not have reached the rail, which is exactly why the id is the key.
+- ``RailRejected``: permanent, e.g. an invalid destination or amount (``code`` says which).
+- ``RailIdempotencyConflict``: the payout id was used for a different payout.
+- ``RailPayoutNotFound``: ``get_payout`` for an id the rail never accepted.
+
+Every method is synchronous (the platform's activities run in threads). Amounts are integers in
+minor units; times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import TypeAdapter, ValidationError
+
+# --- Data -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BankAccount:
+    """Where a payout goes. The account number is left out of ``repr`` (logs show ``last4``)."""
+
+    account_number: str = field(repr=False)
+    routing_number: str
+    holder_name: str
+
+    @property
+    def last4(self) -> str:
+        return self.account_number[-4:]
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    """One payout to submit. ``payout_id`` is the platform's id and the idempotency key."""
+
+    payout_id: str
+    amount: int
+    """Minor units (cents), > 0."""
+    currency: str
+    """ISO 4217 code, upper case (``USD``)."""
+    destination: BankAccount
+    description: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Free-form; neither description nor metadata takes part in the idempotency check."""
+
+
+class RailPayoutState(StrEnum):
+    """Where a payout stands at the rail. ``paid`` may still become ``returned`` later."""
+
+    PROCESSING = "processing"
+    PAID = "paid"
+    FAILED = "failed"
+    RETURNED = "returned"
+
+
+@dataclass(frozen=True)
+class PayoutSubmission:
+    """The rail's answer to ``submit_payout``: accepted, with the rail's own reference."""
+
+    payout_id: str
+    rail_reference: str
+    """The rail's id for the payout (what appears on bank statements next to the payout id)."""
+    status: RailPayoutState
+    """The status when first accepted (``processing``); a replay returns the same submission."""
+    amount: int
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RailPayoutStatus:
+    """The current state of a payout at the rail (``get_payout``)."""
+
+    payout_id: str
+    rail_reference: str
+    status: RailPayoutState
+    amount: int
+    currency: str
+    created_at: datetime
+    paid_at: datetime | None = None
+    failed_at: datetime | None = None
+    returned_at: datetime | None = None
+    code: str | None = None
+    """Why it failed or was returned (``account_closed``, ``no_account``, ...); else None."""
+    reason: str | None = None
+    """A human-readable explanation of ``code``."""
+
+
+class RailEventType(StrEnum):
+    PAYOUT_PAID = "payout.paid"
+    PAYOUT_FAILED = "payout.failed"
+    PAYOUT_RETURNED = "payout.returned"
+
+
+@dataclass(frozen=True)
+class RailEvent:
+    """A webhook event. ``id`` is unique per event and stays the same on redelivery, so a
+    receiver can drop duplicates by it (or, better, make handling idempotent per payout)."""
+
+    id: str
+    type: RailEventType
+    payout_id: str
+    occurred_at: datetime
+    code: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(_EVENT.dump_python(self, mode="json"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> RailEvent:
+        """Parse a webhook body; ``ValueError`` if it is not a rail event."""
+        try:
+            return _EVENT.validate_json(body)
+        except ValidationError as exc:
+            raise ValueError(f"not a payment rail event: {exc}") from exc
+
+
+_EVENT = TypeAdapter(RailEvent)
+
+# --- Errors ---------------------------------------------------------------------------------------
+
+
+class RailError(Exception):
+    """Base of every error the rail raises. ``code`` is stable; ``retryable`` says whether the
+    same call may succeed later."""
+
+    code: str = "rail_error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class RailUnavailable(RailError):
+    """Transient: the rail could not be reached or did not answer. Retry with the same id."""
+
+    code = "rail_unavailable"
+    retryable = True
+
+
+class RailRejected(RailError):
+    """Permanent: the rail refuses this request (``code``: ``invalid_amount``,
+    ``invalid_currency``, ``invalid_destination``, ``invalid_request``, ``unauthorized``, or a
+    code forced by a test). Nothing was stored; retrying the same request fails the same way."""
+
+    code = "rail_rejected"
+
+
+class RailIdempotencyConflict(RailError):
+    """The payout id was already submitted with another amount, currency or destination."""
+
+    code = "rail_idempotency_conflict"
+
+
+class RailPayoutNotFound(RailError):
+    """The rail knows no payout with this id."""
+
+    code = "rail_payout_not_found"
+
+
+# --- The interface --------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class PaymentRail(Protocol):
+    """What the platform needs from a bank or PSP. Implementations: ``SimulatedBank``
+    (in-process) and ``HttpPaymentRail`` (over HTTP, e.g. to the simulated bank's service)."""
+
+    def submit_payout(self, request: PayoutRequest) -> PayoutSubmission:
+        """Submit a payout; idempotent by ``request.payout_id``.
+
+        Raises ``RailRejected``, ``RailIdempotencyConflict`` or ``RailUnavailable``."""
+        ...
+
+    def get_payout(self, payout_id: str) -> RailPayoutStatus:
+        """The payout's current status. Raises ``RailPayoutNotFound`` or ``RailUnavailable``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads. Idempotent."""
+        ...
+
+
+# --- Webhook signatures ---------------------------------------------------------------------------
+
+SIGNATURE_HEADER = "Rail-Signature"
+"""The HTTP header carrying the signature: ``t=<unix seconds>,v1=<hex HMAC-SHA256>``."""
+
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+class InvalidSignature(Exception):
+    """A webhook failed verification. ``reason`` says why (safe to log, not to echo to the
+    sender in detail)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    signed = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Rail-Signature`` header value for ``body`` sent at ``timestamp`` (unix seconds).
+
+    The MAC covers ``"<timestamp>.<body>"``, so the timestamp cannot be changed to replay an old
+    delivery outside the tolerance."""
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_webhook(
+    secret: str,
+    header: str | None,
+    body: bytes,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> None:
+    """Check a webhook's ``Rail-Signature`` header against the raw request body.
+
+    Accepts any ``v1`` entry that matches (a sender rotating secrets may send several); compares
+    in constant time; rejects a timestamp more than ``tolerance`` seconds from ``now`` (default:
+    the current time) in either direction, which bounds replays. Raises ``InvalidSignature``."""
+    if not header:
+        raise InvalidSignature(f"missing {SIGNATURE_HEADER} header")
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise InvalidSignature("malformed signature header")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                raise InvalidSignature("malformed timestamp in signature header") from None
+        elif key == "v1":
+            signatures.append(value)
+    if timestamp is None:
+        raise InvalidSignature("no timestamp in signature header")
+    if not signatures:
+        raise InvalidSignature("no v1 signature in signature header")
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise InvalidSignature(
+            f"timestamp outside the tolerance ({int(current - timestamp)} s from now, "
+            f"tolerance {tolerance:g} s)"
+        )
+    expected = _mac(secret, timestamp, body)
+    # Check every entry (no early exit) so timing does not reveal which one matched.
+    matched = False
+    for candidate in signatures:
+        matched |= hmac.compare_digest(expected.encode(), candidate.encode())
+    if not matched:
+        raise InvalidSignature("signature does not match the body and secret")
+
+
+def construct_event(
+    secret: str,
+    header: str | None,
+    body: bytes,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> RailEvent:
+    """Verify a webhook (``verify_webhook``) and parse its body into a ``RailEvent``.
+
+    Raises ``InvalidSignature``, or ``ValueError`` for a correctly signed body that is not an
+    event (a bug on the sender's side)."""
+    verify_webhook(secret, header, body, tolerance=tolerance, now=now)
+    return RailEvent.from_json(body)
+
+
+# --- JSON (the HTTP service and client share these) ----------------------------------------------
+
+_REQUEST = TypeAdapter(PayoutRequest)
+_SUBMISSION = TypeAdapter(PayoutSubmission)
+_STATUS = TypeAdapter(RailPayoutStatus)
+
+
+def request_to_json(request: PayoutRequest) -> dict[str, Any]:
+    return _REQUEST.dump_python(request, mode="json")  # type: ignore[no-any-return]
+
+
+def request_from_json(data: object) -> PayoutRequest:
+    """Raises ``RailRejected(code="invalid_request")`` for a malformed body."""
+    try:
+        return _REQUEST.validate_python(data)
+    except ValidationError as exc:
+        raise RailRejected(f"malformed payout request: {exc}", code="invalid_request") from exc
+
+
+def submission_to_json(submission: PayoutSubmission) -> dict[str, Any]:
+    return _SUBMISSION.dump_python(submission, mode="json")  # type: ignore[no-any-return]
+
+
+def submission_from_json(data: object) -> PayoutSubmission:
+    return _SUBMISSION.validate_python(data)
+
+
+def status_to_json(status: RailPayoutStatus) -> dict[str, Any]:
+    return _STATUS.dump_python(status, mode="json")  # type: ignore[no-any-return]
+
+
+def status_from_json(data: object) -> RailPayoutStatus:
+    return _STATUS.validate_python(data)
