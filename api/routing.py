@@ -11,6 +11,15 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
    by the commit itself (deferred constraint triggers) become the ledger's domain errors;
 6. retries the whole unit of work on a deadlock or serialization failure (SQLSTATE 40P01/40001),
    which PostgreSQL resolves by aborting one transaction, so re-running it is safe.
+
+Endpoints may be ``def`` (FastAPI runs them in the thread pool) or ``async def``. An async endpoint
+(one that awaits Temporal) must run its database work through ``run_in_threadpool``: the
+connection is synchronous. Its unit of work is the same: the transaction (and a pooled
+connection) stays open while it awaits the workflow, so an ``Idempotency-Key`` still covers the
+whole request and a concurrent duplicate waits for the first to finish. A retried unit of work
+calls the workflow again, which is safe because every workflow request is keyed (order id,
+dispute id, update id). The price is one connection per request in flight: size the API's pool
+(``PAYOUTS_DB_POOL_SIZE``) for the concurrent workflow requests it should carry.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -48,20 +49,33 @@ def _unavailable(detail: str) -> Problem:
     return Problem(503, "temporal_unavailable", detail, headers=RETRY_AFTER)
 
 
-async def get_workflow_client(request: Request) -> Client:
+@dataclass(frozen=True, slots=True)
+class Workflows:
+    """The app's Temporal client and task queue, for an endpoint to call ``workflows.client``
+    with. Without a client (``create_app`` got none) every call is a 503; the endpoint's own
+    checks (404s, 409s) still answer first."""
+
+    client: Client | None
+    task_queue: str
+
+    async def call(
+        self, request: Callable[[Client], Awaitable[T]], *, timeout: float = WORKFLOW_CALL_TIMEOUT
+    ) -> T:
+        if self.client is None:
+            raise _unavailable("This API runs without a Temporal connection; workflows are off.")
+        return await call_workflow(request(self.client), timeout=timeout)
+
+
+async def get_workflows(request: Request) -> Workflows:
     client = getattr(request.app.state, "temporal_client", None)
-    if not isinstance(client, Client):
-        raise _unavailable("This API runs without a Temporal connection; workflows are off.")
-    return client
-
-
-async def get_workflow_task_queue(request: Request) -> str:
     queue = getattr(request.app.state, "workflow_task_queue", None)
-    return queue if isinstance(queue, str) else TASK_QUEUE
+    return Workflows(
+        client=client if isinstance(client, Client) else None,
+        task_queue=queue if isinstance(queue, str) else TASK_QUEUE,
+    )
 
 
-WorkflowClient = Annotated[Client, Depends(get_workflow_client)]
-WorkflowTaskQueue = Annotated[str, Depends(get_workflow_task_queue)]
+WorkflowsDep = Annotated[Workflows, Depends(get_workflows)]
 
 
 async def call_workflow(call: Awaitable[T], *, timeout: float = WORKFLOW_CALL_TIMEOUT) -> T:

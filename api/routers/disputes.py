@@ -29,7 +29,7 @@ from api.scoping import (
     check_dispute_visible,
     is_seller_key,
 )
-from api.workflow_calls import WorkflowClient, WorkflowTaskQueue, call_workflow
+from api.workflow_calls import WorkflowsDep
 from ledger_core.ids import uuid7
 from marketplace import (
     Dispute,
@@ -92,8 +92,7 @@ async def open_dispute(
     body: DisputeCreate,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowClient,
-    task_queue: WorkflowTaskQueue,
+    temporal: WorkflowsDep,
     response: Response,
 ) -> DisputeOut:
     """Open a chargeback on a seller's order: the disputed amount leaves the seller's available
@@ -107,9 +106,9 @@ async def open_dispute(
         return DisputeOut.of(existing)
     if deadline <= datetime.now(UTC):
         raise Problem(422, "validation_failed", "deadline must be in the future", field="deadline")
-    dispute = await call_workflow(
-        workflows.open_dispute(
-            temporal,
+    dispute = await temporal.call(
+        lambda client: workflows.open_dispute(
+            client,
             dispute_id,
             body.seller_id,
             body.order_id,
@@ -117,7 +116,7 @@ async def open_dispute(
             deadline,
             body.reason,
             dict(body.metadata),
-            task_queue=task_queue,
+            task_queue=temporal.task_queue,
         )
     )
     return DisputeOut.of(dispute)
@@ -164,11 +163,13 @@ async def resolve_dispute(
     body: DisputeResolution,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowClient,
+    temporal: WorkflowsDep,
 ) -> DisputeOut:
     """Won: the pending debit is archived (available comes back). Lost: it is posted (posted
     drops). The same outcome again returns the dispute; the other is a 409
     ``dispute_already_resolved``."""
     await run_in_threadpool(market.get_dispute, conn, dispute_id)
-    dispute = await call_workflow(workflows.resolve_dispute(temporal, dispute_id, body.outcome))
+    dispute = await temporal.call(
+        lambda client: workflows.resolve_dispute(client, dispute_id, body.outcome)
+    )
     return DisputeOut.of(dispute)

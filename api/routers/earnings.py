@@ -39,7 +39,7 @@ from api.scoping import (
     check_seller_visible,
     earning_not_found,
 )
-from api.workflow_calls import WorkflowClient, WorkflowTaskQueue, call_workflow
+from api.workflow_calls import WorkflowsDep
 from marketplace import (
     Earning,
     EarningConflict,
@@ -85,8 +85,7 @@ async def create_earning(
     body: EarningCreate,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowClient,
-    task_queue: WorkflowTaskQueue,
+    temporal: WorkflowsDep,
     response: Response,
 ) -> EarningOut:
     """Book an order's earning: a pending ledger transaction (clearing -> seller for
@@ -97,15 +96,15 @@ async def create_earning(
     if booked is not None:
         response.status_code = 200
         return EarningOut.of(booked)
-    earning = await call_workflow(
-        workflows.add_earning(
-            temporal,
+    earning = await temporal.call(
+        lambda client: workflows.add_earning(
+            client,
             seller_id,
             body.order_id,
             body.amount,
             body.fee,
             dict(body.metadata),
-            task_queue=task_queue,
+            task_queue=temporal.task_queue,
         )
     )
     return EarningOut.of(earning)
@@ -165,7 +164,7 @@ async def list_holds(
     conn: DbConnection,
     market: MarketplaceDep,
     principal: CurrentPrincipal,
-    temporal: WorkflowClient,
+    temporal: WorkflowsDep,
 ) -> HoldsOut:
     """What the seller's hold workflow keeps (its ``holds`` query), the soonest end first:
     earnings on hold (``kind: earning``, ending at ``hold_until``) and, for a seller with a
@@ -173,7 +172,7 @@ async def list_holds(
     ``reserve_release_at``)."""
     check_seller_visible(principal, seller_id)
     await run_in_threadpool(market.get_seller, conn, seller_id)
-    holds = await call_workflow(workflows.get_holds(temporal, seller_id))
+    holds = await temporal.call(lambda client: workflows.get_holds(client, seller_id))
     return HoldsOut(
         seller_id=seller_id,
         workflow_id=seller_holds_workflow_id(seller_id),
@@ -205,11 +204,13 @@ async def release_hold(
     order_id: str,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowClient,
+    temporal: WorkflowsDep,
 ) -> EarningOut:
     """End the hold now: the earning posts (and its rolling reserve, if any, is held back)."""
     await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await call_workflow(workflows.release_hold(temporal, seller_id, order_id))
+    earning = await temporal.call(
+        lambda client: workflows.release_hold(client, seller_id, order_id)
+    )
     return EarningOut.of(earning)
 
 
@@ -220,13 +221,13 @@ async def extend_hold(
     body: HoldExtension,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowClient,
+    temporal: WorkflowsDep,
 ) -> EarningOut:
     """Move the hold's end to ``hold_until``, which must be later than the current end (422
     ``validation_failed`` otherwise)."""
     await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await call_workflow(
-        workflows.extend_hold(temporal, seller_id, order_id, body.hold_until)
+    earning = await temporal.call(
+        lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until)
     )
     return EarningOut.of(earning)
 
@@ -237,10 +238,10 @@ async def cancel_hold(
     order_id: str,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowClient,
+    temporal: WorkflowsDep,
 ) -> EarningOut:
     """Refund during the hold: the pending earning is archived (it counts nowhere) and the hold
     is dropped."""
     await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await call_workflow(workflows.cancel_hold(temporal, seller_id, order_id))
+    earning = await temporal.call(lambda client: workflows.cancel_hold(client, seller_id, order_id))
     return EarningOut.of(earning)
