@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run worker api migrate test lint typecheck pytest install demo bench clean
+.PHONY: run worker api migrate test lint typecheck pytest install demo bench bench-holds clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,8 +45,16 @@ lint: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# With `make run` going: a small marketplace through the API (scripts/demo.py), to see in the UI.
+demo: install
+	$(BIN)/python scripts/demo.py
+
 bench: install
 	$(BIN)/python bench/ledger_throughput.py
+
+# Earnings through the API on an embedded stack of its own; see bench/holds.py for flags.
+bench-holds: install
+	$(BIN)/python bench/holds.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
