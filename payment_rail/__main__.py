@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from contextlib import suppress
 from pathlib import Path
 
 from payment_rail.service import serve
@@ -26,14 +27,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    serve(
-        settings,
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        on_ready=lambda url: print(f"Simulated bank listening on {url}", flush=True),
-        log_level=args.log_level,
-    )
+    with suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn and the bank have shut down already
+        serve(
+            settings,
+            host=args.host,
+            port=args.port,
+            data_dir=args.data_dir,
+            on_ready=lambda url: print(f"Simulated bank listening on {url}", flush=True),
+            log_level=args.log_level,
+        )
 
 
 if __name__ == "__main__":

@@ -21,12 +21,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import uvicorn
@@ -243,6 +245,10 @@ class _Server(uvicorn.Server):
             self._on_ready()
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("PAYOUTS_DATA_DIR", ".data")) / "rail"
 
@@ -267,6 +273,10 @@ def serve(
     sock = _bind(host, port)
     url = _url(host, sock)
     bank = SimulatedBank(settings, data_dir=data_dir).start()
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; this handler
+        # turns that into SystemExit, so the bank below closes too and the exit status is 0.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         app = create_app(bank, api_key=settings.api_key)
         config = uvicorn.Config(app, log_level=log_level, access_log=False)
