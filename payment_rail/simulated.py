@@ -268,6 +268,9 @@ CREATE TABLE IF NOT EXISTS events (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS events_payout ON events (payout_id);
+CREATE INDEX IF NOT EXISTS events_due ON events (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS payouts_settle_due ON payouts (status, settle_at);
+CREATE INDEX IF NOT EXISTS payouts_return_due ON payouts (status, return_at);
 CREATE TABLE IF NOT EXISTS forced_outcomes (
     payout_id TEXT PRIMARY KEY,
     outcome TEXT NOT NULL,
@@ -352,7 +355,10 @@ class SimulatedBank:
             self._db = sqlite3.connect(
                 data_dir / "rail.sqlite3", check_same_thread=False, isolation_level=None
             )
+            # WAL with synchronous=NORMAL: every commit survives the process being killed (what a
+            # restart test does); only a power cut may lose the last ones.
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
         else:
             self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -607,7 +613,7 @@ class SimulatedBank:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        """A SQLite transaction (nested calls join the outer one). Callers hold the lock."""
+        """A SQLite transaction under the lock (nested calls join the outer one)."""
         with self._lock:
             if self._db.in_transaction:
                 yield
