@@ -20,14 +20,17 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from payouts.database import create_db_engine, migrate
+from payouts.database import create_db_engine, database, migrate
 from payouts.settings import Settings, get_settings
-from payouts.stack import database, run_stack
-from payouts.temporal_server import connect_when_ready
-from payouts.worker import run_worker
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# Each command imports what only it needs (the worker no web framework, the API no workflow
+# code): `payouts run` starts three Python processes at once, and imports are most of their
+# start-up time.
 
 log = logging.getLogger("payouts")
 
@@ -53,6 +56,8 @@ def _temporal_address(settings: Settings) -> str:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from payouts.stack import run_stack
+
     return run_stack(settings)
 
 
@@ -75,6 +80,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve_worker(settings: Settings, engine: Engine) -> None:
     """Connect to Temporal (retrying while it starts), then run until SIGTERM or SIGINT."""
+    from payouts.temporal_server import connect_when_ready
+    from payouts.worker import run_worker
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
+
+from payouts.settings import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,8 @@ def create_db_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # imported when needed: it takes a while
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", to_sqlalchemy_url(url).replace("%", "%%"))
@@ -102,4 +109,26 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the schema to the newest revision (idempotent; safe on every start)."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def database(settings: Settings, *, migrate_embedded: bool = False) -> Iterator[str]:
+    """Yield the PostgreSQL URL: ``DATABASE_URL``, or the embedded server in
+    ``$PAYOUTS_DATA_DIR/postgres`` (started, or attached to when another process already runs
+    it; stopped on exit only by its last user). ``migrate_embedded`` applies the migrations when
+    the embedded server is used (an external database is migrated by ``payouts migrate``).
+    """
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.payouts_data_dir / "postgres")
+    url = server.start()
+    try:
+        if migrate_embedded:
+            migrate(url)
+        yield url
+    finally:
+        server.stop()
