@@ -53,6 +53,7 @@ earnings = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("refunded_amount", BigInteger, nullable=False, comment="gross refunded so far (0004)"),
 )
 
 disputes = Table(

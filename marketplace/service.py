@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select, text
+from sqlalchemy import Connection, Numeric, Select, cast, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
@@ -700,7 +700,14 @@ class Marketplace:
         e = earnings
         sums = conn.execute(
             select(
-                func.coalesce(func.sum(e.c.net).filter(e.c.status == "on_hold"), 0),
+                # Net still on hold: a partial refund during the hold took the seller's share
+                # floor(net * refunded / amount) out of it (marketplace.payouts).
+                func.coalesce(
+                    func.sum(
+                        e.c.net - func.div(cast(e.c.net, Numeric) * e.c.refunded_amount, e.c.amount)
+                    ).filter(e.c.status == "on_hold"),
+                    0,
+                ),
                 func.coalesce(
                     func.sum(e.c.reserve_amount).filter(
                         e.c.reserve_transaction_id.is_not(None), e.c.reserve_released_at.is_(None)
