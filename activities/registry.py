@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from activities.disputes import DisputeActivities
+from activities.payout_runs import PayoutRunActivities
 from activities.sellers import SellerActivities
 from marketplace import Marketplace
 
@@ -17,6 +18,7 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
     marketplace = Marketplace()
     sellers = SellerActivities(engine, marketplace)
     disputes = DisputeActivities(engine, marketplace)
+    payout_runs = PayoutRunActivities(engine, marketplace)
     return [
         sellers.book_earning,
         sellers.post_earning,
@@ -25,4 +27,5 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         sellers.release_reserve,
         disputes.open_dispute,
         disputes.resolve_dispute,
+        payout_runs.decide_payout_run,
     ]

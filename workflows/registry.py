@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from workflows.disputes import DisputeWorkflow
+from workflows.payout_runs import PayoutRunWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
 
 TASK_QUEUE = "payouts"
 
 # Every workflow class the worker registers (filled as workflows land).
-WORKFLOWS: list[type[Any]] = [SellerHoldWorkflow, DisputeWorkflow]
+WORKFLOWS: list[type[Any]] = [SellerHoldWorkflow, DisputeWorkflow, PayoutRunWorkflow]

@@ -83,12 +83,15 @@ CREATE TABLE payout_runs (
     seller_id text NOT NULL REFERENCES sellers (id),
     scheduled_at timestamptz NOT NULL,
     outcome text NOT NULL CONSTRAINT ck_payout_runs_outcome CHECK (outcome IN ('started', 'skipped')),
-    payout_id text REFERENCES payouts (id),
-    amount bigint,
+    -- No foreign key: the run decides and records first, then starts the payout workflow,
+    -- which writes the payouts row when it reserves the money (moments later).
+    payout_id text CONSTRAINT uq_payout_runs_payout_id UNIQUE,
+    amount bigint CONSTRAINT ck_payout_runs_amount CHECK (amount IS NULL OR amount > 0),
     reason text,
     created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT ck_payout_runs_started CHECK ((outcome = 'started') = (payout_id IS NOT NULL)),
-    CONSTRAINT ck_payout_runs_skipped CHECK (outcome <> 'skipped' OR reason IS NOT NULL)
+    CONSTRAINT ck_payout_runs_skipped CHECK (outcome <> 'skipped' OR reason IS NOT NULL),
+    CONSTRAINT ck_payout_runs_started_amount CHECK (outcome <> 'started' OR amount IS NOT NULL)
 );
 CREATE INDEX ix_payout_runs_seller_id ON payout_runs (seller_id, scheduled_at);
 

@@ -1,0 +1,198 @@
+"""Scheduled payout runs: what each firing of a seller's payout schedule decided (a payout of the
+available balance, or a skip and why), and "what would be paid now".
+
+The decision, for a seller and a minimum amount (minor units):
+
+* no payout account                    -> skipped ``no_payout_account``
+* available < 0                        -> skipped ``negative_balance`` (a refund or chargeback
+                                          took more than was left; future earnings cover it)
+* available == 0                       -> skipped ``nothing_available``
+* available < minimum                  -> skipped ``below_minimum``
+* otherwise                            -> started: a payout of the whole available balance
+
+A run is recorded once per run id (``<seller>:<scheduled time>``): deciding again returns the
+first decision, so a retried activity never starts two payouts for one firing. The caller owns
+the database transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    Table,
+    Text,
+    column,
+    exists,
+    func,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+
+from ledger_core import ValidationFailed
+from marketplace.service import Marketplace
+
+metadata = MetaData()
+
+payout_runs = Table(
+    "payout_runs",
+    metadata,
+    Column("id", Text, primary_key=True, comment="<seller id>:<scheduled time ISO 8601 UTC>"),
+    Column("seller_id", Text, nullable=False),
+    Column("scheduled_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", Text, nullable=False, comment="started | skipped"),
+    Column("payout_id", Text),
+    Column("amount", BigInteger, comment="minor units: the payout's amount (started)"),
+    Column("reason", Text, comment="why it skipped"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Owned by the payouts domain; only asked whether a seller has one.
+_payout_accounts = table("payout_accounts", column("seller_id"))
+
+STARTED = "started"
+SKIPPED = "skipped"
+NO_PAYOUT_ACCOUNT = "no_payout_account"
+NEGATIVE_BALANCE = "negative_balance"
+NOTHING_AVAILABLE = "nothing_available"
+BELOW_MINIMUM = "below_minimum"
+MAX_LIST = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutPreview:
+    """What a run would do now: pay ``amount`` (> 0), or nothing (``amount`` 0) for ``reason``."""
+
+    seller_id: str
+    currency: str
+    available: int
+    minimum_amount: int
+    amount: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRun:
+    id: str
+    seller_id: str
+    scheduled_at: datetime
+    outcome: str
+    """started | skipped"""
+    payout_id: str | None
+    amount: int | None
+    """Minor units paid out (started)."""
+    reason: str | None
+    created_at: datetime
+
+
+def run_payout_id(run_id: str) -> str:
+    """The payout a run starts: derived from the run id, so the same firing always names the
+    same payout (and the payout workflow's id dedupes a second start)."""
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:24]
+    return f"po_sched_{digest}"
+
+
+def has_payout_account(conn: Connection, seller_id: str) -> bool:
+    return bool(
+        conn.execute(select(exists().where(_payout_accounts.c.seller_id == seller_id))).scalar()
+    )
+
+
+def payout_preview(
+    conn: Connection, market: Marketplace, seller_id: str, minimum_amount: int
+) -> PayoutPreview:
+    """The amount a run would pay now and, when nothing, why (raises ``SellerNotFound``)."""
+    if isinstance(minimum_amount, bool) or not isinstance(minimum_amount, int):
+        raise ValidationFailed("minimum_amount must be an integer >= 0", field="minimum_amount")
+    if minimum_amount < 0:
+        raise ValidationFailed("minimum_amount must be an integer >= 0", field="minimum_amount")
+    balances = market.seller_balances(conn, seller_id)
+    available = balances.available
+    reason: str | None = None
+    if not has_payout_account(conn, seller_id):
+        reason = NO_PAYOUT_ACCOUNT
+    elif available < 0:
+        reason = NEGATIVE_BALANCE
+    elif available == 0:
+        reason = NOTHING_AVAILABLE
+    elif available < minimum_amount:
+        reason = BELOW_MINIMUM
+    return PayoutPreview(
+        seller_id=seller_id,
+        currency=balances.currency,
+        available=available,
+        minimum_amount=minimum_amount,
+        amount=0 if reason else available,
+        reason=reason,
+    )
+
+
+def decide_payout_run(
+    conn: Connection,
+    market: Marketplace,
+    *,
+    run_id: str,
+    seller_id: str,
+    scheduled_at: datetime,
+    minimum_amount: int,
+) -> tuple[PayoutRun, PayoutPreview | None]:
+    """Decide and record the run ``run_id`` (the first decision wins: asked again, the recorded
+    run comes back with no preview). Serialised per run id by the primary key."""
+    existing = get_payout_run(conn, run_id)
+    if existing is not None:
+        return existing, None
+    preview = payout_preview(conn, market, seller_id, minimum_amount)
+    values: dict[str, Any] = {
+        "id": run_id,
+        "seller_id": seller_id,
+        "scheduled_at": scheduled_at,
+        "created_at": func.now(),
+    }
+    if preview.reason is None:
+        values.update(outcome=STARTED, payout_id=run_payout_id(run_id), amount=preview.amount)
+    else:
+        values.update(outcome=SKIPPED, reason=preview.reason)
+    conn.execute(pg_insert(payout_runs).values(**values).on_conflict_do_nothing())
+    run = get_payout_run(conn, run_id)
+    assert run is not None
+    return run, preview
+
+
+def get_payout_run(conn: Connection, run_id: str) -> PayoutRun | None:
+    row = conn.execute(select(payout_runs).where(payout_runs.c.id == run_id)).one_or_none()
+    return None if row is None else _run(row)
+
+
+def list_payout_runs(conn: Connection, seller_id: str, *, limit: int = 20) -> list[PayoutRun]:
+    """The seller's most recent runs, newest first."""
+    limit = max(1, min(limit, MAX_LIST))
+    rows = conn.execute(
+        select(payout_runs)
+        .where(payout_runs.c.seller_id == seller_id)
+        .order_by(payout_runs.c.scheduled_at.desc(), payout_runs.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [_run(r) for r in rows]
+
+
+def _run(row: Row[Any]) -> PayoutRun:
+    return PayoutRun(
+        id=row.id,
+        seller_id=row.seller_id,
+        scheduled_at=row.scheduled_at,
+        outcome=row.outcome,
+        payout_id=row.payout_id,
+        amount=row.amount,
+        reason=row.reason,
+        created_at=row.created_at,
+    )
