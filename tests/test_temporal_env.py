@@ -62,7 +62,7 @@ async def test_dev_server_runs_a_workflow_through_the_platform_worker(
     assert result == "HELLO"
 
 
-async def test_time_skipping_server_skips_a_week_in_well_under_a_second(
+async def test_time_skipping_server_skips_a_week_in_a_moment(
     time_skipping_env: WorkflowEnvironment, engine: Engine
 ) -> None:
     client = time_skipping_env.client
@@ -80,7 +80,9 @@ async def test_time_skipping_server_skips_a_week_in_well_under_a_second(
         )
         wall = time.monotonic() - started
     assert slept >= timedelta(days=7).total_seconds()
-    assert wall < 1.0, f"a 7-day timer took {wall:.2f}s of wall time"
+    # Typically 0.3-0.4 s here; the bound leaves room for a loaded CI machine and still proves
+    # the skip (a real timer would take a week).
+    assert wall < 5.0, f"a 7-day timer took {wall:.2f}s of wall time"
 
 
 async def test_dev_server_has_the_platform_search_attributes(temporal_client: Client) -> None:
