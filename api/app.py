@@ -19,6 +19,7 @@ from api.routers import (
     ledger_entries,
     ledger_transactions,
     ledgers,
+    payout_schedules,
     sellers,
 )
 from api.routing import HARD_MAX_BODY_SIZE
@@ -92,6 +93,7 @@ def create_app(
 
     for module in (
         sellers,
+        payout_schedules,
         earnings,
         disputes,
         ledgers,

@@ -58,6 +58,7 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "invalid_earning_state": 409,
     "invalid_hold_state": 409,
     "dispute_already_resolved": 409,
+    "payout_schedule_not_found": 404,
 }
 
 DOMAIN_ERROR_STATUS: Mapping[str, int] = {**LEDGER_ERROR_STATUS, **MARKETPLACE_ERROR_STATUS}
