@@ -6,16 +6,41 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from temporalio.client import Client
 
 from activities.disputes import DisputeActivities
 from activities.payout_runs import PayoutRunActivities
+from activities.payouts import (
+    DEFAULT_POLL_SECONDS,
+    DEFAULT_RETURN_WINDOW_SECONDS,
+    LazyRail,
+    PayoutActivities,
+)
 from activities.sellers import SellerActivities
 from marketplace import Marketplace
+from payment_rail import PaymentRail, open_payment_rail
 
 
-def build_activities(engine: Engine) -> list[Callable[..., Any]]:
-    """Bound activity methods of the classes that hold the worker's database engine."""
+def build_activities(
+    engine: Engine,
+    *,
+    rail: PaymentRail | LazyRail | None = None,
+    client: Client | None = None,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
+) -> list[Callable[..., Any]]:
+    """Bound activity methods of the classes that hold the worker's database engine, payment
+    rail (default: ``open_payment_rail()`` from the ``PAYOUTS_RAIL_*`` settings, opened on first
+    use) and Temporal client (to pause payout schedules)."""
     marketplace = Marketplace()
+    payouts = PayoutActivities(
+        engine,
+        rail if rail is not None else LazyRail(open_payment_rail),
+        marketplace=marketplace,
+        client=client,
+        poll_seconds=poll_seconds,
+        return_window_seconds=return_window_seconds,
+    )
     sellers = SellerActivities(engine, marketplace)
     disputes = DisputeActivities(engine, marketplace)
     payout_runs = PayoutRunActivities(engine, marketplace)
@@ -28,4 +53,5 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         disputes.open_dispute,
         disputes.resolve_dispute,
         payout_runs.decide_payout_run,
+        *payouts.all(),
     ]

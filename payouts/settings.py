@@ -35,6 +35,18 @@ class Settings(BaseSettings):
 
     payouts_log_level: str = "INFO"
 
+    payouts_rail_poll_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a payout waits for the rail's webhook before asking the rail "
+        "(then again with back-off, at most hourly).",
+    )
+    payouts_return_window: float = Field(
+        default=14.0,
+        ge=0,
+        description="Days after paid during which a payout workflow still waits for a return.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -17,7 +17,10 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.payouts import LazyRail
 from activities.registry import build_activities
+from payment_rail import PaymentRail, open_payment_rail
+from payouts.settings import get_settings
 from workflows.registry import TASK_QUEUE, WORKFLOWS
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ def build_worker(
     activities: Sequence[Callable[..., Any]] | None = None,
     activity_executor: ThreadPoolExecutor | None = None,
     max_concurrent_activities: int = 20,
+    rail: PaymentRail | LazyRail | None = None,
 ) -> Worker:
     """A worker for ``workflows`` and ``activities`` (default: the registries) on ``task_queue``.
 
@@ -42,7 +46,11 @@ def build_worker(
     may replace activities with stand-ins registered under the same names. Pass
     ``activity_executor`` to own the thread pool (and shut it down); otherwise the worker gets a
     pool of ``max_concurrent_activities`` threads, reclaimed when the process exits.
+    ``rail`` is the payment rail the payout activities use (default: ``open_payment_rail()``
+    from the ``PAYOUTS_RAIL_*`` settings, opened on first use); the poll interval and return
+    window come from the settings (``PAYOUTS_RAIL_POLL_SECONDS``, ``PAYOUTS_RETURN_WINDOW``).
     """
+    settings = get_settings()
     executor = activity_executor or ThreadPoolExecutor(
         max_workers=max_concurrent_activities, thread_name_prefix="activity"
     )
@@ -50,7 +58,17 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS if workflows is None else workflows),
-        activities=list(build_activities(engine) if activities is None else activities),
+        activities=list(
+            build_activities(
+                engine,
+                rail=rail,
+                client=client,
+                poll_seconds=settings.payouts_rail_poll_seconds,
+                return_window_seconds=settings.payouts_return_window * 86_400,
+            )
+            if activities is None
+            else activities
+        ),
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
@@ -78,15 +96,18 @@ async def run_worker(
         await stop.wait()
         return
 
+    rail = LazyRail(open_payment_rail)
     with ThreadPoolExecutor(max_concurrent_activities, thread_name_prefix="activity") as pool:
         worker = build_worker(
             client,
             engine,
             activity_executor=pool,
             max_concurrent_activities=max_concurrent_activities,
+            rail=rail,
         )
         log.info("worker polling task queue %r with %d workflows", TASK_QUEUE, len(WORKFLOWS))
         async with worker:
             await stop.wait()
             log.info("worker shutting down")
+    rail.close()
     log.info("worker stopped")

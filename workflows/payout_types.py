@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio.common import SearchAttributeKey
+
+from activities.payout_types import PayoutResult
 
 PAYOUT_WORKFLOW = "PayoutWorkflow"
 PAYOUT_STATUS = SearchAttributeKey.for_keyword("PayoutStatus")
@@ -44,3 +47,46 @@ class PayoutWorkflowInput:
     # The scheduled run that started it, if any (``payout_runs.id``).
     run_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Optional overrides of the worker's settings (PAYOUTS_RAIL_POLL_SECONDS,
+    # PAYOUTS_RETURN_WINDOW), mostly for tests; None: the worker's.
+    poll_seconds: float | None = None
+    return_window_seconds: float | None = None
+    # Keep the reserved payout pending this long before submitting it: a window in which an
+    # operator can still cancel it. 0: submit at once.
+    submit_after_seconds: float = 0
+
+
+@dataclass
+class RailEventSignal:
+    """A verified rail webhook event (``payment_rail.RailEvent``), as the workflow gets it."""
+
+    event_id: str
+    type: str
+    """payout.paid | payout.failed | payout.returned"""
+    payout_id: str
+    occurred_at: datetime
+    code: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class CancelPayoutRequest:
+    note: str = ""
+
+
+@dataclass
+class PayoutWorkflowState:
+    payout_id: str
+    seller_id: str
+    status: str
+    """reserving | pending | processing | paid | failed | returned | cancelled"""
+    payout: PayoutResult | None = None
+    error_code: str | None = None
+    """Why nothing was reserved (nothing_to_pay, payout_account_missing, ...)."""
+    error_message: str | None = None
+    rail_events: int = 0
+    """Distinct rail webhook events received."""
+    rail_polls: int = 0
+    return_window_ends: datetime | None = None
+    schedule_paused: bool | None = None
+    """After a return: whether a payout schedule was paused (None: not applicable)."""

@@ -6,9 +6,17 @@ from typing import Any
 
 from workflows.disputes import DisputeWorkflow
 from workflows.payout_runs import PayoutRunWorkflow
+from workflows.payouts import PayoutWorkflow
+from workflows.refunds import RefundWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
 
 TASK_QUEUE = "payouts"
 
 # Every workflow class the worker registers (filled as workflows land).
-WORKFLOWS: list[type[Any]] = [SellerHoldWorkflow, DisputeWorkflow, PayoutRunWorkflow]
+WORKFLOWS: list[type[Any]] = [
+    SellerHoldWorkflow,
+    DisputeWorkflow,
+    PayoutWorkflow,
+    RefundWorkflow,
+    PayoutRunWorkflow,
+]

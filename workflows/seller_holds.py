@@ -26,6 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
+    from activities.payout_types import REFUND_EARNING, RefundEarningInput, RefundResult
     from activities.types import (
         BOOK_EARNING,
         BUSINESS_ERROR_TYPES,
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         PostEarningInput,
         ReleaseReserveInput,
     )
+    from workflows.refunds import RefundEarningRequest
     from workflows.types import (
         OPEN_HOLDS,
         RECENT_ORDERS_KEPT,
@@ -218,6 +220,46 @@ class SellerHoldWorkflow:
 
     @cancel_hold.validator
     def _validate_cancel_hold(self, request: CancelHoldRequest) -> None:
+        self._require_on_hold(request.order_id)
+
+    @workflow.update
+    async def refund_earning(self, request: RefundEarningRequest) -> RefundResult:
+        """Refund (part of) an order on hold, without racing the hold's end: archive the pending
+        earning and book the remainder again with the same hold end (the hold stays, due at the
+        same time), or drop the hold when nothing is left."""
+        order_id = request.order_id
+        await workflow.wait_condition(lambda: order_id not in self._busy)
+        self._require_on_hold(order_id)  # the loop may have posted it meanwhile
+        self._busy.add(order_id)
+        try:
+            result: RefundResult = await workflow.execute_activity(
+                REFUND_EARNING,
+                RefundEarningInput(
+                    refund_id=request.refund_id,
+                    order_id=order_id,
+                    amount=request.amount,
+                    metadata=request.metadata,
+                ),
+                result_type=RefundResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=REQUEST_RETRY,
+            )
+        except ActivityError as err:
+            raise business_error(err) from err
+        finally:
+            self._busy.discard(order_id)
+            self._wake = True
+        self._apply(result.earning)
+        self._publish()
+        return result
+
+    @refund_earning.validator
+    def _validate_refund_earning(self, request: RefundEarningRequest) -> None:
+        amount = request.amount
+        if amount is not None and (
+            isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 2**63
+        ):
+            raise _rejected("amount must be a positive integer of minor units", "validation_failed")
         self._require_on_hold(request.order_id)
 
     # ------------------------------------------------------------ queries

@@ -4,6 +4,7 @@ balance views after every step of a payout and of a refund, idempotency, and the
 from __future__ import annotations
 
 import uuid
+
 import pytest
 from sqlalchemy import Engine, func, select
 

@@ -1,0 +1,319 @@
+"""Activities of the payout and refund workflows: reserve, submit to the payment rail, ask the
+rail, settle (paid, failed, returned), cancel, pause the seller's payout schedule, refund.
+
+Each database step is one transaction through ``marketplace.Payouts``, idempotent by the payout
+(or refund) id, so a retried or replayed activity never moves money twice. The rail is called with
+the payout id as its idempotency key: a retry after a lost answer never pays twice.
+
+Errors: domain errors are non-retryable ``ApplicationError``s with their code; ``RailUnavailable``
+and database trouble propagate as ordinary exceptions and Temporal retries them; ``RailRejected``
+is an answer, not an error: the payout is marked failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.database import in_transaction
+from activities.payout_types import (
+    CANCEL_PAYOUT,
+    GET_RAIL_STATUS,
+    MARK_PAYOUT_FAILED,
+    MARK_PAYOUT_PAID,
+    MARK_PAYOUT_RETURNED,
+    PAUSE_PAYOUT_SCHEDULE,
+    REFUND_EARNING,
+    RESERVE_PAYOUT,
+    SUBMIT_PAYOUT,
+    MarkPayoutInput,
+    PauseScheduleInput,
+    PayoutIdInput,
+    PayoutResult,
+    RailStatusResult,
+    RefundEarningInput,
+    RefundResult,
+    ReservePayoutInput,
+    ReservePayoutResult,
+)
+from activities.sellers import earning_result
+from marketplace import Marketplace, Payout, Payouts, PayoutState, Refund
+from payment_rail import (
+    BankAccount,
+    PaymentRail,
+    PayoutRequest,
+    RailIdempotencyConflict,
+    RailPayoutNotFound,
+    RailRejected,
+)
+from workflows.errors import WorkflowRequestError
+from workflows.schedule_client import pause_payout_schedule
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 60.0
+DEFAULT_RETURN_WINDOW_SECONDS = 14 * 24 * 3600.0
+
+
+def payout_result(payout: Payout) -> PayoutResult:
+    return PayoutResult(
+        id=payout.id,
+        seller_id=payout.seller_id,
+        currency=payout.currency,
+        amount=payout.amount,
+        status=str(payout.status),
+        origin=payout.origin,
+        account_number_masked=payout.masked_account_number,
+        routing_number=payout.routing_number,
+        holder_name=payout.holder_name,
+        ledger_transaction_id=str(payout.ledger_transaction_id),
+        created_at=payout.created_at,
+        return_transaction_id=(
+            str(payout.return_transaction_id) if payout.return_transaction_id else None
+        ),
+        rail_reference=payout.rail_reference,
+        failure_code=payout.failure_code,
+        failure_reason=payout.failure_reason,
+        submitted_at=payout.submitted_at,
+        paid_at=payout.paid_at,
+        failed_at=payout.failed_at,
+        returned_at=payout.returned_at,
+        cancelled_at=payout.cancelled_at,
+        metadata=payout.metadata,
+    )
+
+
+def refund_result(refund: Refund, payouts: Payouts, engine: Engine) -> RefundResult:
+    with engine.begin() as conn:
+        earning = payouts.marketplace.get_earning(conn, refund.order_id)
+    return RefundResult(
+        id=refund.id,
+        order_id=refund.order_id,
+        seller_id=refund.seller_id,
+        currency=refund.currency,
+        amount=refund.amount,
+        fee_amount=refund.fee_amount,
+        seller_amount=refund.seller_amount,
+        kind=refund.kind,
+        status=refund.status,
+        ledger_transaction_id=(
+            str(refund.ledger_transaction_id) if refund.ledger_transaction_id else None
+        ),
+        created_at=refund.created_at,
+        earning=earning_result(earning),
+        metadata=refund.metadata,
+    )
+
+
+class LazyRail:
+    """A ``PaymentRail`` opened on first use (a worker that never pays anyone opens none)."""
+
+    def __init__(self, factory: Callable[[], PaymentRail]) -> None:
+        self._factory = factory
+        self._rail: PaymentRail | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> PaymentRail:
+        with self._lock:
+            if self._rail is None:
+                self._rail = self._factory()
+            return self._rail
+
+    def close(self) -> None:
+        with self._lock:
+            if self._rail is not None:
+                self._rail.close()
+                self._rail = None
+
+
+class PayoutActivities:
+    """Built once per worker with its engine, the payment rail and a Temporal client (to pause
+    a seller's payout schedule). Sync methods except ``pause_schedule``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rail: PaymentRail | LazyRail,
+        *,
+        marketplace: Marketplace | None = None,
+        client: Client | None = None,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
+    ) -> None:
+        self.engine = engine
+        self.payouts = Payouts(marketplace or Marketplace())
+        self._rail = rail
+        self.client = client
+        self.poll_seconds = poll_seconds
+        self.return_window_seconds = return_window_seconds
+
+    @property
+    def rail(self) -> PaymentRail:
+        return self._rail.get() if isinstance(self._rail, LazyRail) else self._rail
+
+    @activity.defn(name=RESERVE_PAYOUT)
+    def reserve_payout(self, input: ReservePayoutInput) -> ReservePayoutResult:
+        """The pending debit seller -> payouts in transit and the payouts row."""
+        payout = in_transaction(
+            self.engine,
+            lambda conn: self.payouts.reserve_payout(
+                conn,
+                payout_id=input.payout_id,
+                seller_id=input.seller_id,
+                amount=input.amount,
+                origin=input.origin,
+                run_id=input.run_id,
+                metadata=input.metadata,
+            ),
+        )
+        return ReservePayoutResult(
+            payout=payout_result(payout),
+            poll_seconds=self.poll_seconds,
+            return_window_seconds=self.return_window_seconds,
+        )
+
+    @activity.defn(name=SUBMIT_PAYOUT)
+    def submit_to_rail(self, input: PayoutIdInput) -> PayoutResult:
+        """Submit the payout to the rail (idempotency key: the payout id) -> processing. A
+        cancelled payout is not submitted; a rejected one is marked failed."""
+        payout = in_transaction(
+            self.engine, lambda conn: self.payouts.begin_submission(conn, input.payout_id)
+        )
+        if payout.status is not PayoutState.PENDING:
+            return payout_result(payout)  # cancelled, or submitted by an earlier attempt
+        request = PayoutRequest(
+            payout_id=payout.id,
+            amount=payout.amount,
+            currency=payout.currency,
+            destination=BankAccount(
+                account_number=payout.account_number,
+                routing_number=payout.routing_number,
+                holder_name=payout.holder_name,
+            ),
+            description=f"Payout {payout.id}",
+            metadata={"seller_id": payout.seller_id},
+        )
+        try:
+            submission = self.rail.submit_payout(request)
+        except RailRejected as exc:
+            log.warning("rail rejected payout %s: %s", payout.id, exc.code)
+            code, reason = exc.code, exc.message
+            return payout_result(
+                in_transaction(
+                    self.engine,
+                    lambda conn: self.payouts.mark_failed(conn, payout.id, code, reason),
+                )
+            )
+        except RailIdempotencyConflict as exc:
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
+        # RailUnavailable (and anything unexpected) propagates: Temporal retries with the same id.
+        return payout_result(
+            in_transaction(
+                self.engine,
+                lambda conn: self.payouts.mark_submitted(
+                    conn, payout.id, submission.rail_reference
+                ),
+            )
+        )
+
+    @activity.defn(name=GET_RAIL_STATUS)
+    def get_rail_status(self, input: PayoutIdInput) -> RailStatusResult:
+        """What the rail says now (the fallback when no webhook arrives)."""
+        try:
+            status = self.rail.get_payout(input.payout_id)
+        except RailPayoutNotFound:
+            return RailStatusResult(status="unknown")
+        return RailStatusResult(status=str(status.status), code=status.code, reason=status.reason)
+
+    @activity.defn(name=MARK_PAYOUT_PAID)
+    def mark_paid(self, input: PayoutIdInput) -> PayoutResult:
+        """Post the debit."""
+        return payout_result(
+            in_transaction(self.engine, lambda conn: self.payouts.mark_paid(conn, input.payout_id))
+        )
+
+    @activity.defn(name=MARK_PAYOUT_FAILED)
+    def mark_failed(self, input: MarkPayoutInput) -> PayoutResult:
+        """Archive the debit: the money is available again."""
+        return payout_result(
+            in_transaction(
+                self.engine,
+                lambda conn: self.payouts.mark_failed(
+                    conn, input.payout_id, input.code, input.reason
+                ),
+            )
+        )
+
+    @activity.defn(name=MARK_PAYOUT_RETURNED)
+    def mark_returned(self, input: MarkPayoutInput) -> PayoutResult:
+        """Reverse the posted debit: the seller is credited back."""
+        return payout_result(
+            in_transaction(
+                self.engine,
+                lambda conn: self.payouts.mark_returned(
+                    conn, input.payout_id, input.code, input.reason
+                ),
+            )
+        )
+
+    @activity.defn(name=CANCEL_PAYOUT)
+    def cancel(self, input: PayoutIdInput) -> PayoutResult:
+        """Archive a payout not yet submitted (invalid_payout_state once submission began)."""
+        return payout_result(
+            in_transaction(
+                self.engine, lambda conn: self.payouts.cancel_payout(conn, input.payout_id)
+            )
+        )
+
+    @activity.defn(name=PAUSE_PAYOUT_SCHEDULE)
+    async def pause_schedule(self, input: PauseScheduleInput) -> bool:
+        """Pause the seller's payout schedule with a note; False if it has none."""
+        if self.client is None:
+            raise ApplicationError(
+                "the worker has no Temporal client to pause schedules with",
+                type="no_temporal_client",
+                non_retryable=True,
+            )
+        try:
+            await pause_payout_schedule(self.client, input.seller_id, input.note)
+        except WorkflowRequestError as err:
+            if err.code == "payout_schedule_not_found":
+                return False
+            raise
+        return True
+
+    @activity.defn(name=REFUND_EARNING)
+    def refund_earning(self, input: RefundEarningInput) -> RefundResult:
+        """Refund (part of) an order: on hold, archive and rebook the rest; posted, debit the
+        seller."""
+        refund = in_transaction(
+            self.engine,
+            lambda conn: self.payouts.refund_earning(
+                conn,
+                refund_id=input.refund_id,
+                order_id=input.order_id,
+                amount=input.amount,
+                metadata=input.metadata,
+            ),
+        )
+        return refund_result(refund, self.payouts, self.engine)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.reserve_payout,
+            self.submit_to_rail,
+            self.get_rail_status,
+            self.mark_paid,
+            self.mark_failed,
+            self.mark_returned,
+            self.cancel,
+            self.pause_schedule,
+            self.refund_earning,
+        ]

@@ -1,0 +1,257 @@
+"""What the API (and tests) call to drive payouts and refunds: start a payout and hear whether
+its money was reserved, cancel it, read its state, hand it the rail's webhook events, refund an
+order.
+
+Errors are ``WorkflowRequestError`` with the domain's codes:
+
+==========================  ===============================================================
+code                        when
+==========================  ===============================================================
+nothing_to_pay              a payout of everything available, and available <= 0
+payout_account_missing      the seller has no payout account
+insufficient_balance        the amount is more than the seller's available balance
+payout_conflict             the payout id exists for another seller or amount
+payout_not_found            cancel/get an unknown payout
+invalid_payout_state        cancel after the payout was submitted to the rail
+seller_not_found            unknown seller
+refund_exceeds_earning      more than what is left of the earning
+refund_conflict             the refund id exists for another order or amount
+earning_not_found           refund of an unknown order
+==========================  ===============================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.payout_types import PayoutResult, RefundResult
+from payment_rail import RailEvent
+from workflows.errors import WorkflowRequestError, request_error
+from workflows.payout_types import (
+    PAYOUT_STATUS,
+    CancelPayoutRequest,
+    PayoutOrigin,
+    PayoutStatus,
+    PayoutWorkflowInput,
+    PayoutWorkflowState,
+    RailEventSignal,
+    payout_workflow_id,
+)
+from workflows.payouts import PayoutWorkflow
+from workflows.refunds import (
+    RefundEarningRequest,
+    RefundInput,
+    RefundWorkflow,
+    refund_update_id,
+    refund_workflow_id,
+)
+from workflows.registry import TASK_QUEUE
+from workflows.seller_holds import SellerHoldWorkflow
+from workflows.types import SELLER_ID, seller_holds_workflow_id
+
+__all__ = [
+    "PayoutResult",
+    "PayoutWorkflowState",
+    "RefundResult",
+    "cancel_payout",
+    "get_payout_state",
+    "refund_earning",
+    "signal_rail_event",
+    "start_payout",
+]
+
+
+def _not_found(payout_id: str) -> WorkflowRequestError:
+    return WorkflowRequestError("payout_not_found", f"payout {payout_id!r} not found")
+
+
+async def start_payout(
+    client: Client,
+    payout_id: str,
+    seller_id: str,
+    amount: int | None = None,
+    *,
+    origin: str = PayoutOrigin.MANUAL,
+    metadata: dict[str, Any] | None = None,
+    submit_after_seconds: float = 0,
+    task_queue: str = TASK_QUEUE,
+) -> PayoutResult:
+    """Start the payout workflow (update-with-start) and return the payout as it was when its
+    money was reserved (a repeat gets that answer again; read the database for what it is
+    now). A business error (nothing to pay, no payout account, ...) is raised as
+    ``WorkflowRequestError``.
+
+    Idempotent by payout id: a repeat returns the same answer (or the same error); the same id
+    for another seller or amount is ``payout_conflict``."""
+    start = WithStartWorkflowOperation(
+        PayoutWorkflow.run,
+        PayoutWorkflowInput(
+            payout_id=payout_id,
+            seller_id=seller_id,
+            amount=amount,
+            origin=origin,
+            metadata=metadata or {},
+            submit_after_seconds=submit_after_seconds,
+        ),
+        id=payout_workflow_id(payout_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(SELLER_ID, seller_id),
+                SearchAttributePair(PAYOUT_STATUS, str(PayoutStatus.PENDING)),
+            ]
+        ),
+        static_summary=f"Payout {payout_id} to seller {seller_id}",
+    )
+    try:
+        result: PayoutResult = await client.execute_update_with_start_workflow(
+            PayoutWorkflow.reserved, start_workflow_operation=start, id="reserved"
+        )
+    except WorkflowUpdateFailedError as err:
+        raise request_error(err) from err
+    except (WorkflowAlreadyStartedError, RPCError) as err:
+        if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        # It ran and completed: its state says what became of it.
+        state = await get_payout_state(client, payout_id)
+        if state.payout is None:
+            raise WorkflowRequestError(
+                state.error_code or "workflow_failed", state.error_message or "nothing reserved"
+            ) from err
+        result = state.payout
+    if result.seller_id != seller_id or (amount is not None and result.amount != amount):
+        raise WorkflowRequestError(
+            "payout_conflict",
+            f"payout {payout_id!r} exists for seller {result.seller_id}, amount {result.amount}",
+            payout_id=payout_id,
+        )
+    return result
+
+
+async def cancel_payout(client: Client, payout_id: str, note: str = "") -> PayoutResult:
+    """Cancel a payout not yet submitted to the rail (its money is available again);
+    ``invalid_payout_state`` once it was submitted. Cancelling a cancelled payout returns it."""
+    handle = client.get_workflow_handle_for(PayoutWorkflow.run, payout_workflow_id(payout_id))
+    try:
+        return await handle.execute_update(PayoutWorkflow.cancel, CancelPayoutRequest(note))
+    except WorkflowUpdateFailedError as err:
+        raise request_error(err) from err
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    state = await get_payout_state(client, payout_id)  # it has ended (or never existed)
+    if state.status == PayoutStatus.CANCELLED and state.payout is not None:
+        return state.payout
+    raise WorkflowRequestError(
+        "invalid_payout_state",
+        f"payout {payout_id!r} is {state.status}; only a payout not yet submitted is cancelled",
+    )
+
+
+async def get_payout_state(client: Client, payout_id: str) -> PayoutWorkflowState:
+    """The payout workflow's state (also after it ended)."""
+    handle = client.get_workflow_handle_for(PayoutWorkflow.run, payout_workflow_id(payout_id))
+    try:
+        return await handle.query(PayoutWorkflow.state)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise _not_found(payout_id) from err
+        raise
+
+
+async def signal_rail_event(client: Client, event: RailEvent) -> bool:
+    """Hand a verified rail webhook event to its payout's workflow. False if no workflow is
+    running for it (unknown payout, or one that has ended: nothing left to learn)."""
+    handle = client.get_workflow_handle_for(PayoutWorkflow.run, payout_workflow_id(event.payout_id))
+    try:
+        await handle.signal(
+            PayoutWorkflow.rail_event,
+            RailEventSignal(
+                event_id=event.id,
+                type=str(event.type),
+                payout_id=event.payout_id,
+                occurred_at=event.occurred_at,
+                code=event.code,
+                reason=event.reason,
+            ),
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def refund_earning(
+    client: Client,
+    seller_id: str,
+    order_id: str,
+    refund_id: str,
+    amount: int | None = None,
+    *,
+    metadata: dict[str, Any] | None = None,
+    task_queue: str = TASK_QUEUE,
+) -> RefundResult:
+    """Refund ``amount`` (None: all that is left) of an order. On hold: through the seller's
+    hold workflow (``refund_earning`` update), so it never races the hold's end; otherwise (the
+    hold ended, or the earning is posted) through a ``RefundWorkflow``. Idempotent by refund
+    id."""
+    holds = client.get_workflow_handle_for(
+        SellerHoldWorkflow.run, seller_holds_workflow_id(seller_id)
+    )
+    request = RefundEarningRequest(
+        refund_id=refund_id, order_id=order_id, amount=amount, metadata=metadata or {}
+    )
+    try:
+        result: RefundResult = await holds.execute_update(
+            SellerHoldWorkflow.refund_earning, request, id=refund_update_id(refund_id)
+        )
+        return result
+    except WorkflowUpdateFailedError as err:
+        error = request_error(err)
+        if error.code not in ("hold_not_found", "invalid_hold_state"):
+            raise error from err
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    # Not on hold (any more): a refund workflow debits the posted earning.
+    try:
+        handle = await client.start_workflow(
+            RefundWorkflow.run,
+            RefundInput(
+                refund_id=refund_id,
+                seller_id=seller_id,
+                order_id=order_id,
+                amount=amount,
+                metadata=metadata or {},
+            ),
+            id=refund_workflow_id(refund_id),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(SELLER_ID, seller_id)]),
+            static_summary=f"Refund {refund_id} of order {order_id}",
+        )
+    except WorkflowAlreadyStartedError:
+        handle = client.get_workflow_handle_for(RefundWorkflow.run, refund_workflow_id(refund_id))
+    try:
+        return await handle.result()
+    except WorkflowFailureError as err:
+        raise request_error(err) from err
