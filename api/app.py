@@ -20,6 +20,7 @@ from api.routers import (
     ledger_transactions,
     ledgers,
     payout_schedules,
+    reconciliation,
     sellers,
 )
 from api.routing import HARD_MAX_BODY_SIZE
@@ -94,6 +95,7 @@ def create_app(
     for module in (
         sellers,
         payout_schedules,
+        reconciliation,
         earnings,
         disputes,
         ledgers,

@@ -59,6 +59,8 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "invalid_hold_state": 409,
     "dispute_already_resolved": 409,
     "payout_schedule_not_found": 404,
+    "statement_not_found": 404,
+    "statement_unreadable": 422,
 }
 
 DOMAIN_ERROR_STATUS: Mapping[str, int] = {**LEDGER_ERROR_STATUS, **MARKETPLACE_ERROR_STATUS}

@@ -5,6 +5,7 @@
     payouts api                    the HTTP API alone (scale out)
     payouts migrate                apply the database migrations and exit
     payouts api-keys create ...    create an API key and print it once
+    payouts reconcile FILE         reconcile a bank statement CSV and print the report
 
 Configuration comes from the environment (payouts/settings.py). Without ``DATABASE_URL`` every
 command uses the embedded PostgreSQL in ``$PAYOUTS_DATA_DIR/postgres`` (attaching to it when a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -168,6 +170,35 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Reconcile a bank statement CSV; exit 0 when everything matched, 1 when not, 2 when the
+    file cannot be read."""
+    from marketplace.reconciliation import (
+        StatementUnreadable,
+        format_report,
+        reconcile_statement,
+    )
+
+    try:
+        with open(args.file, "rb") as statement:
+            content = statement.read()
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with database(settings, migrate_embedded=True) as url:
+        engine = create_db_engine(url, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                report = reconcile_statement(conn, content, filename=os.path.basename(args.file))
+        except StatementUnreadable as exc:
+            print(f"error: {args.file}: {exc.message}", file=sys.stderr)
+            return 2
+        finally:
+            engine.dispose()
+    print(format_report(report))
+    return 0 if report.all_matched else 1
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -197,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--seller", help="seller id (required for --role seller)")
     create.add_argument("--name", help="a label to recognise the key by")
     create.set_defaults(handler=cmd_api_keys_create)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="match a bank statement CSV against the payouts, keep and print the report "
+        "(exit 1 when anything did not match)",
+    )
+    reconcile.add_argument("file", help="CSV: date,amount,currency,reference (minor units)")
+    reconcile.set_defaults(handler=cmd_reconcile)
     return parser
 
 

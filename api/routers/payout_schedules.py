@@ -212,9 +212,7 @@ async def resume_payout_schedule(
     )
 
 
-@router.post(
-    "/{seller_id}/payout_schedule/trigger", status_code=202, dependencies=[PlatformAccess]
-)
+@router.post("/{seller_id}/payout_schedule/trigger", status_code=202, dependencies=[PlatformAccess])
 async def trigger_payout_schedule(seller_id: str, workflows: WorkflowsDep) -> dict[str, str]:
     """Run the schedule now (also when paused or manual); skipped if a run is still going. The
     run's outcome shows in ``GET``'s ``recent_runs`` moments later."""

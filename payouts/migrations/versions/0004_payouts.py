@@ -138,11 +138,12 @@ CREATE TABLE reconciliation_lines (
     amount bigint,
     currency text,
     reference text,
-    -- matched, unmatched, amount_mismatch, invalid (a line that could not be read), or
+    -- matched, unmatched, amount_mismatch, currency_mismatch, duplicate (a further line for a
+    -- payout an earlier line already named), invalid (a line that could not be read), or
     -- missing_from_statement (a paid payout the statement does not show; line_number < 0).
     result text NOT NULL CONSTRAINT ck_reconciliation_lines_result
         CHECK (result IN ('matched', 'unmatched', 'amount_mismatch', 'currency_mismatch',
-                          'invalid', 'missing_from_statement')),
+                          'duplicate', 'invalid', 'missing_from_statement')),
     payout_id text REFERENCES payouts (id),
     expected_amount bigint,
     detail text,
