@@ -12,6 +12,8 @@ test. Async tests and fixtures need no marker (asyncio_mode=auto, one session ev
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,20 +27,31 @@ from payouts.database import EmbeddedPostgres, create_db_engine, migrate
 from tests.temporal_env import new_task_queue, start_dev_server, start_time_skipping_server
 
 
+def embedded_data_dir(prefix: str) -> Path:
+    """A fresh folder for an embedded PostgreSQL's data, outside pytest's temporary tree.
+
+    Run as root, the server runs as its own user and opens the folders above its data for it;
+    pytest resets its own tree to 0700 whenever a pytest session starts, which would lock a
+    running server out of its files."""
+    return Path(tempfile.mkdtemp(prefix=f"payouts-{prefix}-"))
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         migrate(external)
         yield external
         return
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data")
+    folder = embedded_data_dir("test-pg")
+    server = EmbeddedPostgres(folder / "data")
     url = server.start()
     migrate(url)
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

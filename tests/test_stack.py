@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
+from tests.conftest import embedded_data_dir
 
 pytestmark = pytest.mark.slow
 
@@ -74,8 +77,10 @@ class StackConfig:
 
 
 @pytest.fixture
-def stack_config(tmp_path: Path) -> StackConfig:
-    return StackConfig(tmp_path / "data", free_port(), free_port(), free_port())
+def stack_config() -> Iterator[StackConfig]:
+    folder = embedded_data_dir("test-stack")
+    yield StackConfig(folder / "data", free_port(), free_port(), free_port())
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_stack(config: StackConfig, output: Path) -> RunningStack:
