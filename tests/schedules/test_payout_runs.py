@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.payout_run_types import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
 from activities.payout_runs import PayoutRunActivities
@@ -50,10 +51,21 @@ async def wait_runs(engine: Engine, seller_id: str, count: int = 1) -> list[Payo
 
 
 async def paid_input(client: Client, payout_id: str) -> PayoutWorkflowInput:
+    """The stand-in payout's input (the run records its decision, then starts the child)."""
     handle = client.get_workflow_handle(
         payout_workflow_id(payout_id), result_type=PayoutWorkflowInput
     )
-    return await handle.result()
+
+    async def result() -> PayoutWorkflowInput | None:
+        try:
+            found: PayoutWorkflowInput = await handle.result()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+        return found
+
+    return await eventually(result)
 
 
 async def test_a_daily_run_fires_at_its_local_time_and_pays_the_available_balance(
