@@ -4,14 +4,18 @@ and kept on ``app.state``, where the dependencies (``api.dependencies``, ``api.s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Engine
 
-from api.problems import install_problem_handlers, problem_response
+from api.observability import install_observability, readiness
+from api.problems import (
+    document_problems,
+    install_problem_handlers,
+    problem_responses,
+)
 from api.routers import (
     disputes,
     earnings,
@@ -26,6 +30,7 @@ from api.routers import (
 from api.routing import HARD_MAX_BODY_SIZE
 from ledger_core import LedgerService
 from marketplace import Marketplace
+from observability.metrics import MeteredLedgerService
 from workflows.registry import TASK_QUEUE
 
 if TYPE_CHECKING:
@@ -65,32 +70,24 @@ def create_app(
         max_body_size=HARD_MAX_BODY_SIZE,
     )
     app.state.engine = engine
-    app.state.ledger = ledger if ledger is not None else LedgerService()
+    app.state.ledger = ledger if ledger is not None else MeteredLedgerService()
     app.state.marketplace = Marketplace(app.state.ledger)
     app.state.temporal_client = temporal_client
     app.state.workflow_task_queue = workflow_task_queue
     install_problem_handlers(app)
+    install_observability(app, engine)
+    document_problems(app)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
         """Liveness: the process serves requests. No authentication."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
-    async def readyz() -> JSONResponse | dict[str, str]:
-        """Readiness: the database answers. No authentication."""
-
-        def ping() -> None:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception:
-            return problem_response(
-                None, 503, "service_unavailable", "The database is not reachable."
-            )
-        return {"status": "ok"}
+    @app.get("/readyz", tags=["health"], response_model=None, responses=problem_responses([503]))
+    async def readyz() -> JSONResponse | dict[str, Any]:
+        """Readiness: the database answers, and Temporal too when the app has a client (503
+        problem+json naming what is down otherwise). No authentication."""
+        return await readiness(engine, temporal_client)
 
     for module in (
         sellers,

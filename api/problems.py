@@ -11,7 +11,7 @@ unexpected are rendered the same way. Temporal out of reach is a 503 ``temporal_
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -83,6 +83,61 @@ HTTP_STATUS_CODE: Mapping[int, str] = {
 }
 
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance", "code"})
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+# The problem body in OpenAPI. Extras (``errors``, ``account_id``, ...) are additional properties.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "An RFC 9457 problem; clients branch on the stable `code`.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:payouts:problem:<code>"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request's path."},
+        "code": {"type": "string", "description": "Stable error code, e.g. `seller_not_found`."},
+    },
+    "additionalProperties": True,
+}
+
+# The errors any authenticated route may answer, documented once for every route (``ApiRoute``).
+ERROR_RESPONSES: Mapping[int, str] = {
+    400: "Malformed request (e.g. a body that is not JSON): `malformed_json`, `bad_request`.",
+    401: "No API key, or an invalid or revoked one: `unauthorized`.",
+    403: "The key's role may not do this: `forbidden`.",
+    404: "No such resource (or another seller's): `not_found`, `seller_not_found`, ...",
+    409: "Conflicts with the current state or an earlier request (`conflict`, ...).",
+    413: "The request body is too large: `payload_too_large`.",
+    415: "Unsupported request content type: `unsupported_media_type`.",
+    422: "Invalid input (`validation_error` with `errors`) or refused by the domain.",
+    503: "A dependency (database contention, Temporal) is unavailable: retry later.",
+}
+
+
+def problem_responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these statuses, each an ``application/problem+json`` body."""
+    return {
+        status: {
+            "description": ERROR_RESPONSES.get(status, _title(status)),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+        }
+        for status in statuses
+    }
+
+
+def document_problems(app: FastAPI) -> None:
+    """Add the ``Problem`` schema that ``problem_responses`` refers to to the app's OpenAPI."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # FastAPI caches it in app.openapi_schema
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class Problem(Exception):

@@ -38,8 +38,9 @@ from starlette.responses import Response
 
 from api import idempotency
 from api.auth import ApiKeyRecord, authenticate, bearer_token
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from ledger_core import translate_database_error
+from observability.logs import bind_log_context
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ MAX_ATTEMPTS = 3
 # at HARD_MAX_BODY_SIZE, where FastAPI answers a plain-text 413 before any route runs.
 MAX_BODY_SIZE = 2 * 1024 * 1024
 HARD_MAX_BODY_SIZE = 4 * MAX_BODY_SIZE
+# Documented on every route (problem+json); a route's own ``responses`` win.
+DOCUMENTED_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -148,6 +151,8 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
                 return replay
             request.state.db = conn
             request.state.principal = principal
+            # Every log line of the request names the seller it concerns (api.observability).
+            bind_log_context(seller_id=principal.seller_id or request.path_params.get("seller_id"))
             response = await handler(request)
             if response.status_code >= 400:
                 return response  # an error answer: roll back, store nothing
@@ -174,9 +179,14 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
 
 
 class ApiRoute(APIRoute):
-    """An ``APIRoute`` whose requests run in ``run_unit_of_work``; POST routes are idempotent."""
+    """An ``APIRoute`` whose requests run in ``run_unit_of_work``; POST routes are idempotent.
+    Its OpenAPI lists the problem responses every such route may give (``DOCUMENTED_ERRORS``)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["responses"] = {
+            **problem_responses(DOCUMENTED_ERRORS),
+            **(kwargs.get("responses") or {}),
+        }
         if "POST" in {m.upper() for m in kwargs.get("methods") or ()}:
             kwargs["dependencies"] = [
                 *(kwargs.get("dependencies") or ()),

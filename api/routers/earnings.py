@@ -14,6 +14,7 @@ checks, in the request's transaction) run in the thread pool.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Response
 from sqlalchemy import Connection
@@ -91,7 +92,10 @@ async def create_earning(
     """Book an order's earning: a pending ledger transaction (clearing -> seller for
     amount - fee, clearing -> fees revenue for the fee) held by the seller's hold workflow until
     ``hold_until`` (now + the seller's hold period), then posted."""
-    response.headers["Location"] = f"/v1/sellers/{seller_id}/earnings/{body.order_id}"
+    # Ids are free text: percent-encoded, since a header must be Latin-1 (and a URL, ASCII).
+    response.headers["Location"] = (
+        f"/v1/sellers/{quote(seller_id, safe='')}/earnings/{quote(body.order_id, safe='')}"
+    )
     booked = await run_in_threadpool(_booked_earning, conn, market, seller_id, body)
     if booked is not None:
         response.status_code = 200
