@@ -18,6 +18,7 @@ from activities.payouts import (
 )
 from activities.sellers import SellerActivities
 from marketplace import Marketplace
+from observability.metrics import MeteredLedgerService
 from payment_rail import PaymentRail, open_payment_rail
 
 
@@ -32,7 +33,8 @@ def build_activities(
     """Bound activity methods of the classes that hold the worker's database engine, payment
     rail (default: ``open_payment_rail()`` from the ``PAYOUTS_RAIL_*`` settings, opened on first
     use) and Temporal client (to pause payout schedules)."""
-    marketplace = Marketplace()
+    # Counts ledger writes (observability.metrics), served on the worker's metrics port.
+    marketplace = Marketplace(MeteredLedgerService())
     payouts = PayoutActivities(
         engine,
         rail if rail is not None else LazyRail(open_payment_rail),

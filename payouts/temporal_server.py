@@ -23,6 +23,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
+from temporalio.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,18 @@ def dev_server_command(
 
 
 async def connect_when_ready(
-    address: str, *, namespace: str = "default", timeout: float = 60.0
+    address: str,
+    *,
+    namespace: str = "default",
+    timeout: float = 60.0,
+    runtime: Runtime | None = None,
 ) -> Client:
-    """Connect a client, retrying until the frontend answers or ``timeout`` seconds pass."""
+    """Connect a client, retrying until the frontend answers or ``timeout`` seconds pass.
+    ``runtime``: the Temporal runtime (e.g. one exporting metrics); default the SDK's."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            client = await Client.connect(address, namespace=namespace)
+            client = await Client.connect(address, namespace=namespace, runtime=runtime)
             # Connecting proves the frontend is up; this proves the namespace is served too.
             await client.workflow_service.describe_namespace(
                 DescribeNamespaceRequest(namespace=namespace)

@@ -21,6 +21,7 @@ from activities.payouts import LazyRail
 from activities.registry import build_activities
 from payment_rail import PaymentRail, open_payment_rail
 from payouts.settings import get_settings
+from payouts.worker_observability import ActivityObservabilityInterceptor
 from workflows.registry import TASK_QUEUE, WORKFLOWS
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ def build_worker(
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        # Log context (workflow_id, seller_id) and outcome counts for every activity.
+        interceptors=[ActivityObservabilityInterceptor()],
     )
 
 
