@@ -6,7 +6,7 @@ an admin key. Each response must not be a server error and must match the schema
 status code, a documented content type and a body that validates (errors are problem+json, see
 ``api.routing.DOCUMENTED_ERRORS``).
 
-Bounded for CI: ``PAYOUTS_FUZZ_EXAMPLES`` examples per operation (default 10), derandomized so a
+Bounded for CI: ``PAYOUTS_FUZZ_EXAMPLES`` examples per operation (default 15), derandomized so a
 run is reproducible. Raise it locally for a deeper search, e.g.
 ``PAYOUTS_FUZZ_EXAMPLES=200 .venv/bin/pytest tests/api/test_schemathesis.py``.
 """
@@ -38,7 +38,7 @@ from api.auth import ApiKeyRole
 from tests.api.conftest import make_key
 from tests.temporal_env import new_task_queue, running_worker
 
-FUZZ_EXAMPLES = int(os.environ.get("PAYOUTS_FUZZ_EXAMPLES", "10"))
+FUZZ_EXAMPLES = int(os.environ.get("PAYOUTS_FUZZ_EXAMPLES", "15"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -102,9 +102,7 @@ def fuzz_admin_key(engine: Engine) -> str:
 
 
 @pytest.fixture(scope="module")
-def fuzzed_app(
-    engine: Engine, temporal_env: WorkflowEnvironment, fuzz_task_queue: str
-) -> FastAPI:
+def fuzzed_app(engine: Engine, temporal_env: WorkflowEnvironment, fuzz_task_queue: str) -> FastAPI:
     return create_app(
         engine, temporal_client=temporal_env.client, workflow_task_queue=fuzz_task_queue
     )
