@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.database import in_transaction
 from activities.payout_types import (
@@ -285,6 +286,11 @@ class PayoutActivities:
             await pause_payout_schedule(self.client, input.seller_id, input.note)
         except WorkflowRequestError as err:
             if err.code == "payout_schedule_not_found":
+                return False
+            raise
+        except RPCError as err:
+            if err.status == RPCStatusCode.UNIMPLEMENTED:  # a server without schedules
+                log.warning("cannot pause the payout schedule of %s: %s", input.seller_id, err)
                 return False
             raise
         return True

@@ -50,16 +50,14 @@ from workflows.payout_types import (
     PayoutWorkflowInput,
     PayoutWorkflowState,
     RailEventSignal,
-    payout_workflow_id,
-)
-from workflows.payouts import PayoutWorkflow
-from workflows.refunds import (
     RefundEarningRequest,
     RefundInput,
-    RefundWorkflow,
+    payout_workflow_id,
     refund_update_id,
     refund_workflow_id,
 )
+from workflows.payouts import PayoutWorkflow
+from workflows.refunds import RefundWorkflow
 from workflows.registry import TASK_QUEUE
 from workflows.seller_holds import SellerHoldWorkflow
 from workflows.types import SELLER_ID, seller_holds_workflow_id

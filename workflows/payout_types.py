@@ -90,3 +90,30 @@ class PayoutWorkflowState:
     return_window_ends: datetime | None = None
     schedule_paused: bool | None = None
     """After a return: whether a payout schedule was paused (None: not applicable)."""
+
+
+def refund_workflow_id(refund_id: str) -> str:
+    return f"refund/{refund_id}"
+
+
+def refund_update_id(refund_id: str) -> str:
+    return f"refund:{refund_id}"
+
+
+@dataclass
+class RefundEarningRequest:
+    """Refund ``amount`` (gross, minor units; None: all that is left) of an order."""
+
+    refund_id: str
+    order_id: str
+    amount: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RefundInput:
+    refund_id: str
+    seller_id: str
+    order_id: str
+    amount: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -13,9 +13,7 @@ is booked the right way exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -30,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RefundEarningInput,
         RefundResult,
     )
+    from workflows.payout_types import RefundInput
     from workflows.types import SELLER_ID
 
 REFUND_RETRY = RetryPolicy(
@@ -39,34 +38,9 @@ REFUND_RETRY = RetryPolicy(
 )
 
 
-def refund_workflow_id(refund_id: str) -> str:
-    return f"refund/{refund_id}"
-
-
-def refund_update_id(refund_id: str) -> str:
-    return f"refund:{refund_id}"
-
-
-@dataclass
-class RefundEarningRequest:
-    """Refund ``amount`` (gross, minor units; None: all that is left) of an order."""
-
-    refund_id: str
-    order_id: str
-    amount: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RefundInput:
-    refund_id: str
-    seller_id: str
-    order_id: str
-    amount: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@workflow.defn
+# Not sandboxed: in the sandbox the nested EarningResult of the activity's result failed to
+# decode ("name 'datetime' is not defined"); the workflow is one activity call and deterministic.
+@workflow.defn(sandboxed=False)
 class RefundWorkflow:
     """A refund of a posted earning: one durable, idempotent debit on the seller."""
 

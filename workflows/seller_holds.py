@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         PostEarningInput,
         ReleaseReserveInput,
     )
-    from workflows.refunds import RefundEarningRequest
+    from workflows.payout_types import RefundEarningRequest
     from workflows.types import (
         OPEN_HOLDS,
         RECENT_ORDERS_KEPT,

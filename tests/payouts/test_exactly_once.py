@@ -1,0 +1,173 @@
+"""Exactly once: a worker stopped at each step, a duplicate webhook, a rail that fails the first
+calls (also after storing the payout), a duplicate request, and refunds through the workflows;
+each pays once (the bank's paid count), writes one payout transaction, and leaves no money
+stuck (balances settle). Time-skipping: a return inside the return window, and a payout
+that ends as paid once the 14-day window has passed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from marketplace import Payouts
+from payment_rail import ACCOUNT_RETURNED, RailOutcome, SimulatedBank
+from tests.payouts.conftest import (
+    BankWebhooks,
+    exactly_once,
+    payout_status,
+    payout_worker,
+    seller_with_available,
+    views,
+)
+from tests.workflows.conftest import SkippingEnv, eventually
+from workflows import client as holds
+from workflows.payout_client import get_payout_state, refund_earning, start_payout
+from workflows.payout_types import payout_workflow_id
+
+
+def _status_is(engine: Engine, payouts: Payouts, payout_id: str, status: str) -> None:
+    assert payout_status(engine, payouts, payout_id) == status
+
+
+async def test_worker_stopped_at_each_step_pays_once(
+    temporal_client: Client,
+    engine: Engine,
+    payouts: Payouts,
+    bank: SimulatedBank,
+    webhooks: BankWebhooks,
+    task_queue: str,
+    uid: str,
+) -> None:
+    seller, pid = f"s-{uid}", f"p-{uid}"
+    seller_with_available(engine, payouts, seller, 7_000)
+    # Reserved, then the rail is down: the worker stops while submission keeps failing.
+    bank.make_unavailable(1_000)
+    async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
+        await start_payout(temporal_client, pid, seller, task_queue=task_queue)
+        await asyncio.sleep(1.5)
+    assert payout_status(engine, payouts, pid) == "pending"
+    assert views(engine, payouts, seller) == (0, 7_000, 0)
+    # The rail is back, and loses its first answer after storing the payout.
+    bank.make_unavailable(0)
+    bank.make_unavailable(1, after_processing=True)
+    bank.force_outcome(pid, RailOutcome.NEVER_SETTLES)
+    async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
+        await eventually(lambda: _status_is(engine, payouts, pid, "processing"))
+    # Submitted; the worker is down while the rail pays and its webhook arrives.
+    bank.force_outcome(pid, RailOutcome.PAID)
+    bank.settle_now(pid)
+    await eventually(lambda: _assert_delivered(webhooks))
+    assert payout_status(engine, payouts, pid) == "processing"
+    async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
+        await eventually(lambda: _status_is(engine, payouts, pid, "paid"))
+        final = await temporal_client.get_workflow_handle(payout_workflow_id(pid)).result()
+    assert final["status"] == "paid"
+    exactly_once(engine, bank, pid)
+    assert bank.inspect(pid).submissions >= 2  # resubmitted after the lost answer: paid once
+    assert views(engine, payouts, seller) == (0, 0, 0)
+
+
+async def _closed(client: Client, payout_id: str) -> None:
+    description = await client.get_workflow_handle(payout_workflow_id(payout_id)).describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+
+
+def _assert_delivered(webhooks: BankWebhooks) -> None:
+    assert webhooks.delivered >= 1
+
+
+async def test_duplicate_webhooks_and_duplicate_requests(
+    temporal_client: Client,
+    engine: Engine,
+    payouts: Payouts,
+    bank: SimulatedBank,
+    webhooks: BankWebhooks,
+    task_queue: str,
+    uid: str,
+) -> None:
+    seller, pid = f"s-{uid}", f"p-{uid}"
+    seller_with_available(engine, payouts, seller, 2_000)
+    bank.duplicate_webhooks(5, payout_id=pid, copies=3)
+    async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
+        first, second = await asyncio.gather(
+            start_payout(temporal_client, pid, seller, task_queue=task_queue),
+            start_payout(temporal_client, pid, seller, task_queue=task_queue),
+        )
+        assert first.amount == second.amount == 2_000
+        final = await temporal_client.get_workflow_handle(payout_workflow_id(pid)).result()
+    assert final["status"] == "paid"
+    assert webhooks.delivered >= 3 and final["rail_events"] == 1
+    exactly_once(engine, bank, pid)
+    assert views(engine, payouts, seller) == (0, 0, 0)
+
+
+async def test_refunds_through_the_workflows(
+    temporal_client: Client,
+    engine: Engine,
+    payouts: Payouts,
+    bank: SimulatedBank,
+    webhooks: BankWebhooks,
+    task_queue: str,
+    uid: str,
+) -> None:
+    seller, held = f"s-{uid}", f"h-{uid}"
+    posted = f"o-{seller}"
+    seller_with_available(engine, payouts, seller, 5_000)
+    async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
+        await holds.add_earning(temporal_client, seller, held, 1_000, 100, task_queue=task_queue)
+        # During the hold: partial, then the rest; the hold keeps its end, then is dropped.
+        part = await refund_earning(temporal_client, seller, held, f"r1-{uid}", 400)
+        assert (part.kind, part.earning.status) == ("during_hold", "on_hold")
+        [hold] = await holds.get_holds(temporal_client, seller)
+        assert hold.ledger_transaction_id == part.earning.ledger_transaction_id
+        again = await refund_earning(temporal_client, seller, held, f"r1-{uid}", 400)
+        assert again.ledger_transaction_id == part.ledger_transaction_id
+        rest = await refund_earning(temporal_client, seller, held, f"r2-{uid}")
+        assert (rest.amount, rest.earning.status) == (600, "cancelled")
+        assert await holds.get_holds(temporal_client, seller) == []
+        # After posting: a refund workflow debits the seller, below zero if need be.
+        await start_payout(temporal_client, f"p-{uid}", seller, 4_000, task_queue=task_queue)
+        after = await refund_earning(
+            temporal_client, seller, posted, f"r3-{uid}", task_queue=task_queue
+        )
+        assert (after.kind, after.seller_amount) == ("after_posting", 5_000)
+        await eventually(lambda: _status_is(engine, payouts, f"p-{uid}", "paid"))
+    assert views(engine, payouts, seller) == (-4_000, -4_000, -4_000)
+
+
+async def test_return_window_on_the_time_skipping_server(
+    skipping_env: SkippingEnv,
+    engine: Engine,
+    payouts: Payouts,
+    bank: SimulatedBank,
+    webhooks: BankWebhooks,
+    task_queue: str,
+    uid: str,
+) -> None:
+    env, seller, pid, kept = skipping_env, f"s-{uid}", f"p-{uid}", f"k-{uid}"
+    seller_with_available(engine, payouts, seller, 3_000, account_number=ACCOUNT_RETURNED)
+    bank.force_outcome(kept, RailOutcome.PAID)
+    async with payout_worker(
+        env.client,
+        engine,
+        bank,
+        webhooks,
+        task_queue=task_queue,
+        return_window_seconds=14 * 86_400,
+    ):
+        # Paid, then returned by the bank (its return account) inside the window.
+        await start_payout(env.client, pid, seller, 1_000, task_queue=task_queue)
+        await eventually(lambda: _status_is(engine, payouts, pid, "returned"))
+        state = await get_payout_state(env.client, pid)
+        assert state.return_window_ends is not None
+        # Another payout is not returned: after 14 days (skipped) it ends as paid.
+        await start_payout(env.client, kept, seller, 500, task_queue=task_queue)
+        await eventually(lambda: _status_is(engine, payouts, kept, "paid"))
+        await env.sleep(timedelta(days=15))  # skipped: the return window ends
+        await eventually(lambda: _closed(env.client, kept))
+        assert (await get_payout_state(env.client, kept)).status == "paid"
+    assert views(engine, payouts, seller) == (2_500, 2_500, 2_500)
+    exactly_once(engine, bank, pid)
