@@ -24,7 +24,10 @@ from api.routers import (
     ledger_transactions,
     ledgers,
     payout_schedules,
+    payouts,
+    rail_webhooks,
     reconciliation,
+    refunds,
     sellers,
 )
 from api.routing import HARD_MAX_BODY_SIZE
@@ -92,6 +95,9 @@ def create_app(
     for module in (
         sellers,
         payout_schedules,
+        payouts,
+        rail_webhooks,
+        refunds,
         reconciliation,
         earnings,
         disputes,
