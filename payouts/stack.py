@@ -182,6 +182,8 @@ class Stack:
         env["TEMPORAL_ADDRESS"] = self.temporal_address
         env["TEMPORAL_NAMESPACE"] = self.settings.temporal_namespace
         env["PAYOUTS_DATA_DIR"] = str(self.settings.payouts_data_dir)
+        # The worker's in-process simulated bank posts its webhooks to this API.
+        env.setdefault("PAYOUTS_RAIL_WEBHOOK_URL", f"{self.api_base_url}/v1/rail/webhooks")
         return env
 
     def _spawn(self, name: str, command: list[str], *, log_path: Path | None = None) -> Child:
