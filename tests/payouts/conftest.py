@@ -26,10 +26,7 @@ from payment_rail import (
     construct_event,
 )
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import registered_time_skipping_env, skipping_env
 from workflows.payout_client import signal_rail_event
-
-__all__ = ["registered_time_skipping_env", "skipping_env"]
 
 SECRET = "whsec_test"
 

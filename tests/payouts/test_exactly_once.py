@@ -1,19 +1,18 @@
 """Exactly once: a worker stopped at each step, a duplicate webhook, a rail that fails the first
 calls (also after storing the payout), a duplicate request, and refunds through the workflows;
 each pays once (the bank's paid count), writes one payout transaction, and leaves no money
-stuck (balances settle). Time-skipping: a return inside the return window, and a payout
-that ends as paid once the 14-day window has passed."""
+stuck (balances settle). (The return window on the
+time-skipping server: tests/workflows/test_payout_return_window.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from marketplace import Payouts
-from payment_rail import ACCOUNT_RETURNED, RailOutcome, SimulatedBank
+from payment_rail import RailOutcome, SimulatedBank
 from tests.payouts.conftest import (
     BankWebhooks,
     exactly_once,
@@ -22,9 +21,9 @@ from tests.payouts.conftest import (
     seller_with_available,
     views,
 )
-from tests.workflows.conftest import SkippingEnv, eventually
+from tests.workflows.conftest import eventually
 from workflows import client as holds
-from workflows.payout_client import get_payout_state, refund_earning, start_payout
+from workflows.payout_client import refund_earning, start_payout
 from workflows.payout_types import payout_workflow_id
 
 
@@ -136,38 +135,3 @@ async def test_refunds_through_the_workflows(
         assert (after.kind, after.seller_amount) == ("after_posting", 5_000)
         await eventually(lambda: _status_is(engine, payouts, f"p-{uid}", "paid"))
     assert views(engine, payouts, seller) == (-4_000, -4_000, -4_000)
-
-
-async def test_return_window_on_the_time_skipping_server(
-    skipping_env: SkippingEnv,
-    engine: Engine,
-    payouts: Payouts,
-    bank: SimulatedBank,
-    webhooks: BankWebhooks,
-    task_queue: str,
-    uid: str,
-) -> None:
-    env, seller, pid, kept = skipping_env, f"s-{uid}", f"p-{uid}", f"k-{uid}"
-    seller_with_available(engine, payouts, seller, 3_000, account_number=ACCOUNT_RETURNED)
-    bank.force_outcome(kept, RailOutcome.PAID)
-    async with payout_worker(
-        env.client,
-        engine,
-        bank,
-        webhooks,
-        task_queue=task_queue,
-        return_window_seconds=14 * 86_400,
-    ):
-        # Paid, then returned by the bank (its return account) inside the window.
-        await start_payout(env.client, pid, seller, 1_000, task_queue=task_queue)
-        await eventually(lambda: _status_is(engine, payouts, pid, "returned"))
-        state = await get_payout_state(env.client, pid)
-        assert state.return_window_ends is not None
-        # Another payout is not returned: after 14 days (skipped) it ends as paid.
-        await start_payout(env.client, kept, seller, 500, task_queue=task_queue)
-        await eventually(lambda: _status_is(engine, payouts, kept, "paid"))
-        await env.sleep(timedelta(days=15))  # skipped: the return window ends
-        await eventually(lambda: _closed(env.client, kept))
-        assert (await get_payout_state(env.client, kept)).status == "paid"
-    assert views(engine, payouts, seller) == (2_500, 2_500, 2_500)
-    exactly_once(engine, bank, pid)
