@@ -7,6 +7,10 @@ and 8 concurrent writers (threads, one connection each), for two workloads:
 * uniform: each transfer moves money between two random accounts out of 1,000;
 * hot: every transfer goes through one hot account (a platform clearing account, say).
 
+ledger_core is measured two ways: ``write_transaction`` (the write is its own database
+transaction: BEGIN, write and COMMIT in one round trip) and ``create_transaction`` inside the
+caller's ``engine.begin()`` block (the caller commits: a second round trip).
+
 Plain SQL is what a hand-written ledger would do with psycopg and no safety net: one INSERT of the
 transaction, one INSERT of its entries, an UPDATE of each balance row (in id order), one commit,
 on tables with the same columns and indexes but without constraints or triggers.
@@ -48,6 +52,13 @@ from ledger_core.ids import uuid7
 from payouts.database import EmbeddedPostgres, create_db_engine, migrate
 
 N_ACCOUNTS = 1000
+# Measured side by side in each round: ledger_core's one-shot write (its own database
+# transaction), ledger_core inside the caller's transaction, and the plain-SQL baseline.
+IMPLS: list[tuple[str, bool | None]] = [
+    ("write_txn", True),
+    ("create_txn", False),
+    ("plain SQL", None),
+]
 
 PLAIN_SCHEMA = """
 DROP SCHEMA IF EXISTS bench_plain CASCADE;
@@ -136,22 +147,28 @@ def ledger_writer(
     ledger_id: uuid.UUID,
     accounts: list[uuid.UUID],
     hot: uuid.UUID | None,
+    *,
+    own_transaction: bool = True,
 ) -> Callable[[int], Callable[[random.Random], None]]:
+    """Writes through ledger_core: ``write_transaction`` (a database transaction of its own, the
+    fast path) or ``create_transaction`` inside the caller's ``engine.begin()`` block."""
+
     def make(_: int) -> Callable[[random.Random], None]:
         def write(rng: random.Random) -> None:
             debit, credit = pick(rng, accounts, hot)
             amount = rng.randint(1, 10_000)
-            with engine.begin() as conn:
-                ledger.create_transaction(
-                    conn,
-                    NewLedgerTransaction(
-                        ledger_id=ledger_id,
-                        entries=(
-                            NewEntry(debit, Direction.DEBIT, amount),
-                            NewEntry(credit, Direction.CREDIT, amount),
-                        ),
-                    ),
-                )
+            new = NewLedgerTransaction(
+                ledger_id=ledger_id,
+                entries=(
+                    NewEntry(debit, Direction.DEBIT, amount),
+                    NewEntry(credit, Direction.CREDIT, amount),
+                ),
+            )
+            if own_transaction:
+                ledger.write_transaction(engine, new)
+            else:
+                with engine.begin() as conn:
+                    ledger.create_transaction(conn, new)
 
         return write
 
@@ -269,46 +286,52 @@ def main() -> None:
         psycopg_url = url.replace("postgresql+psycopg://", "postgresql://")
 
         print(f"server: {url.split('@')[-1]}  cores: {os.cpu_count()}  seconds/run: {args.seconds}")
-        print(f"{'workload':8} {'writers':>7} {'impl':>11} {'tx/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'workload':8} {'writers':>7} {'impl':>13} {'tx/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         summary: list[tuple[str, int, float, float]] = []
         for workload, hot_account in (("uniform", None), ("hot", hot)):
             for writers in writer_counts:
-                ours: list[Result] = []
-                plain: list[Result] = []
+                results: dict[str, list[Result]] = {name: [] for name, _ in IMPLS}
                 for _ in range(args.rounds):
-                    ours.append(
-                        run_writers(
-                            writers,
-                            args.seconds,
-                            ledger_writer(engine, ledger, ledger_id, accounts, hot_account),
+                    for name, own in IMPLS:
+                        writer = (
+                            plain_writer(psycopg_url, ledger_id, accounts, hot_account)
+                            if own is None
+                            else ledger_writer(
+                                engine,
+                                ledger,
+                                ledger_id,
+                                accounts,
+                                hot_account,
+                                own_transaction=own,
+                            )
                         )
-                    )
-                    plain.append(
-                        run_writers(
-                            writers,
-                            args.seconds,
-                            plain_writer(psycopg_url, ledger_id, accounts, hot_account),
-                        )
-                    )
-                for name, results in (("ledger_core", ours), ("plain SQL", plain)):
+                        results[name].append(run_writers(writers, args.seconds, writer))
+                for name, _ in IMPLS:
                     print(
-                        f"{workload:8} {writers:>7} {name:>11} "
-                        f"{statistics.mean(r.tps for r in results):>9.0f} "
-                        f"{statistics.median(r.p50_ms for r in results):>8.2f} "
-                        f"{statistics.median(r.p99_ms for r in results):>8.2f}"
+                        f"{workload:8} {writers:>7} {name:>13} "
+                        f"{statistics.mean(r.tps for r in results[name]):>9.0f} "
+                        f"{statistics.median(r.p50_ms for r in results[name]):>8.2f} "
+                        f"{statistics.median(r.p99_ms for r in results[name]):>8.2f}"
                     )
-                ratio = statistics.mean(r.tps for r in ours) / statistics.mean(r.tps for r in plain)
-                # Per-round ratios show how much of the difference is noise.
-                per_round = [o.tps / p.tps for o, p in zip(ours, plain, strict=True)]
-                print(
-                    f"{workload:8} {writers:>7} {'ratio':>11} {ratio:>9.2f}   "
-                    f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})"
-                )
-                summary.append((workload, writers, ratio, min(per_round)))
+                plain = results["plain SQL"]
+                for name, own in IMPLS:
+                    if own is None:
+                        continue
+                    ours = results[name]
+                    ratio = statistics.mean(r.tps for r in ours) / statistics.mean(
+                        r.tps for r in plain
+                    )
+                    # Per-round ratios show how much of the difference is noise.
+                    per_round = [o.tps / p.tps for o, p in zip(ours, plain, strict=True)]
+                    print(
+                        f"{workload:8} {writers:>7} {'ratio':>13} {ratio:>9.2f}   {name} / plain "
+                        f"(rounds: {', '.join(f'{r:.2f}' for r in per_round)})"
+                    )
+                    summary.append((f"{workload} {name}", writers, ratio, min(per_round)))
         print()
         print("ledger_core / plain SQL throughput (targets: uniform@4 >= 0.67, hot >= 0.9)")
-        for workload, writers, ratio, worst in summary:
-            print(f"  {workload:8} {writers} writers: {ratio:.2f} (worst round {worst:.2f})")
+        for label, writers, ratio, worst in summary:
+            print(f"  {label:24} {writers} writers: {ratio:.2f} (worst round {worst:.2f})")
         engine.dispose()
     finally:
         if server is not None:

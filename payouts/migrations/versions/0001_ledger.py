@@ -130,7 +130,30 @@ DECLARE
     t_ledger uuid;
     t_open boolean;
 BEGIN
-    -- pg_current_xact_id() is the top-level transaction's id, savepoints included.
+    -- One statement on the hot path: the account moves only if the transaction exists in the
+    -- entry's ledger, was written by this very database transaction (pg_current_xact_id() is
+    -- the top-level id, savepoints included) and is not archived.
+    UPDATE ledger_accounts a
+       SET pending_debits = a.pending_debits
+               + CASE WHEN t.status = 'pending' AND NEW.direction = 'debit' THEN NEW.amount ELSE 0 END,
+           pending_credits = a.pending_credits
+               + CASE WHEN t.status = 'pending' AND NEW.direction = 'credit' THEN NEW.amount ELSE 0 END,
+           posted_debits = a.posted_debits
+               + CASE WHEN t.status = 'posted' AND NEW.direction = 'debit' THEN NEW.amount ELSE 0 END,
+           posted_credits = a.posted_credits
+               + CASE WHEN t.status = 'posted' AND NEW.direction = 'credit' THEN NEW.amount ELSE 0 END,
+           lock_version = a.lock_version + 1
+      FROM ledger_transactions t
+     WHERE t.id = NEW.transaction_id
+       AND t.ledger_id = NEW.ledger_id
+       AND t.created_xid = pg_current_xact_id()
+       AND t.status <> 'archived'
+       AND a.id = NEW.account_id
+       AND a.ledger_id = NEW.ledger_id;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Refused: say why.
     SELECT status, ledger_id, created_xid = pg_current_xact_id()
       INTO t_status, t_ledger, t_open
       FROM ledger_transactions WHERE id = NEW.transaction_id;
@@ -149,23 +172,9 @@ BEGIN
     IF t_status = 'archived' THEN
         RAISE EXCEPTION 'entries cannot be added to an archived transaction' USING ERRCODE = 'LC003';
     END IF;
-    UPDATE ledger_accounts
-       SET pending_debits = pending_debits
-               + CASE WHEN t_status = 'pending' AND NEW.direction = 'debit' THEN NEW.amount ELSE 0 END,
-           pending_credits = pending_credits
-               + CASE WHEN t_status = 'pending' AND NEW.direction = 'credit' THEN NEW.amount ELSE 0 END,
-           posted_debits = posted_debits
-               + CASE WHEN t_status = 'posted' AND NEW.direction = 'debit' THEN NEW.amount ELSE 0 END,
-           posted_credits = posted_credits
-               + CASE WHEN t_status = 'posted' AND NEW.direction = 'credit' THEN NEW.amount ELSE 0 END,
-           lock_version = lock_version + 1
-     WHERE id = NEW.account_id AND ledger_id = NEW.ledger_id;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'ledger account % does not exist in ledger %', NEW.account_id, NEW.ledger_id
-            USING ERRCODE = 'foreign_key_violation',
-                  DETAIL = jsonb_build_object('account_id', NEW.account_id)::text;
-    END IF;
-    RETURN NULL;
+    RAISE EXCEPTION 'ledger account % does not exist in ledger %', NEW.account_id, NEW.ledger_id
+        USING ERRCODE = 'foreign_key_violation',
+              DETAIL = jsonb_build_object('account_id', NEW.account_id)::text;
 END $$;
 
 -- A status change moves the transaction's amounts between the pending and posted totals
