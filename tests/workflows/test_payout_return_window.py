@@ -1,20 +1,25 @@
 """The payout workflow's return window on the time-skipping server (here, next to the other
 time-skipping tests, which share the server's search-attribute registration): a return inside
-the window reverses the payout; a payout not returned ends as paid once 14 days have passed."""
+the window reverses the payout, also one returned 3 days after it was paid (by its webhook, or,
+with the webhook lost, by the workflow's daily poll); a payout not returned ends as paid once 14
+days have passed."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from marketplace import Payouts
-from payment_rail import ACCOUNT_RETURNED, RailOutcome, SimulatedBank
+from payment_rail import ACCOUNT_RETURNED, RailOutcome, RailSettings, SimulatedBank
 from tests.payouts.conftest import (
+    SECRET,
     BankWebhooks,
     bank,
     exactly_once,
+    ledger_count,
     payout_status,
     payout_worker,
     payouts,
@@ -24,7 +29,7 @@ from tests.payouts.conftest import (
 )
 from tests.workflows.conftest import SkippingEnv, eventually
 from workflows.payout_client import get_payout_state, start_payout
-from workflows.payout_types import payout_workflow_id
+from workflows.payout_types import PayoutWorkflowState, payout_workflow_id
 
 __all__ = ["bank", "payouts", "webhooks"]
 
@@ -33,9 +38,13 @@ def _status_is(engine: Engine, payouts: Payouts, payout_id: str, status: str) ->
     assert payout_status(engine, payouts, payout_id) == status
 
 
-async def _closed(client: Client, payout_id: str) -> None:
-    description = await client.get_workflow_handle(payout_workflow_id(payout_id)).describe()
-    assert description.status == WorkflowExecutionStatus.COMPLETED
+async def _closed(client: Client, payout_id: str, timeout: float = 15.0) -> None:
+    """Wait until the payout workflow has completed."""
+    handle = client.get_workflow_handle(payout_workflow_id(payout_id))
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        assert asyncio.get_running_loop().time() < deadline, f"{payout_id} still running"
+        await asyncio.sleep(0.05)
 
 
 async def test_return_window_on_the_time_skipping_server(
@@ -67,7 +76,97 @@ async def test_return_window_on_the_time_skipping_server(
         await start_payout(env.client, kept, seller, 500, task_queue=task_queue)
         await eventually(lambda: _status_is(engine, payouts, kept, "paid"))
         await env.sleep(timedelta(days=15))  # skipped: the return window ends
-        await eventually(lambda: _closed(env.client, kept))
+        await _closed(env.client, kept)
         assert (await get_payout_state(env.client, kept)).status == "paid"
     assert views(engine, payouts, seller) == (2_500, 2_500, 2_500)
     exactly_once(engine, bank, pid)
+
+
+DAY = 86_400
+
+
+async def _returned_and_closed(
+    env: SkippingEnv, engine: Engine, payouts: Payouts, pid: str
+) -> PayoutWorkflowState:
+    await eventually(lambda: _status_is(engine, payouts, pid, "returned"))
+    await _closed(env.client, pid)
+    return await get_payout_state(env.client, pid)
+
+
+async def test_a_return_three_days_after_paid_reaches_the_workflow_by_webhook(
+    skipping_env: SkippingEnv,
+    engine: Engine,
+    payouts: Payouts,
+    bank: SimulatedBank,
+    webhooks: BankWebhooks,
+    task_queue: str,
+    uid: str,
+) -> None:
+    env, seller, pid = skipping_env, f"s-{uid}", f"p-{uid}"
+    seller_with_available(engine, payouts, seller, 3_000)  # ACCOUNT_PAID: never returned by itself
+    async with payout_worker(
+        env.client, engine, bank, webhooks, task_queue=task_queue, return_window_seconds=14 * DAY
+    ):
+        await start_payout(env.client, pid, seller, 1_000, task_queue=task_queue)
+        await eventually(lambda: _status_is(engine, payouts, pid, "paid"))
+        paid_at = await env.get_current_time()
+        assert views(engine, payouts, seller) == (2_000, 2_000, 2_000)
+        await env.sleep(timedelta(days=3))  # skipped; the daily polls hear "paid"
+        assert await env.get_current_time() - paid_at >= timedelta(days=3)
+        assert (await get_payout_state(env.client, pid)).status == "paid"
+        bank.return_payout(pid, code="no_account")  # the webhook signals the workflow
+        state = await _returned_and_closed(env, engine, payouts, pid)
+    assert state.status == "returned" and state.rail_events == 2
+    assert state.payout is not None and state.payout.failure_code == "no_account"
+    assert state.payout.return_transaction_id is not None
+    assert ledger_count(engine, f"payout:{pid}:return") == 1  # one reversal
+    assert views(engine, payouts, seller) == (3_000, 3_000, 3_000)  # credited back
+    exactly_once(engine, bank, pid)
+
+
+async def test_a_return_three_days_later_without_webhook_is_found_by_the_daily_poll(
+    skipping_env: SkippingEnv,
+    engine: Engine,
+    payouts: Payouts,
+    webhooks: BankWebhooks,
+    task_queue: str,
+    uid: str,
+) -> None:
+    """The bank returns the payout by itself 3 days after paying it, and the return's webhook is
+    lost. The bank's clock is the real clock (it does not follow the time-skipping server), so
+    the test moves it by what the server skipped; only the workflow's daily poll can find out."""
+    env, seller, pid = skipping_env, f"s-{uid}", f"p-{uid}"
+    settings = RailSettings(
+        settle_seconds=0.5,
+        return_seconds=3 * DAY,
+        webhook_secret=SECRET,
+        webhook_retry_seconds=0.2,
+    )
+    seller_with_available(engine, payouts, seller, 3_000, account_number=ACCOUNT_RETURNED)
+    with SimulatedBank(settings, webhook_transport=webhooks) as bank:
+        async with payout_worker(
+            env.client,
+            engine,
+            bank,
+            webhooks,
+            task_queue=task_queue,
+            return_window_seconds=14 * DAY,
+        ):
+            await start_payout(env.client, pid, seller, 1_000, task_queue=task_queue)
+            await eventually(lambda: _status_is(engine, payouts, pid, "paid"))
+            bank.drop_webhooks(payout_id=pid)  # the return's webhook never arrives
+            await env.sleep(timedelta(days=2))
+            bank.advance_clock(2 * DAY)
+            assert bank.inspect(pid).status.status == "paid"  # not returned yet
+            assert (await get_payout_state(env.client, pid)).status == "paid"
+            bank.advance_clock(DAY + 60)  # the bank returns it, 3 days after paying it
+            assert bank.inspect(pid).status.status == "returned"
+            await env.sleep(timedelta(days=1, hours=1))  # the next daily poll
+            state = await _returned_and_closed(env, engine, payouts, pid)
+        [paid, returned] = bank.inspect(pid).webhooks
+        assert (paid.state, returned.state) == ("delivered", "dropped")
+        exactly_once(engine, bank, pid)
+    assert state.status == "returned" and state.rail_events == 1 and state.rail_polls >= 2
+    assert state.payout is not None and state.payout.failure_code == "no_account"
+    assert ledger_count(engine, f"payout:{pid}:return") == 1
+    assert views(engine, payouts, seller) == (3_000, 3_000, 3_000)
