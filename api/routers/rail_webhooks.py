@@ -11,7 +11,7 @@ import os
 
 from fastapi import APIRouter, Request
 
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from api.workflow_calls import WorkflowsDep
 from payment_rail import SIGNATURE_HEADER, InvalidSignature, RailSettings, construct_event
 from workflows import payout_client
@@ -25,7 +25,11 @@ def webhook_secret() -> str:
     return os.environ.get("PAYOUTS_RAIL_WEBHOOK_SECRET") or RailSettings().webhook_secret
 
 
-@router.post("/v1/rail/webhooks")
+@router.post(
+    "/v1/rail/webhooks",
+    # Not an ApiRoute (no API key), so its problems are documented here.
+    responses=problem_responses((400, 401, 413, 422, 503)),
+)
 async def rail_webhook(request: Request, calls: WorkflowsDep) -> dict[str, object]:
     body = await request.body()
     try:
