@@ -7,23 +7,31 @@ in-process simulated bank settling after ``--settle`` seconds. Then:
 
 1. creates ``--sellers`` sellers through the marketplace and payouts domain code: an earning
    booked and posted at once (hold 0), a payout account that the bank pays;
-2. puts a payout schedule per seller (``manual``) and triggers them all at once, ``--concurrency``
-   triggers in flight: each trigger is a schedule firing, whose run decides and starts the payout
-   workflow, which reserves, submits to the bank and waits for the outcome;
+2. puts a payout schedule per seller (``manual``), ``--schedule-concurrency`` at a time (8: the
+   dev server answered 32 concurrent schedule creations with "h2 protocol error"), and triggers
+   them all at once, ``--concurrency`` triggers in flight: each trigger is a schedule firing,
+   whose run decides and starts the payout workflow, which reserves, submits to the bank and
+   waits for the outcome. Transient RPC errors (unavailable, h2/internal, resource exhausted,
+   deadline) are retried with back-off; putting a schedule is idempotent, and a repeated trigger
+   only records a skip (the first run reserved everything available);
 3. reports the time from the first trigger until every payout is ``paid``, and payouts/s;
 4. runs a no-op workflow (start and complete) with the same concurrency on the same Temporal
    server (``bench/holds.py``'s), and reports the ratio.
 
-No webhook endpoint is wired in this stack yet, so payouts learn their outcome by the status poll
-(``PAYOUTS_RAIL_POLL_SECONDS``, set to ``--poll``).
+Payouts learn their outcome by the bank's signed webhook: the stack points the worker's
+in-process bank at the API's ``/v1/rail/webhooks``. The status poll (``--poll``, default 60 s)
+is only the fallback; a sample of the payout workflows is queried afterwards to show how many
+learnt it by webhook.
 
-Usage: python bench/payout_run.py [--sellers 1000] [--concurrency 32] [--settle 1] [--poll 1]
+Usage: python bench/payout_run.py [--sellers 1000] [--concurrency 32] [--schedule-concurrency 8]
+       [--settle 1] [--poll 60]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import secrets
 import subprocess
@@ -31,6 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,11 +49,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from holds import bench_noop, free_port, noop_worker, percentile
 from sqlalchemy import Engine, text
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from marketplace import Marketplace
 from marketplace.payouts import Payouts
 from payouts.database import create_db_engine
+from workflows.payout_client import get_payout_state
 from workflows.schedule_client import put_payout_schedule, trigger_payout_schedule
+
+TRANSIENT = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.INTERNAL,  # "h2 protocol error" and other transport failures
+    RPCStatusCode.UNKNOWN,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.ABORTED,
+}
+ATTEMPTS = 8
+
+
+class Retries:
+    count = 0
+
+
+async def with_retries(call: Callable[[], Awaitable[object]]) -> None:
+    """``call`` again after a transient RPC error, with exponential back-off."""
+    for attempt in range(ATTEMPTS):
+        try:
+            await call()
+            return
+        except RPCError as err:
+            if err.status not in TRANSIENT or attempt == ATTEMPTS - 1:
+                raise
+            Retries.count += 1
+            await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
 
 
 def create_sellers(engine: Engine, run: str, count: int, amount: int) -> list[str]:
@@ -70,13 +108,15 @@ def create_sellers(engine: Engine, run: str, count: int, amount: int) -> list[st
     return ids
 
 
-async def for_all(items: list[str], concurrency: int, call: object) -> None:
+async def for_all(
+    items: list[str], concurrency: int, call: Callable[[str], Awaitable[object]]
+) -> None:
     queue = list(items)
 
     async def worker() -> None:
         while queue:
             item = queue.pop()
-            await call(item)  # type: ignore[operator]
+            await with_retries(functools.partial(call, item))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -94,16 +134,42 @@ def count_paid(engine: Engine, run: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def payout_ids(engine: Engine, run: str, limit: int) -> list[str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id FROM payouts WHERE seller_id LIKE :prefix ORDER BY random() LIMIT :n"),
+            {"prefix": f"{run}-%", "n": limit},
+        )
+        return [str(r[0]) for r in rows]
+
+
+async def how_learnt(client: Client, ids: list[str]) -> tuple[int, int]:
+    """Of these payouts' workflows: how many heard the rail's webhook, how many polled it."""
+    states = [await get_payout_state(client, payout_id) for payout_id in ids]
+    return sum(s.rail_events > 0 for s in states), sum(s.rail_polls > 0 for s in states)
+
+
 async def bench_payouts(
-    address: str, engine: Engine, run: str, sellers: list[str], concurrency: int, timeout: float
-) -> tuple[float, float]:
+    address: str,
+    engine: Engine,
+    run: str,
+    sellers: list[str],
+    concurrency: int,
+    schedule_concurrency: int,
+    timeout: float,
+) -> tuple[float, float, tuple[int, int, int]]:
     client = await Client.connect(address)
+    put_started = time.monotonic()
     await for_all(
         sellers,
-        concurrency,
+        schedule_concurrency,
         lambda s: put_payout_schedule(client, s, interval="manual"),
     )
-    print(f"  {len(sellers)} schedules put; triggering all")
+    print(
+        f"  {len(sellers)} schedules put in {time.monotonic() - put_started:.1f} s "
+        f"({schedule_concurrency} at a time, {Retries.count} transient errors retried); "
+        "triggering all"
+    )
     started = time.monotonic()
     await for_all(sellers, concurrency, lambda s: trigger_payout_schedule(client, s))
     triggered = time.monotonic() - started
@@ -114,17 +180,25 @@ async def bench_payouts(
         if time.monotonic() - started > timeout:
             raise SystemExit(f"only {paid} of {len(sellers)} paid after {timeout:.0f} s")
         await asyncio.sleep(0.2)
+    elapsed = time.monotonic() - started
     assert failed == 0, f"{failed} payouts failed"
-    return triggered, time.monotonic() - started
+    sample = await asyncio.to_thread(payout_ids, engine, run, 50)
+    by_webhook, polled = await how_learnt(client, sample)
+    return triggered, elapsed, (len(sample), by_webhook, polled)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sellers", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="triggers in flight")
+    parser.add_argument(
+        "--schedule-concurrency", type=int, default=8, help="schedule creations in flight"
+    )
     parser.add_argument("--amount", type=int, default=10_000, help="minor units per seller")
     parser.add_argument("--settle", type=float, default=1.0, help="bank settle delay, seconds")
-    parser.add_argument("--poll", type=float, default=1.0, help="payout status poll, seconds")
+    parser.add_argument(
+        "--poll", type=float, default=60.0, help="status poll when no webhook came, seconds"
+    )
     parser.add_argument("--noop-seconds", type=float, default=20.0)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--noop-worker", metavar="ADDRESS", help=argparse.SUPPRESS)
@@ -148,7 +222,14 @@ def main() -> int:
         PAYOUTS_RAIL_SETTLE_SECONDS=str(args.settle),
         PAYOUTS_RAIL_POLL_SECONDS=str(args.poll),
     )
-    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS", "PAYOUTS_RAIL_URL"):
+    # The stack points the worker's bank at its API's webhook endpoint (with the dev secret).
+    for name in (
+        "DATABASE_URL",
+        "TEMPORAL_ADDRESS",
+        "PAYOUTS_RAIL_URL",
+        "PAYOUTS_RAIL_WEBHOOK_URL",
+        "PAYOUTS_RAIL_WEBHOOK_SECRET",
+    ):
         os.environ.pop(name, None)
     stack = Stack(Settings())
     noop: subprocess.Popen[bytes] | None = None
@@ -167,13 +248,23 @@ def main() -> int:
             f"\n{len(sellers)} scheduled payouts, {args.concurrency} concurrent triggers, "
             f"bank settles after {args.settle:g} s, status poll {args.poll:g} s"
         )
-        triggered, elapsed = asyncio.run(
+        triggered, elapsed, (sampled, by_webhook, polled) = asyncio.run(
             bench_payouts(
-                stack.temporal_address, engine, run, sellers, args.concurrency, args.timeout
+                stack.temporal_address,
+                engine,
+                run,
+                sellers,
+                args.concurrency,
+                args.schedule_concurrency,
+                args.timeout,
             )
         )
         payouts_per_second = len(sellers) / elapsed
         print(f"  all triggered in {triggered:.1f} s; all paid {elapsed:.1f} s after the first")
+        print(
+            f"  of {sampled} sampled payout workflows, {by_webhook} heard the webhook, "
+            f"{polled} polled the bank"
+        )
         print(f"  {payouts_per_second:.1f} payouts/s (paid, end to end)")
         engine.dispose()
 
