@@ -281,6 +281,9 @@ def test_webhooks_are_retried_with_back_off_after_errors(
     # 0.2 s settle, then back-off 0.05 + 0.1 + 0.2 s between the four attempts.
     assert time.monotonic() - started >= 0.2 + 0.35
     assert rec.failures_served == 3
+    # The bank records the delivery once the receiver's answer is back, a moment after the
+    # receiver has the event.
+    eventually(lambda: bank.inspect("po_503").webhooks[0].state is WebhookState.DELIVERED)
     assert bank.inspect("po_503").webhooks[0].deliveries == 1
 
 
