@@ -127,6 +127,10 @@ def payout_status(engine: Engine, payouts: Payouts, payout_id: str) -> str:
         return str(payouts.get_payout(conn, payout_id).status)
 
 
+def assert_status(engine: Engine, payouts: Payouts, payout_id: str, status: str) -> None:
+    assert payout_status(engine, payouts, payout_id) == status
+
+
 def ledger_count(engine: Engine, external_id: str) -> int:
     with engine.begin() as conn:
         return int(

@@ -6,10 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from ledger_core import BalanceConditionFailed
-from ledger_core.schema import ledger_transactions
 from marketplace import (
     InvalidPayoutState,
     Marketplace,
@@ -22,6 +21,7 @@ from marketplace import (
     RefundExceedsEarning,
     SellerBalances,
 )
+from tests.payouts.conftest import ledger_count
 
 ACCOUNT = "000123456789"
 ROUTING = "110000000"
@@ -55,17 +55,6 @@ def seller_with_money(
         for order, amount, fee in earnings:
             m.book_earning(conn, seller_id=seller_id, order_id=order, amount=amount, fee=fee)
             m.post_earning(conn, order)
-
-
-def count_external(engine: Engine, external_id: str) -> int:
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(ledger_transactions)
-                .where(ledger_transactions.c.external_id == external_id)
-            ).scalar_one()
-        )
 
 
 def test_payout_account_is_masked_and_replaced(engine: Engine, payouts: Payouts, uid: str) -> None:
@@ -117,8 +106,8 @@ def test_paid_payout_balances_at_each_step(engine: Engine, payouts: Payouts, uid
     assert returned.status is PayoutState.RETURNED and returned.return_transaction_id
     # Returned: the reversal credits the seller back.
     assert views(engine, payouts, seller) == (9_000, 9_000, 9_000)
-    assert count_external(engine, f"payout:{pid}") == 1
-    assert count_external(engine, f"payout:{pid}:return") == 1
+    assert ledger_count(engine, f"payout:{pid}") == 1
+    assert ledger_count(engine, f"payout:{pid}:return") == 1
 
 
 def test_failed_and_cancelled_payouts_give_the_money_back(
@@ -209,7 +198,7 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
         balances = m.seller_balances(conn, seller)
     assert (part.fee_amount, part.seller_amount, part.earning_status) == (250, 2_250, "on_hold")
     assert earning.ledger_transaction_id == part.ledger_transaction_id
-    assert count_external(engine, f"earning:{o1}:rebook:1") == 1
+    assert ledger_count(engine, f"earning:{o1}:rebook:1") == 1
     assert views(engine, payouts, seller) == (6_750, 0, 0)
     assert balances.on_hold == 6_750
 
@@ -251,7 +240,7 @@ def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
         # Negative: nothing is paid.
         with pytest.raises(NothingToPay):
             payouts.reserve_payout(conn, payout_id=f"q-{uid}", seller_id=seller)
-    assert count_external(engine, f"refund:r1-{uid}") == 1
+    assert ledger_count(engine, f"refund:r1-{uid}") == 1
 
     # Future earnings recover it first: 10,000 more -> 1,000 available, paid out.
     with engine.begin() as conn:

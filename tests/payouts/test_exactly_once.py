@@ -15,6 +15,7 @@ from marketplace import Payouts
 from payment_rail import RailOutcome, SimulatedBank
 from tests.payouts.conftest import (
     BankWebhooks,
+    assert_status,
     exactly_once,
     payout_status,
     payout_worker,
@@ -25,10 +26,6 @@ from tests.workflows.conftest import eventually
 from workflows import client as holds
 from workflows.payout_client import refund_earning, start_payout
 from workflows.payout_types import payout_workflow_id
-
-
-def _status_is(engine: Engine, payouts: Payouts, payout_id: str, status: str) -> None:
-    assert payout_status(engine, payouts, payout_id) == status
 
 
 async def test_worker_stopped_at_each_step_pays_once(
@@ -54,14 +51,14 @@ async def test_worker_stopped_at_each_step_pays_once(
     bank.make_unavailable(1, after_processing=True)
     bank.force_outcome(pid, RailOutcome.NEVER_SETTLES)
     async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
-        await eventually(lambda: _status_is(engine, payouts, pid, "processing"))
+        await eventually(lambda: assert_status(engine, payouts, pid, "processing"))
     # Submitted; the worker is down while the rail pays and its webhook arrives.
     bank.force_outcome(pid, RailOutcome.PAID)
     bank.settle_now(pid)
     await eventually(lambda: _assert_delivered(webhooks))
     assert payout_status(engine, payouts, pid) == "processing"
     async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
-        await eventually(lambda: _status_is(engine, payouts, pid, "paid"))
+        await eventually(lambda: assert_status(engine, payouts, pid, "paid"))
         final = await temporal_client.get_workflow_handle(payout_workflow_id(pid)).result()
     assert final["status"] == "paid"
     exactly_once(engine, bank, pid)
@@ -133,5 +130,5 @@ async def test_refunds_through_the_workflows(
             temporal_client, seller, posted, f"r3-{uid}", task_queue=task_queue
         )
         assert (after.kind, after.seller_amount) == ("after_posting", 5_000)
-        await eventually(lambda: _status_is(engine, payouts, f"p-{uid}", "paid"))
+        await eventually(lambda: assert_status(engine, payouts, f"p-{uid}", "paid"))
     assert views(engine, payouts, seller) == (-4_000, -4_000, -4_000)

@@ -18,6 +18,7 @@ from payment_rail import (
 )
 from tests.payouts.conftest import (
     BankWebhooks,
+    assert_status,
     exactly_once,
     ledger_count,
     payout_status,
@@ -166,14 +167,10 @@ async def test_cancel_before_submission_and_refused_after(
             await cancel_payout(temporal_client, late)
         assert refused.value.code == "invalid_payout_state"
         bank.force_outcome(late, RailOutcome.PAID)
-        await eventually(lambda: _assert_status(engine, payouts, late, "paid"))
+        await eventually(lambda: assert_status(engine, payouts, late, "paid"))
     assert all(p.request.payout_id != pid for p in bank.list_payouts())
     exactly_once(engine, bank, late)
     assert views(engine, payouts, seller) == (2_500, 2_500, 2_500)
-
-
-def _assert_status(engine: Engine, payouts: Payouts, payout_id: str, status: str) -> None:
-    assert payout_status(engine, payouts, payout_id) == status
 
 
 async def test_business_errors_are_answered_synchronously(
