@@ -10,7 +10,12 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
 5. on success stores the idempotent response and commits; on any error rolls back. Errors raised
    by the commit itself (deferred constraint triggers) become the ledger's domain errors;
 6. retries the whole unit of work on a deadlock or serialization failure (SQLSTATE 40P01/40001),
-   which PostgreSQL resolves by aborting one transaction, so re-running it is safe.
+   which PostgreSQL resolves by aborting one transaction, so re-running it is safe;
+7. answers 503 ``database_unavailable`` (``Retry-After``) when PostgreSQL cannot be reached or
+   drops the connection (down, restarting). A pooled connection that a PostgreSQL restart left
+   stale fails on the request's first statement, before anything was written: the pool then
+   replaces its connections and the unit of work runs again (what ``pool_pre_ping`` would buy,
+   without its round trip on every checkout).
 
 Endpoints may be ``def`` (FastAPI runs them in the thread pool) or ``async def``. An async endpoint
 (one that awaits Temporal) must run its database work through ``run_in_threadpool``: the
@@ -53,6 +58,9 @@ HARD_MAX_BODY_SIZE = 4 * MAX_BODY_SIZE
 # Documented on every route (problem+json); a route's own ``responses`` win.
 DOCUMENTED_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+# admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections (and class 08,
+# connection_exception): the server is going away, restarting or full, not the request's fault.
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -65,6 +73,29 @@ def sqlstate(exc: BaseException) -> str | None:
 
 def is_retryable(exc: BaseException) -> bool:
     return sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (it is down or restarting)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, psycopg.OperationalError):
+        return False
+    state = orig.sqlstate
+    # No SQLSTATE: the client library's own connection failure (refused, closed, bad).
+    return state is None or state.startswith("08") or state in UNAVAILABLE_SQLSTATES
+
+
+def database_unavailable(exc: BaseException) -> Problem:
+    log.warning("the database is not reachable: %s", exc)
+    return Problem(
+        503,
+        "database_unavailable",
+        "The database is not reachable right now; retry the request (with the same "
+        "Idempotency-Key).",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _domain_error(exc: BaseException) -> Exception | None:
@@ -144,9 +175,16 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
     attempt = 0
     while True:
         attempt += 1
-        conn = await run_in_threadpool(_begin, engine)
+        try:
+            conn = await run_in_threadpool(_begin, engine)
+        except (DBAPIError, psycopg.Error) as exc:
+            if is_database_unavailable(exc):
+                raise database_unavailable(exc) from exc
+            raise
+        prepared = False
         try:
             principal, replay = await run_in_threadpool(_prepare, conn, token, idem)
+            prepared = True
             if replay is not None:
                 return replay
             request.state.db = conn
@@ -169,6 +207,14 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
                     "The request kept conflicting with concurrent ones; retry it.",
                     headers={"Retry-After": "1"},
                 ) from exc
+            if is_database_unavailable(exc):
+                if not prepared and attempt < MAX_ATTEMPTS:
+                    # Nothing was written yet: most likely a connection a restart left stale.
+                    log.info(
+                        "retrying %s %s on a fresh connection", request.method, request.url.path
+                    )
+                    continue
+                raise database_unavailable(exc) from exc
             domain = _domain_error(exc)
             if domain is not None:
                 raise domain from exc
