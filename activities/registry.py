@@ -17,6 +17,7 @@ from activities.payouts import (
     PayoutActivities,
 )
 from activities.sellers import SellerActivities
+from activities.webhooks import WebhookActivities
 from marketplace import Marketplace
 from observability.metrics import MeteredLedgerService
 from payment_rail import PaymentRail, open_payment_rail
@@ -56,4 +57,5 @@ def build_activities(
         disputes.resolve_dispute,
         payout_runs.decide_payout_run,
         *payouts.all(),
+        *WebhookActivities(engine).all(),
     ]

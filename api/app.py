@@ -29,6 +29,7 @@ from api.routers import (
     reconciliation,
     refunds,
     sellers,
+    webhooks,
 )
 from api.routing import HARD_MAX_BODY_SIZE
 from ledger_core import LedgerService
@@ -105,6 +106,7 @@ def create_app(
         ledger_accounts,
         ledger_transactions,
         ledger_entries,
+        webhooks,
     ):
         app.include_router(module.router)
     return app

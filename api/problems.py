@@ -71,6 +71,11 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "payout_schedule_not_found": 404,
     "statement_not_found": 404,
     "statement_unreadable": 422,
+    # Webhooks to subscribers (marketplace.events).
+    "webhook_endpoint_not_found": 404,
+    "webhook_delivery_not_found": 404,
+    "event_not_found": 404,
+    "invalid_delivery_state": 409,
 }
 
 DOMAIN_ERROR_STATUS: Mapping[str, int] = {**LEDGER_ERROR_STATUS, **MARKETPLACE_ERROR_STATUS}

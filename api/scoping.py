@@ -18,6 +18,8 @@ from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
 from marketplace import DisputeNotFound, EarningNotFound, Marketplace, SellerNotFound
 
 PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
+# Configuration that decides where the platform's data goes (webhook endpoints): admin keys only.
+AdminAccess = Depends(require_roles(ApiKeyRole.ADMIN))
 AnyRole = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER))
 
 

@@ -62,6 +62,7 @@ from ledger_core import (
     ValidationFailed,
 )
 from marketplace import errors as market_errors
+from marketplace.events import EventType, earning_object, record_event
 from marketplace.payout_schema import payout_accounts, payouts, refunds
 from marketplace.schema import earnings
 from marketplace.service import MAX_PAGE, Marketplace
@@ -418,7 +419,7 @@ class Payouts:
             )
             .returning(*payouts.c)
         ).one()
-        return _payout(row)
+        return self._event(conn, _payout(row), EventType.PAYOUT_CREATED)
 
     def get_payout(self, conn: Connection, payout_id: str) -> Payout:
         row = self._payout_row(conn, payout_id)
@@ -484,7 +485,9 @@ class Payouts:
             if row.submitted_at is None:
                 raise _invalid(row, "paid")
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
-            return self._update(conn, payout_id, status=str(PayoutState.PAID), paid_at=_now())
+            paid = self._update(conn, payout_id, status=str(PayoutState.PAID), paid_at=_now())
+            # Posting the reserved debit moves posted, not available: no balance event.
+            return self._event(conn, paid, EventType.PAYOUT_PAID, balance=False)
         if row.status in (PayoutState.PAID, PayoutState.RETURNED):
             return _payout(row)
         raise _invalid(row, "paid")
@@ -494,7 +497,7 @@ class Payouts:
         row = self._locked(conn, payout_id)
         if row.status in (PayoutState.PENDING, PayoutState.PROCESSING):
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
-            return self._update(
+            failed = self._update(
                 conn,
                 payout_id,
                 status=str(PayoutState.FAILED),
@@ -502,6 +505,7 @@ class Payouts:
                 failure_code=code,
                 failure_reason=reason,
             )
+            return self._event(conn, failed, EventType.PAYOUT_FAILED)
         if row.status == PayoutState.FAILED:
             return _payout(row)
         raise _invalid(row, "failed")
@@ -517,7 +521,7 @@ class Payouts:
                 description=f"Return of payout {payout_id} ({code})",
                 metadata={"kind": "payout_return", "payout_id": payout_id, "code": code},
             )
-            return self._update(
+            returned = self._update(
                 conn,
                 payout_id,
                 status=str(PayoutState.RETURNED),
@@ -526,6 +530,7 @@ class Payouts:
                 failure_code=code,
                 failure_reason=reason,
             )
+            return self._event(conn, returned, EventType.PAYOUT_RETURNED)
         if row.status == PayoutState.RETURNED:
             return _payout(row)
         raise _invalid(row, "returned")
@@ -535,9 +540,10 @@ class Payouts:
         row = self._locked(conn, payout_id)
         if row.status == PayoutState.PENDING and row.submitted_at is None:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
-            return self._update(
+            cancelled = self._update(
                 conn, payout_id, status=str(PayoutState.CANCELLED), cancelled_at=_now()
             )
+            return self._event(conn, cancelled, EventType.PAYOUT_CANCELLED)
         if row.status == PayoutState.CANCELLED:
             return _payout(row)
         raise InvalidPayoutState(
@@ -545,6 +551,16 @@ class Payouts:
             "payout not yet submitted is cancelled",
             status=row.status,
         )
+
+    def _event(
+        self, conn: Connection, payout: Payout, type: EventType, *, balance: bool = True
+    ) -> Payout:
+        """Record the payout's event (marketplace.events) and, if its money moved in or out of
+        available, the seller's balance event."""
+        record_event(conn, payout.seller_id, type, {"object": payout_object(payout)})
+        if balance:
+            self.marketplace.note_available_balance(conn, payout.seller_id)
+        return payout
 
     def _locked(self, conn: Connection, payout_id: str) -> Row[Any]:
         row = self._payout_row(conn, payout_id, for_update=True)
@@ -750,7 +766,19 @@ class Payouts:
             )
             .returning(*refunds.c)
         ).one()
-        return _refund(refund_row, earning_row)
+        refund = _refund(refund_row, earning_row)
+        record_event(
+            conn,
+            row.seller_id,
+            EventType.EARNING_REFUNDED,
+            {
+                "object": earning_object(self.marketplace.get_earning(conn, order_id)),
+                "refund": refund_object(refund),
+            },
+        )
+        if kind == "after_posting":
+            self.marketplace.note_available_balance(conn, row.seller_id)
+        return refund
 
     def get_refund(self, conn: Connection, refund_id: str) -> Refund:
         row = self._refund_row(conn, refund_id)
@@ -846,3 +874,49 @@ def _refund(row: Row[Any], earning: Row[Any]) -> Refund:
         earning_status=earning.status,
         earning_refunded_amount=earning.refunded_amount,
     )
+
+
+def payout_object(p: Payout) -> dict[str, Any]:
+    """A payout as ``GET /v1/payouts/{id}`` shows it (the account number masked)."""
+    return {
+        "object": "payout",
+        "id": p.id,
+        "seller_id": p.seller_id,
+        "currency": p.currency,
+        "amount": p.amount,
+        "status": str(p.status),
+        "origin": p.origin,
+        "account_number_masked": p.masked_account_number,
+        "holder_name": p.holder_name,
+        "rail_reference": p.rail_reference,
+        "failure_code": p.failure_code,
+        "failure_reason": p.failure_reason,
+        "ledger_transaction_id": str(p.ledger_transaction_id),
+        "return_transaction_id": str(p.return_transaction_id) if p.return_transaction_id else None,
+        "workflow_id": f"payout/{p.id}",
+        "created_at": p.created_at,
+        "submitted_at": p.submitted_at,
+        "paid_at": p.paid_at,
+        "failed_at": p.failed_at,
+        "returned_at": p.returned_at,
+        "cancelled_at": p.cancelled_at,
+        "metadata": p.metadata,
+    }
+
+
+def refund_object(r: Refund) -> dict[str, Any]:
+    return {
+        "object": "refund",
+        "id": r.id,
+        "order_id": r.order_id,
+        "seller_id": r.seller_id,
+        "currency": r.currency,
+        "amount": r.amount,
+        "fee_amount": r.fee_amount,
+        "seller_amount": r.seller_amount,
+        "kind": r.kind,
+        "status": r.status,
+        "ledger_transaction_id": str(r.ledger_transaction_id) if r.ledger_transaction_id else None,
+        "earning_status": r.earning_status,
+        "created_at": r.created_at,
+    }

@@ -41,6 +41,13 @@ from ledger_core import (
 from ledger_core.currencies import resolve_exponent
 from ledger_core.schema import ledger_accounts, ledgers
 from marketplace import errors
+from marketplace.events import (
+    EventType,
+    dispute_object,
+    earning_object,
+    record_available_change,
+    record_event,
+)
 from marketplace.schema import disputes, earnings, platform_ledgers, sellers
 from marketplace.types import (
     Dispute,
@@ -365,7 +372,11 @@ class Marketplace:
             concurrent = self._earning_row(conn, order_id)
             assert concurrent is not None
             return _same_earning(concurrent, seller_id, amount, fee)
-        return _earning(inserted)
+        earning = _earning(inserted)
+        record_event(
+            conn, seller_id, EventType.EARNING_CREATED, {"object": earning_object(earning)}
+        )
+        return earning
 
     def get_earning(self, conn: Connection, order_id: str) -> Earning:
         row = self._earning_row(conn, order_id)
@@ -411,7 +422,8 @@ class Marketplace:
         row = self._earning_row(conn, order_id, for_update=True)
         if row is None:
             raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
-        if row.status == EarningStatus.ON_HOLD:
+        posting = row.status == EarningStatus.ON_HOLD
+        if posting:
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
             now = _now()
             conn.execute(
@@ -424,9 +436,21 @@ class Marketplace:
                 f"earning of order {order_id!r} is {row.status}; only an earning on hold is posted",
                 status=row.status,
             )
-        if row.reserve_amount > 0 and row.reserve_transaction_id is None:
-            return self.hold_reserve(conn, order_id, at=at)
-        return self.get_earning(conn, order_id)
+        reserving = row.reserve_amount > 0 and row.reserve_transaction_id is None
+        if reserving:
+            earning = self.hold_reserve(conn, order_id, at=at)
+        else:
+            earning = self.get_earning(conn, order_id)
+        if posting:
+            record_event(
+                conn,
+                earning.seller_id,
+                EventType.EARNING_POSTED,
+                {"object": earning_object(earning)},
+            )
+        if posting or reserving:
+            self.note_available_balance(conn, earning.seller_id)
+        return earning
 
     def hold_reserve(
         self, conn: Connection, order_id: str, *, at: datetime | None = None
@@ -492,6 +516,7 @@ class Marketplace:
                 .where(earnings.c.order_id == order_id)
                 .values(reserve_released_at=now, updated_at=now)
             )
+            self.note_available_balance(conn, row.seller_id)
         return self.get_earning(conn, order_id)
 
     def cancel_earning(self, conn: Connection, order_id: str) -> Earning:
@@ -508,6 +533,14 @@ class Marketplace:
                 .where(earnings.c.order_id == order_id)
                 .values(status=str(EarningStatus.CANCELLED), cancelled_at=now, updated_at=now)
             )
+            cancelled = self.get_earning(conn, order_id)
+            record_event(
+                conn,
+                row.seller_id,
+                EventType.EARNING_CANCELLED,
+                {"object": earning_object(cancelled)},
+            )
+            return cancelled
         elif row.status != EarningStatus.CANCELLED:
             raise errors.InvalidEarningState(
                 f"earning of order {order_id!r} is {row.status}; only an earning on hold is "
@@ -628,7 +661,10 @@ class Marketplace:
             concurrent = self._dispute_row(conn, dispute_id)
             assert concurrent is not None
             return _same_dispute(concurrent, seller_id, order_id, amount)
-        return _dispute(inserted)
+        dispute = _dispute(inserted)
+        record_event(conn, seller_id, EventType.DISPUTE_OPENED, {"object": dispute_object(dispute)})
+        self.note_available_balance(conn, seller_id)
+        return dispute
 
     def resolve_dispute(
         self, conn: Connection, dispute_id: str, outcome: DisputeOutcome | str
@@ -653,6 +689,15 @@ class Marketplace:
                 .where(disputes.c.id == dispute_id)
                 .values(status=str(outcome), resolved_at=now, updated_at=now)
             )
+            resolved = self.get_dispute(conn, dispute_id)
+            record_event(
+                conn,
+                row.seller_id,
+                EventType.DISPUTE_WON if outcome is DisputeOutcome.WON else EventType.DISPUTE_LOST,
+                {"object": dispute_object(resolved)},
+            )
+            self.note_available_balance(conn, row.seller_id)
+            return resolved
         elif row.status != outcome:
             raise errors.DisputeAlreadyResolved(
                 f"dispute {dispute_id!r} was already resolved as {row.status}", status=row.status
@@ -691,6 +736,21 @@ class Marketplace:
         return conn.execute(query).one_or_none()
 
     # ------------------------------------------------------------ balances
+
+    def note_available_balance(self, conn: Connection, seller_id: str) -> None:
+        """After a change of the seller's money, in its transaction: record
+        ``balance.available_changed`` if the available balance moved since the last one reported
+        (marketplace.events)."""
+        seller = self.get_seller(conn, seller_id)
+        balances = self.ledger.get_account(conn, seller.ledger_account_id).balances
+        record_available_change(
+            conn,
+            seller_id=seller_id,
+            currency=seller.currency,
+            pending=balances.pending.amount,
+            posted=balances.posted.amount,
+            available=balances.available.amount,
+        )
 
     def seller_balances(self, conn: Connection, seller_id: str) -> SellerBalances:
         """The seller's pending, posted and available balances (O(1) from the ledger account's

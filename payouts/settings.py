@@ -60,6 +60,27 @@ class Settings(BaseSettings):
         description="Days after paid during which a payout workflow still waits for a return.",
     )
 
+    payouts_webhook_retry_initial_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Webhooks to subscribers: the wait before a failed delivery's 2nd attempt "
+        "(then doubling).",
+    )
+    payouts_webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="The longest wait between two attempts of a delivery."
+    )
+    payouts_webhook_max_attempts: int = Field(
+        default=25,
+        ge=1,
+        description="Attempts of a delivery before it is marked failed (re-sendable by API).",
+    )
+    payouts_webhook_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the worker's dispatcher looks for deliveries whose notification "
+        "was missed.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

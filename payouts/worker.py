@@ -21,8 +21,10 @@ from activities.payouts import LazyRail
 from activities.registry import build_activities
 from payment_rail import PaymentRail, open_payment_rail
 from payouts.settings import get_settings
+from payouts.webhook_dispatcher import WebhookDispatcher
 from payouts.worker_observability import ActivityObservabilityInterceptor
 from workflows.registry import TASK_QUEUE, WORKFLOWS
+from workflows.webhook_types import WebhookRetry
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,25 @@ def build_worker(
     )
 
 
+def build_webhook_dispatcher(
+    client: Client, engine: Engine, *, task_queue: str = TASK_QUEUE
+) -> WebhookDispatcher:
+    """The dispatcher that wakes webhook delivery workflows (payouts.webhook_dispatcher), with
+    the retry and sweep settings (``PAYOUTS_WEBHOOK_*``)."""
+    settings = get_settings()
+    return WebhookDispatcher(
+        engine,
+        client,
+        task_queue=task_queue,
+        retry=WebhookRetry(
+            initial_seconds=settings.payouts_webhook_retry_initial_seconds,
+            maximum_seconds=settings.payouts_webhook_retry_max_seconds,
+            maximum_attempts=settings.payouts_webhook_max_attempts,
+        ),
+        sweep_seconds=settings.payouts_webhook_sweep_seconds,
+    )
+
+
 def has_registrations(engine: Engine) -> bool:
     return bool(WORKFLOWS) or bool(build_activities(engine))
 
@@ -100,6 +121,8 @@ async def run_worker(
         return
 
     rail = LazyRail(open_payment_rail)
+    dispatcher = build_webhook_dispatcher(client, engine)
+    dispatching = asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher")
     with ThreadPoolExecutor(max_concurrent_activities, thread_name_prefix="activity") as pool:
         worker = build_worker(
             client,
@@ -112,5 +135,6 @@ async def run_worker(
         async with worker:
             await stop.wait()
             log.info("worker shutting down")
+    await dispatching
     rail.close()
     log.info("worker stopped")

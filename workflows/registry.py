@@ -9,6 +9,7 @@ from workflows.payout_runs import PayoutRunWorkflow
 from workflows.payouts import PayoutWorkflow
 from workflows.refunds import RefundWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow
 
 TASK_QUEUE = "payouts"
 
@@ -19,4 +20,5 @@ WORKFLOWS: list[type[Any]] = [
     PayoutWorkflow,
     RefundWorkflow,
     PayoutRunWorkflow,
+    WebhookDeliveryWorkflow,
 ]

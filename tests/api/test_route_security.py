@@ -26,6 +26,7 @@ from tests.schedules.conftest import new_seller
 ADMIN, OPERATOR, SELLER = ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER
 PLATFORM = frozenset({ADMIN, OPERATOR})
 ANY_ROLE = frozenset({ADMIN, OPERATOR, SELLER})
+ADMIN_ONLY = frozenset({ADMIN})
 
 # Routes without an API key. The rail's webhook authenticates by its signature instead.
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
@@ -86,6 +87,15 @@ POLICY: dict[tuple[str, str], frozenset[ApiKeyRole]] = {
     ("GET", "/v1/ledger_transactions/{ledger_transaction_id}"): PLATFORM,
     ("PATCH", "/v1/ledger_transactions/{ledger_transaction_id}"): PLATFORM,
     ("POST", "/v1/ledger_transactions/{ledger_transaction_id}/reversal"): PLATFORM,
+    ("POST", "/v1/webhook_endpoints"): ADMIN_ONLY,
+    ("GET", "/v1/webhook_endpoints"): PLATFORM,
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}"): PLATFORM,
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): ADMIN_ONLY,
+    ("GET", "/v1/events"): ANY_ROLE,
+    ("GET", "/v1/events/{event_id}"): ANY_ROLE,
+    ("GET", "/v1/webhook_deliveries"): PLATFORM,
+    ("GET", "/v1/webhook_deliveries/{delivery_id}"): PLATFORM,
+    ("POST", "/v1/webhook_deliveries/{delivery_id}/resend"): PLATFORM,
 }
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -229,3 +239,11 @@ def test_a_non_latin1_id_in_a_location_header_is_no_server_error(client: TestCli
     """Found by Schemathesis: an order id like "Ā" made the earning's Location header a 500."""
     response = client.post("/v1/sellers/%C4%80/earnings", json={"order_id": "Ā", "amount": 1})
     assert_problem(response, 404, "seller_not_found")
+
+
+def test_an_operator_key_is_refused_the_admin_only_routes(app: FastAPI, engine: Engine) -> None:
+    admin_only = [route for route, roles in POLICY.items() if OPERATOR not in roles]
+    assert admin_only, "webhook endpoints are configured by admin keys only"
+    with client_for(app, make_key(engine, OPERATOR)) as operator:
+        for method, path in admin_only:
+            assert_problem(send(operator, method, fill(path)), 403, "forbidden")
