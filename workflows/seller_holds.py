@@ -55,11 +55,22 @@ with workflow.unsafe.imports_passed_through():
     )
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Requests someone waits for (booking, operator updates): a few attempts, then the caller hears.
+# Operator updates (release, extend, cancel; each with an update id of its own): a few attempts,
+# then the caller hears.
 REQUEST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
+    non_retryable_error_types=BUSINESS_ERROR_TYPES,
+)
+# Keyed requests (booking an earning, update id ``earning:<order>``; refunding one on hold,
+# ``refund:<id>``): Temporal keeps an update's outcome under its id and answers every retry of
+# the request with it, so a booking that gave up while the database was down would fail that
+# order for good. These retry until the database answers; the caller's wait is bounded by its
+# own timeout (the API's is a 503, and the client's retry joins this same update).
+KEYED_REQUEST_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=BUSINESS_ERROR_TYPES,
 )
 # Posting a due hold and releasing a reserve must happen eventually: retry until the database is
@@ -136,7 +147,7 @@ class SellerHoldWorkflow:
             ),
             result_type=EarningResult,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=REQUEST_RETRY,
+            retry_policy=KEYED_REQUEST_RETRY,
         )
         order_id = earning.order_id
         keeps = earning.status == "on_hold" or earning.reserve_open
@@ -242,7 +253,7 @@ class SellerHoldWorkflow:
                 ),
                 result_type=RefundResult,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
+                retry_policy=KEYED_REQUEST_RETRY,
             )
         except ActivityError as err:
             raise business_error(err) from err
