@@ -6,13 +6,13 @@ the attempts run out, re-sent through the API, and swept up when a notification 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from temporalio.client import Client
 
@@ -166,8 +166,7 @@ async def test_a_failing_receiver_gets_retries_with_growing_back_off_and_order_h
         all(a.error and "HTTP 500" in a.error for a in attempts[:3]) and attempts[3].error is None
     )
     gaps = [
-        (b.attempted_at - a.attempted_at).total_seconds()
-        for a, b in zip(attempts, attempts[1:], strict=False)
+        (b.attempted_at - a.attempted_at).total_seconds() for a, b in itertools.pairwise(attempts)
     ]
     # 1 s, then doubling (Temporal's retry timers have a 1 s granularity): 1, 2, 4 s.
     assert gaps[0] >= 0.8 and gaps[1] > gaps[0] * 1.4 and gaps[2] > gaps[1] * 1.4, gaps
