@@ -902,6 +902,22 @@ class LedgerService:
     def archive_transaction(self, conn: Connection, transaction_id: uuid.UUID) -> LedgerTransaction:
         return self.update_transaction(conn, transaction_id, status=TransactionStatus.ARCHIVED)
 
+    def lock_accounts(self, conn: Connection, account_ids: Iterable[uuid.UUID]) -> None:
+        """Lock these accounts' rows in id order until the database transaction ends.
+
+        Every single write locks its accounts in id order. A caller that makes several writes
+        in one database transaction calls this first with every account they touch, so that its
+        locks follow the same global order as a whole and it cannot deadlock with another
+        writer of those accounts."""
+        ids = sorted(set(account_ids))
+        if ids:
+            conn.execute(
+                select(ledger_accounts.c.id)
+                .where(ledger_accounts.c.id.in_(ids))
+                .order_by(ledger_accounts.c.id)
+                .with_for_update(key_share=True)
+            ).all()
+
     def reverse_transaction(
         self,
         conn: Connection,

@@ -423,6 +423,22 @@ class Marketplace:
         if row is None:
             raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
         posting = row.status == EarningStatus.ON_HOLD
+        if posting and row.reserve_amount > 0 and row.reserve_transaction_id is None:
+            # Two ledger writes follow (the posting, then the reserve): lock every account they
+            # touch first, in id order, as one write would. Otherwise the rolling reserve account
+            # (older than any seller's) is locked after the seller, and a concurrent release of
+            # another reserve of this seller (rolling reserve, then seller) deadlocks with it.
+            seller = self.get_seller(conn, row.seller_id)
+            platform = self.platform_ledger(conn, seller.currency)
+            self.ledger.lock_accounts(
+                conn,
+                [
+                    seller.ledger_account_id,
+                    platform.account(PlatformAccount.CLEARING),
+                    platform.account(PlatformAccount.FEES_REVENUE),
+                    platform.account(PlatformAccount.ROLLING_RESERVE),
+                ],
+            )
         if posting:
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
             now = _now()
