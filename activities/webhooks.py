@@ -11,6 +11,7 @@ receivers deduplicate by the event id (also in ``Payouts-Event-Id``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 import signatures
 from activities.database import in_transaction
@@ -34,6 +35,8 @@ from activities.webhook_types import (
 )
 from marketplace.events import Webhooks
 from observability.metrics import WEBHOOK_DELIVERIES
+
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Payouts-Signature"
 USER_AGENT = "payouts-webhooks/1"
@@ -114,10 +117,21 @@ class WebhookActivities:
             direction="sent", outcome="succeeded" if succeeded else "attempt_failed"
         ).inc()
         if not succeeded:
+            log.warning(
+                "webhook delivery %s (%s) attempt %d to %s failed: %s",
+                delivery_id,
+                request.event_type,
+                request.attempt,
+                request.url,
+                error,
+            )
             raise ApplicationError(
                 f"webhook delivery {delivery_id} attempt {request.attempt} to {request.url} "
                 f"failed: {error}",
                 type=WEBHOOK_ATTEMPT_FAILED,
+                # A receiver that is down is expected, not a platform error: the SDK logs it at
+                # DEBUG without a traceback; the attempt is in webhook_delivery_attempts.
+                category=ApplicationErrorCategory.BENIGN,
             )
         return SendWebhookResult(
             delivery_id=delivery_id,
