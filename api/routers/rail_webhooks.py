@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 
 from api.problems import Problem, problem_responses
 from api.workflow_calls import WorkflowsDep
+from observability.metrics import WEBHOOK_DELIVERIES
 from payment_rail import SIGNATURE_HEADER, InvalidSignature, RailSettings, construct_event
 from workflows import payout_client
 
@@ -36,8 +37,12 @@ async def rail_webhook(request: Request, calls: WorkflowsDep) -> dict[str, objec
         event = construct_event(webhook_secret(), request.headers.get(SIGNATURE_HEADER), body)
     except InvalidSignature as exc:
         log.warning("rail webhook refused: %s", exc.reason)
+        WEBHOOK_DELIVERIES.labels(direction="received", outcome="invalid_signature").inc()
         raise Problem(401, "invalid_signature", "The webhook signature is not valid.") from exc
     except ValueError as exc:
         raise Problem(400, "invalid_event", "The body is not a payment rail event.") from exc
     delivered = await calls.call(lambda client: payout_client.signal_rail_event(client, event))
+    WEBHOOK_DELIVERIES.labels(
+        direction="received", outcome="delivered" if delivered else "no_payout_workflow"
+    ).inc()
     return {"received": True, "event_id": event.id, "delivered": delivered}

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.auth import ApiKeyRole
+from observability.metrics import WEBHOOK_DELIVERIES
 from tests.api.conftest import client_for, make_key
 from tests.api.helpers import assert_problem
 
@@ -39,8 +40,11 @@ def test_payout_account_masked_and_scoped(app: FastAPI, client: TestClient, engi
 
 
 def test_webhook_needs_a_valid_signature(anon: TestClient) -> None:
+    refused = WEBHOOK_DELIVERIES.labels(direction="received", outcome="invalid_signature")
+    before = refused._value.get()
     response = anon.post(
         "/v1/rail/webhooks", content=b"{}", headers={"Rail-Signature": "t=1,v1=00"}
     )
     assert_problem(response, 401, "invalid_signature")
     assert_problem(anon.post("/v1/rail/webhooks", content=b"{}"), 401, "invalid_signature")
+    assert refused._value.get() - before == 2
