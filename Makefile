@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run worker api migrate test lint typecheck pytest install demo bench bench-holds clean
+.PHONY: run worker api migrate test lint typecheck pytest install demo bench bench-holds bench-marketplace clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,6 +55,11 @@ bench: install
 # Earnings through the API on an embedded stack of its own; see bench/holds.py for flags.
 bench-holds: install
 	$(BIN)/python bench/holds.py
+
+# A month of a marketplace through the API, checked to the cent against a model. Full size takes
+# hours; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (flags: see the file).
+bench-marketplace: install
+	$(BIN)/python bench/marketplace.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
