@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
-from marketplace import EarningStatus, Marketplace, RollingReserve
+from marketplace import Earning, EarningStatus, Marketplace, RollingReserve
 
 
 def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_seller(
@@ -46,7 +46,7 @@ def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_sel
 
         def hold_reserve(
             self, conn: Connection, order_id: str, *, at: datetime | None = None
-        ) -> object:  # type: ignore[override]
+        ) -> Earning:
             posted.set()
             assert pid_known.wait(10)
             deadline = time.monotonic() + 10
