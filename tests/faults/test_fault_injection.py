@@ -208,7 +208,8 @@ async def test_worker_killed_while_payouts_are_in_flight(stack: FaultStack) -> N
                 for n, amount in ((1, 3_000), (2, 2_500))
             )
         )
-    # Every payout is at the bank (processing) and none settled yet: kill the worker now.
+    # Every payout is at the bank (processing), which settles each 2 s after taking it: kill the
+    # worker now.
     await until(
         lambda: submitted(stack, accepted.payouts) == len(accepted.payouts),
         stack,
