@@ -128,7 +128,7 @@ ERROR_RESPONSES: Mapping[int, str] = {
     413: "The request body is too large: `payload_too_large`.",
     415: "Unsupported request content type: `unsupported_media_type`.",
     422: "Invalid input (`validation_error` with `errors`) or refused by the domain.",
-    503: "A dependency (database contention, Temporal) is unavailable: retry later.",
+    503: "A dependency (the database, Temporal) is down or contended: retry later.",
 }
 
 
