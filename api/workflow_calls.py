@@ -91,7 +91,9 @@ async def call_workflow(call: Awaitable[T], *, timeout: float = WORKFLOW_CALL_TI
             raise Problem(
                 503,
                 "workflow_failed",
-                f"The workflow could not complete the request ({err.message}); retry it.",
+                # The cause is an internal error (it may name hosts or sockets): logged, not
+                # shown.
+                "The workflow could not complete the request; retrying it is safe.",
                 headers=RETRY_AFTER,
             ) from err
         raise Problem(status, err.code, err.message, **err.details) from err
