@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ledger_core import LedgerError, translate_database_error
 
@@ -23,7 +23,15 @@ def business_error(exc: LedgerError) -> ApplicationError:
         "message": exc.message,
         **{k: str(v) for k, v in exc.details.items()},
     }
-    return ApplicationError(exc.message, details, type=exc.code, non_retryable=True)
+    # A business answer (insufficient balance, unknown seller, ...), not a platform failure: benign,
+    # so the SDK logs it at DEBUG without a traceback and does not count it as a failed task.
+    return ApplicationError(
+        exc.message,
+        details,
+        type=exc.code,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
 
 
 def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
