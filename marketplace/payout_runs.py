@@ -8,7 +8,8 @@ The decision, for a seller and a minimum amount (minor units):
                                           took more than was left; future earnings cover it)
 * available == 0                       -> skipped ``nothing_available``
 * available < minimum                  -> skipped ``below_minimum``
-* otherwise                            -> started: a payout of the whole available balance
+* otherwise                            -> started: a payout of the whole available balance,
+                                          reserved in the same database transaction
 
 A run is recorded once per run id (``<seller>:<scheduled time>``): deciding again returns the
 first decision, so a retried activity never starts two payouts for one firing. The caller owns
@@ -35,11 +36,13 @@ from sqlalchemy import (
     func,
     select,
     table,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
-from ledger_core import ValidationFailed
+from ledger_core import BalanceConditionFailed, ValidationFailed
+from marketplace.payouts import PayoutAccountMissing, Payouts
 from marketplace.service import Marketplace
 
 metadata = MetaData()
@@ -67,6 +70,8 @@ NEGATIVE_BALANCE = "negative_balance"
 NOTHING_AVAILABLE = "nothing_available"
 BELOW_MINIMUM = "below_minimum"
 MAX_LIST = 100
+# Previews and reservations a decision tries while the balance moves under it.
+RESERVE_TRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +156,15 @@ def decide_payout_run(
     existing = get_payout_run(conn, run_id)
     if existing is not None:
         return existing, None
-    preview = payout_preview(conn, market, seller_id, minimum_amount)
+    # Two attempts at one firing (an activity retried while the first still runs) decide once.
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"payout-run:{run_id}"},
+    )
+    existing = get_payout_run(conn, run_id)
+    if existing is not None:
+        return existing, None
+    preview = _reserve(conn, market, run_id, seller_id, minimum_amount)
     values: dict[str, Any] = {
         "id": run_id,
         "seller_id": seller_id,
@@ -166,6 +179,35 @@ def decide_payout_run(
     run = get_payout_run(conn, run_id)
     assert run is not None
     return run, preview
+
+
+def _reserve(
+    conn: Connection, market: Marketplace, run_id: str, seller_id: str, minimum_amount: int
+) -> PayoutPreview:
+    """Decide and, to start, reserve the payout in this transaction: a run recorded as
+    ``started`` always has its payout's money reserved (the payout workflow then finds the
+    reservation by the payout id). The balance may move between the preview and the reservation
+    (a refund, a chargeback committing meanwhile): then look again."""
+    payouts = Payouts(market)
+    for _ in range(RESERVE_TRIES):
+        preview = payout_preview(conn, market, seller_id, minimum_amount)
+        if preview.reason is not None:
+            return preview
+        try:
+            with conn.begin_nested():
+                payouts.reserve_payout(
+                    conn,
+                    payout_id=run_payout_id(run_id),
+                    seller_id=seller_id,
+                    amount=preview.amount,
+                    origin="scheduled",
+                    run_id=run_id,
+                )
+        except (BalanceConditionFailed, PayoutAccountMissing):
+            continue
+        return preview
+    # The balance kept moving: the activity's retry decides again from scratch.
+    raise RuntimeError(f"payout run {run_id}: the available balance kept changing")
 
 
 def get_payout_run(conn: Connection, run_id: str) -> PayoutRun | None:

@@ -5,19 +5,23 @@ overlap policy, and the run's idempotency."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine, select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+import marketplace.payout_runs as payout_runs_module
 from activities.payout_run_types import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
 from activities.payout_runs import PayoutRunActivities
 from activities.registry import build_activities
-from marketplace import Marketplace
+from marketplace import Marketplace, Payouts
 from marketplace.payout_runs import (
     PayoutRun,
     decide_payout_run,
@@ -240,9 +244,54 @@ def test_a_run_is_decided_once(engine: Engine) -> None:
     assert none is None
     assert again == first
     assert (first.outcome, first.amount) == ("started", 4_000)
-    assert other.amount == 5_000 and other.payout_id != first.payout_id
+    # Each started run reserved its payout in its own transaction: the second firing found
+    # only what came after the first.
+    assert other.amount == 1_000 and other.payout_id != first.payout_id
+    with engine.connect() as conn:
+        payouts = Payouts(market)
+        for run, amount in ((first, 4_000), (other, 1_000)):
+            assert run.payout_id is not None
+            payout = payouts.get_payout(conn, run.payout_id)
+            assert (payout.amount, payout.status, payout.origin) == (amount, "pending", "scheduled")
+        assert market.seller_balances(conn, seller_id).available == 0
     with engine.connect() as conn:
         ids = conn.execute(
             select(payout_runs.c.id).where(payout_runs.c.seller_id == seller_id)
         ).scalars()
         assert sorted(ids) == sorted([first.id, other.id])
+
+
+def test_a_run_whose_balance_moves_after_its_preview_reserves_what_is_there(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refund or chargeback committing between the preview and the reservation: the decision
+    looks again, so a run recorded as started always has its money reserved."""
+    seller_id = new_seller(engine, available=3_000)
+    market = Marketplace()
+    real_preview = payout_runs_module.payout_preview
+    calls = []
+
+    def stale_once(*args: Any, **kwargs: Any) -> Any:
+        preview = real_preview(*args, **kwargs)
+        calls.append(preview.amount)
+        if len(calls) == 1:  # as if 500 more had been there a moment ago
+            return dataclasses.replace(preview, available=3_500, amount=3_500)
+        return preview
+
+    monkeypatch.setattr(payout_runs_module, "payout_preview", stale_once)
+    at = datetime(2027, 3, 31, 12, tzinfo=UTC)
+    with engine.begin() as conn:
+        run, _ = decide_payout_run(
+            conn,
+            market,
+            run_id=f"{seller_id}:2027-03-31T12:00:00Z",
+            seller_id=seller_id,
+            scheduled_at=at,
+            minimum_amount=0,
+        )
+    assert calls == [3_000, 3_000]
+    assert (run.outcome, run.amount) == ("started", 3_000)
+    with engine.connect() as conn:
+        assert run.payout_id is not None
+        assert Payouts(market).get_payout(conn, run.payout_id).amount == 3_000
+        assert market.seller_balances(conn, seller_id).available == 0
