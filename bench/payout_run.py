@@ -44,7 +44,8 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Last, so bench/marketplace.py never shadows the marketplace package; only for ``holds``.
+sys.path.append(str(Path(__file__).resolve().parent))
 
 from holds import bench_noop, free_port, noop_worker, percentile
 from sqlalchemy import Engine, text
