@@ -74,6 +74,21 @@ def receiver() -> Iterator[Receiver]:
         server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def no_other_endpoints(engine: Engine) -> None:
+    """Delete the live endpoints other tests left (the schemathesis run creates some): each
+    webhook test sees only its own endpoints' deliveries and notifications, and its
+    dispatcher's first sweep wakes no stranger's stream."""
+    hooks = Webhooks()
+    while True:
+        with engine.begin() as conn:
+            live = [e.id for e in hooks.list_endpoints(conn, limit=1000).items]
+            for endpoint_id in live:
+                hooks.delete_endpoint(conn, endpoint_id)
+        if len(live) < 1000:
+            return
+
+
 @pytest.fixture
 def endpoints(engine: Engine) -> Iterator[list[WebhookEndpoint]]:
     """Endpoints a test creates (append them); deleted afterwards."""
