@@ -8,9 +8,10 @@ and wakes the stream's workflow (``workflows.webhook_client.wake_delivery_stream
 signal-with-start), a burst of notifications batched and deduplicated.
 
 Nothing is lost if a notification is (the dispatcher was down, its connection broke, PostgreSQL
-restarted): on becoming active and then every ``sweep_seconds`` it wakes every stream with a
-pending delivery untouched for that long. The delivery workflows read what to send from the
-database, so an extra wake costs one query.
+restarted): on becoming active and then every ``sweep_seconds`` it starts the workflow of every
+stream with a pending delivery untouched for that long, unless it runs (a running one finds
+its pending deliveries itself, so the sweep adds nothing to a long retry's history). The
+delivery workflows read what to send from the database, so an extra wake costs one query.
 
 Only the dispatcher holding the PostgreSQL advisory lock ``webhook-dispatcher`` (on its listening
 connection) is active; the others retry every ``sweep_seconds`` and take over when the holder's
@@ -127,9 +128,9 @@ class WebhookDispatcher:
         streams = await asyncio.to_thread(pending)
         if streams:
             log.info("webhook sweep wakes %d delivery streams", len(streams))
-            await self._wake(set(streams))
+            await self._wake(set(streams), signal=False)
 
-    async def _wake(self, streams: set[tuple[str, str]]) -> None:
+    async def _wake(self, streams: set[tuple[str, str]], *, signal: bool = True) -> None:
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def wake(endpoint_id: str, seller_id: str) -> None:
@@ -140,6 +141,7 @@ class WebhookDispatcher:
                     seller_id,
                     retry=self.retry,
                     task_queue=self.task_queue,
+                    signal=signal,
                 )
 
         targets = sorted((e, s) for e, s in streams if e and s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 
 from workflows.registry import TASK_QUEUE
 from workflows.webhook_types import (
@@ -21,13 +22,29 @@ async def wake_delivery_stream(
     *,
     retry: WebhookRetry,
     task_queue: str = TASK_QUEUE,
+    signal: bool = True,
 ) -> None:
-    """Start the stream's delivery workflow, or signal it if it runs (a new run if the last one
-    ended): it then looks for pending deliveries again."""
-    await client.start_workflow(
-        WEBHOOK_DELIVERY_WORKFLOW,
-        WebhookStreamInput(endpoint_id=endpoint_id, seller_id=seller_id, retry=retry),
-        id=webhook_delivery_workflow_id(endpoint_id, seller_id),
-        task_queue=task_queue,
-        start_signal=WAKE_SIGNAL,
-    )
+    """Make sure the stream's delivery workflow runs and looks for pending deliveries.
+
+    ``signal`` (a new delivery was notified): signal-with-start, so a running workflow looks
+    again even if it just found nothing. Without (the periodic sweep): start it only if it does
+    not run; a running one finds the pending deliveries itself, and a stream retrying one
+    delivery for hours does not collect a signal in its history at every sweep."""
+    workflow_input = WebhookStreamInput(endpoint_id=endpoint_id, seller_id=seller_id, retry=retry)
+    workflow_id = webhook_delivery_workflow_id(endpoint_id, seller_id)
+    if signal:
+        await client.start_workflow(
+            WEBHOOK_DELIVERY_WORKFLOW,
+            workflow_input,
+            id=workflow_id,
+            task_queue=task_queue,
+            start_signal=WAKE_SIGNAL,
+        )
+    else:
+        await client.start_workflow(
+            WEBHOOK_DELIVERY_WORKFLOW,
+            workflow_input,
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )

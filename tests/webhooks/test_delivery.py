@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Engine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 import signatures
 from api.app import create_app
@@ -246,3 +246,29 @@ async def test_one_dispatcher_is_active_at_a_time_and_another_takes_over(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
+
+
+async def test_the_sweep_leaves_a_running_stream_alone(
+    temporal_client: Client,
+    engine: Engine,
+    task_queue: str,
+    receiver: Receiver,
+    endpoints: list[WebhookEndpoint],
+) -> None:
+    """A stream retrying one delivery for hours is not signalled at every sweep (its history
+    would grow by a signal every 30 s): the sweep only starts streams that do not run."""
+    endpoint = endpoint_for(engine, receiver, endpoints)
+    seller = new_seller(engine)
+    receiver.down = True
+    async with delivering(temporal_client, engine, task_queue, WebhookRetry(60.0, 60.0, 3)):
+        book(engine, seller, f"o-{seller}", 100)
+        await until(lambda: receiver.refused >= 1)
+        await asyncio.sleep(3.5)  # about three sweeps (every 1 s) while it waits to retry
+        handle = temporal_client.get_workflow_handle(f"webhook-delivery/{endpoint.id}/{seller}")
+        history = await handle.fetch_history()
+        signals = [
+            e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+        ]
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        assert len(signals) == 1, "the notification's wake only"
+        await handle.terminate("test over")
