@@ -32,6 +32,7 @@ from sqlalchemy.engine import Row
 
 from ledger_core import errors
 from ledger_core.currencies import resolve_exponent
+from ledger_core.deferred import Statement, run
 from ledger_core.ids import uuid7
 from ledger_core.schema import ledger_accounts, ledger_entries, ledger_transactions, ledgers
 from ledger_core.types import (
@@ -101,6 +102,53 @@ SELECT ledger_check_conditions(id, %(conditions)s) FROM ledger_transactions WHER
 _CHECK_CONDITIONS_POSITIONAL = """
 SELECT ledger_check_conditions(id, %s) FROM ledger_transactions WHERE id = %s
 """
+
+
+# Set-based writes (also deferred to the commit, ledger_core.deferred): JSON arrays of rows.
+_SET_INSERT = """
+WITH txn AS (
+    INSERT INTO ledger_transactions (
+        id, ledger_id, status, effective_at, external_id, description, metadata, total_amount,
+        request_hash, created_at, updated_at, posted_at)
+    SELECT id, ledger_id, status, effective_at, external_id, description, metadata, total_amount,
+           request_hash, created_at, created_at, posted_at
+      FROM jsonb_to_recordset(%s::jsonb) AS x(
+           id uuid, ledger_id uuid, status text, effective_at timestamptz, external_id text,
+           description text, metadata jsonb, total_amount bigint, request_hash text,
+           created_at timestamptz, posted_at timestamptz)
+    RETURNING id, ledger_id, created_at
+)
+INSERT INTO ledger_entries (id, transaction_id, ledger_id, account_id, direction, amount,
+                            ordinal, created_at)
+SELECT e.id, txn.id, txn.ledger_id, e.account_id, e.direction, e.amount, e.ordinal, txn.created_at
+  FROM txn JOIN jsonb_to_recordset(%s::jsonb) AS e(
+       id uuid, transaction_id uuid, account_id uuid, direction text, amount bigint,
+       ordinal smallint) ON e.transaction_id = txn.id
+ ORDER BY e.account_id, e.transaction_id
+"""
+_SET_CHECK = """
+SELECT ledger_check_conditions(x.id, x.conditions)
+  FROM jsonb_to_recordset(%s::jsonb) AS x(id uuid, conditions jsonb)
+"""
+_SET_STATUS = """
+WITH moved AS (
+    UPDATE ledger_transactions
+       SET status = %s, updated_at = %s, posted_at = %s, archived_at = %s
+     WHERE id = ANY (%s::uuid[]) AND status = 'pending'
+    RETURNING 1
+)
+SELECT ledger_require(count(*) = %s, 'only pending transactions are posted or archived',
+                      'LC004')
+  FROM moved
+"""
+_SET_LOCK = """
+SELECT count(*) FROM (SELECT id FROM ledger_accounts WHERE id = ANY (%s::uuid[]) ORDER BY id
+                      FOR NO KEY UPDATE) locked
+"""
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=str, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,7 +612,12 @@ class LedgerService:
         return name
 
     def _prepare(
-        self, conn: Connection, new: NewLedgerTransaction, reverses_id: uuid.UUID | None
+        self,
+        conn: Connection,
+        new: NewLedgerTransaction,
+        reverses_id: uuid.UUID | None,
+        *,
+        txn_id: uuid.UUID | None = None,
     ) -> _PreparedWrite:
         """Validate a new transaction and build its statement and its result."""
         status = self._validate(new)
@@ -580,7 +633,7 @@ class LedgerService:
                 )
 
         now = _now()
-        txn_id = uuid7()
+        txn_id = txn_id or uuid7()
         effective_at = new.effective_at or now
         posted_at = now if status is TransactionStatus.POSTED else None
         total = sum(e.amount for e in new.entries if e.direction is Direction.DEBIT)
@@ -901,6 +954,113 @@ class LedgerService:
 
     def archive_transaction(self, conn: Connection, transaction_id: uuid.UUID) -> LedgerTransaction:
         return self.update_transaction(conn, transaction_id, status=TransactionStatus.ARCHIVED)
+
+    def create_transactions(
+        self,
+        conn: Connection,
+        news: Sequence[NewLedgerTransaction],
+        *,
+        at_commit: bool = False,
+        ids: Sequence[uuid.UUID] | None = None,
+    ) -> list[LedgerTransaction]:
+        """Write new transactions set-based: one statement for every transaction and entry, one
+        for their balance conditions; now, or with the commit of ``conn``'s database transaction
+        (``at_commit``, see ``ledger_core.deferred``). Returns the transactions as written.
+
+        ``ids``: the transactions' ids, when the caller needs them before (default: new ones).
+        Each must be new: an ``external_id`` that exists fails the commit (a unique violation),
+        so re-running the caller's unit of work finds what a concurrent one committed. Entries go
+        in in account-id order across the whole set, so concurrent writers cannot deadlock."""
+        if not news:
+            return []
+        txns: list[dict[str, Any]] = []
+        entries: list[dict[str, Any]] = []
+        checks: list[dict[str, Any]] = []
+        results = []
+        if ids is not None and len(ids) != len(news):
+            raise ValueError("one id per transaction")
+        for n, new in enumerate(news):
+            write = self._prepare(conn, new, None, txn_id=None if ids is None else ids[n])
+            txn = write.result
+            txns.append(
+                {
+                    "id": txn.id,
+                    "ledger_id": txn.ledger_id,
+                    "status": str(txn.status),
+                    "effective_at": txn.effective_at,
+                    "external_id": txn.external_id,
+                    "description": txn.description,
+                    "metadata": txn.metadata,
+                    "total_amount": sum(
+                        e.amount for e in txn.entries if e.direction is Direction.DEBIT
+                    ),
+                    "request_hash": write.request_hash,
+                    "created_at": txn.created_at,
+                    "posted_at": txn.posted_at,
+                }
+            )
+            entries.extend(
+                {
+                    "id": e.id,
+                    "transaction_id": txn.id,
+                    "account_id": e.account_id,
+                    "direction": str(e.direction),
+                    "amount": e.amount,
+                    "ordinal": i,
+                }
+                for i, e in enumerate(txn.entries)
+            )
+            if write.check_params is not None:
+                checks.append({"id": txn.id, "conditions": write.check_params["conditions"].obj})
+            results.append(txn)
+        run(conn, Statement(_SET_INSERT, (_json(txns), _json(entries))), at_commit=at_commit)
+        if checks:
+            run(conn, Statement(_SET_CHECK, (_json(checks),)), at_commit=at_commit)
+        return results
+
+    def set_status(
+        self,
+        conn: Connection,
+        transaction_ids: Sequence[uuid.UUID],
+        status: TransactionStatus,
+        *,
+        at_commit: bool = False,
+    ) -> None:
+        """Post or archive pending transactions in one statement (the status trigger then moves
+        each account's totals once), now or with the commit. A transaction that is not pending
+        fails the statement (``invalid_state_transition``): the caller knows they are pending
+        because it holds the rows that point to them."""
+        target = TransactionStatus(status)
+        if target is TransactionStatus.PENDING:
+            raise errors.InvalidStateTransition(
+                "a transaction can only be moved to posted or archived"
+            )
+        ids = sorted(set(transaction_ids))
+        if not ids:
+            return
+        now = _now()
+        run(
+            conn,
+            Statement(
+                _SET_STATUS,
+                (
+                    str(target),
+                    now,
+                    now if target is TransactionStatus.POSTED else None,
+                    now if target is TransactionStatus.ARCHIVED else None,
+                    [str(i) for i in ids],
+                    len(ids),
+                ),
+            ),
+            at_commit=at_commit,
+        )
+
+    def defer_lock_accounts(self, conn: Connection, account_ids: Iterable[uuid.UUID]) -> None:
+        """``lock_accounts`` as the next of the statements deferred to the commit: for a commit
+        whose statements touch accounts in more than one statement."""
+        ids = sorted(set(account_ids))
+        if ids:
+            run(conn, Statement(_SET_LOCK, ([str(i) for i in ids],)), at_commit=True)
 
     def lock_accounts(self, conn: Connection, account_ids: Iterable[uuid.UUID]) -> None:
         """Lock these accounts' rows in id order until the database transaction ends.
