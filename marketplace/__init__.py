@@ -5,6 +5,7 @@ Synchronous SQLAlchemy Core; the caller owns the database transaction. Knows not
 Temporal: the hold and dispute workflows drive it through activities, the API reads it.
 """
 
+from marketplace.booking import BatchRejected, BookingOutcome, EarningRequest, earning_external_id
 from marketplace.errors import (
     DisputeAlreadyResolved,
     DisputeConflict,
@@ -15,6 +16,7 @@ from marketplace.errors import (
     SellerExists,
     SellerNotFound,
 )
+from marketplace.holds import HoldClock, SettledBatch, reserve_external_id
 from marketplace.payouts import (
     InvalidPayoutState,
     NothingToPay,
@@ -36,8 +38,6 @@ from marketplace.service import (
     Marketplace,
     Unchanged,
     dispute_external_id,
-    earning_external_id,
-    reserve_external_id,
     seller_external_id,
 )
 from marketplace.types import (
@@ -46,6 +46,7 @@ from marketplace.types import (
     DisputeStatus,
     Earning,
     EarningStatus,
+    Hold,
     Page,
     PlatformAccount,
     PlatformLedger,
@@ -56,6 +57,8 @@ from marketplace.types import (
 
 __all__ = [
     "UNCHANGED",
+    "BatchRejected",
+    "BookingOutcome",
     "Dispute",
     "DisputeAlreadyResolved",
     "DisputeConflict",
@@ -65,7 +68,10 @@ __all__ = [
     "Earning",
     "EarningConflict",
     "EarningNotFound",
+    "EarningRequest",
     "EarningStatus",
+    "Hold",
+    "HoldClock",
     "InvalidEarningState",
     "InvalidPayoutState",
     "Marketplace",
@@ -90,6 +96,7 @@ __all__ = [
     "SellerBalances",
     "SellerExists",
     "SellerNotFound",
+    "SettledBatch",
     "Unchanged",
     "dispute_external_id",
     "earning_external_id",

@@ -13,6 +13,9 @@ deliveries in sequence, signed (``signatures``), retried with back-off (activiti
 available balance differs from the last one reported (kept on the stream row), so a change that
 moves money but not the available balance (a payout paid, an earning booked) sends none.
 
+Both run now or with the commit of the caller's transaction (``ledger_core.deferred``), so that a
+hot path (booking, releasing holds) keeps its stream locks only while the server works.
+
 The ``Webhooks`` class is the rest: endpoints (create with a secret shown once, list, delete),
 events and deliveries to list, a delivery's attempts, re-sending, and what the delivery
 activities need (the next pending deliveries of a stream, the signed request of one, recording an
@@ -26,6 +29,7 @@ import json
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.engine import Row
 
+from ledger_core.deferred import Statement, run
 from ledger_core.errors import InvalidStateTransition, NotFound, ValidationFailed
 from marketplace.event_schema import (
     events,
@@ -53,6 +58,7 @@ __all__ = [
     "EventNotFound",
     "EventType",
     "InvalidDeliveryState",
+    "NewEvent",
     "WebhookDelivery",
     "WebhookDeliveryNotFound",
     "WebhookEndpoint",
@@ -62,6 +68,7 @@ __all__ = [
     "earning_object",
     "record_available_change",
     "record_event",
+    "record_events",
 ]
 
 
@@ -202,34 +209,77 @@ class DeliveryRequest:
 
 # -------------------------------------------------------------------- recording
 
-_RECORD = text(
-    """
-WITH stream AS (
+# Events of several sellers in one statement: each seller's stream moves on by its number of
+# events (the row lock orders a seller's events: sequence order is commit order), the events get
+# consecutive sequences in input order, and every subscribed endpoint one pending delivery; one
+# notification per delivery stream. ``{input}`` yields (ord, id, seller_id, type, data, available):
+# the JSON rows given, or the seller's balance event when its available balance moved.
+_RECORD = """
+WITH input AS ({input}),
+counts AS (
+    SELECT seller_id, count(*) AS n,
+           (array_agg(available ORDER BY ord DESC) FILTER (WHERE available IS NOT NULL))[1]
+               AS available
+      FROM input GROUP BY seller_id
+), stream AS (
     INSERT INTO event_streams AS s (seller_id, last_sequence, last_available)
-    VALUES (:seller_id, 1, :available)
+    SELECT seller_id, n, available FROM counts ORDER BY seller_id
     ON CONFLICT (seller_id) DO UPDATE
-        SET last_sequence = s.last_sequence + 1,
-            last_available = COALESCE(:available, s.last_available)
-    RETURNING last_sequence
+        SET last_sequence = s.last_sequence + EXCLUDED.last_sequence,
+            last_available = COALESCE(EXCLUDED.last_available, s.last_available)
+    RETURNING s.seller_id, s.last_sequence
 ), ev AS (
     INSERT INTO events (id, seller_id, sequence, type, data, created_at)
-    SELECT :id, :seller_id, stream.last_sequence, :type, CAST(:data AS jsonb), :now FROM stream
-    RETURNING id, sequence
+    SELECT i.id, i.seller_id,
+           st.last_sequence - c.n + row_number() OVER (PARTITION BY i.seller_id ORDER BY i.ord),
+           i.type, i.data, %s
+      FROM input i JOIN stream st USING (seller_id) JOIN counts c USING (seller_id)
+     ORDER BY i.ord
+    RETURNING id, seller_id, sequence, type
 ), fan AS (
     INSERT INTO webhook_deliveries
         (id, event_id, endpoint_id, seller_id, sequence, status, created_at, updated_at)
     SELECT 'whd_' || lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
-                  || substr(md5(random()::text || e.id), 1, 20),
-           ev.id, e.id, :seller_id, ev.sequence, 'pending', :now, :now
+                  || substr(md5(random()::text || e.id || ev.id), 1, 20),
+           ev.id, e.id, ev.seller_id, ev.sequence, 'pending', %s, %s
     FROM ev CROSS JOIN webhook_endpoints e
-    WHERE e.deleted_at IS NULL AND (:type = ANY (e.event_types) OR '*' = ANY (e.event_types))
-    RETURNING endpoint_id
+    WHERE e.deleted_at IS NULL AND (ev.type = ANY (e.event_types) OR '*' = ANY (e.event_types))
+    RETURNING endpoint_id, seller_id
 )
-SELECT (SELECT sequence FROM ev),
-       (SELECT count(pg_notify('webhook_deliveries', fan.endpoint_id || ' ' || :seller_id))
-        FROM fan)
+SELECT count(pg_notify('webhook_deliveries', endpoint_id || ' ' || seller_id))
+  FROM (SELECT DISTINCT endpoint_id, seller_id FROM fan) streams
 """
-)
+_GIVEN = """
+SELECT ord, id, seller_id, type, data, NULL::bigint AS available
+  FROM jsonb_to_recordset(%s::jsonb) AS x(ord int, id text, seller_id text, type text, data jsonb)
+"""
+# A credit-normal seller account's views (DESIGN.md); the previous available is what the stream
+# last reported (0 before any). The caller's writes locked the account, so a seller's balance
+# events are serialised and each compares with the one before.
+_AVAILABLE_CHANGED = """
+SELECT 1 AS ord, %s::text AS id, b.seller_id, 'balance.available_changed'::text AS type,
+       jsonb_build_object('object', jsonb_build_object(
+           'object', 'balance', 'seller_id', b.seller_id, 'currency', b.currency,
+           'available', b.available, 'previous_available', b.before, 'pending', b.pending,
+           'posted', b.posted)) AS data,
+       b.available
+  FROM (SELECT %s::text AS seller_id, %s::text AS currency,
+               a.posted_credits - (a.pending_debits + a.posted_debits) AS available,
+               (a.pending_credits + a.posted_credits) - (a.pending_debits + a.posted_debits)
+                   AS pending,
+               a.posted_credits - a.posted_debits AS posted,
+               coalesce((SELECT last_available FROM event_streams WHERE seller_id = %s), 0)
+                   AS before
+          FROM ledger_accounts a WHERE a.id = %s) b
+ WHERE b.available <> b.before
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    seller_id: str
+    type: EventType
+    data: dict[str, Any]
 
 
 def new_event_id() -> str:
@@ -237,69 +287,59 @@ def new_event_id() -> str:
     return f"evt_{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
 
-def record_event(
-    conn: Connection,
-    seller_id: str,
-    type: EventType | str,
-    data: dict[str, Any],
-    *,
-    available: int | None = None,
-) -> str:
-    """Write an event of ``seller_id`` in the caller's transaction and fan it out to the
-    subscribed endpoints; returns its id. ``available`` (balance events) is remembered as the
-    last available balance reported."""
-    event_type = EventType(type)
-    event_id = new_event_id()
-    conn.execute(
-        _RECORD,
+def record_events(
+    conn: Connection, new: Sequence[NewEvent], *, at_commit: bool = False
+) -> list[str]:
+    """Write events in the caller's transaction (now, or with its commit: ledger_core.deferred)
+    and fan them out to the subscribed endpoints, in one statement; returns their ids."""
+    if not new:
+        return []
+    ids = [new_event_id() for _ in new]
+    rows = [
         {
-            "seller_id": seller_id,
-            "available": available,
+            "ord": i,
             "id": event_id,
-            "type": str(event_type),
-            "data": json.dumps(data, default=_json_default),
-            "now": _now(),
-        },
+            "seller_id": e.seller_id,
+            "type": str(EventType(e.type)),
+            "data": e.data,
+        }
+        for i, (event_id, e) in enumerate(zip(ids, new, strict=True))
+    ]
+    now = _now()
+    data = json.dumps(rows, default=_json_default, separators=(",", ":"))
+    run(
+        conn,
+        Statement(_RECORD.format(input=_GIVEN), (data, now, now, now)),
+        at_commit=at_commit,
     )
-    return event_id
+    return ids
+
+
+def record_event(
+    conn: Connection, seller_id: str, type: EventType | str, data: dict[str, Any]
+) -> str:
+    """Write one event of ``seller_id`` now (see ``record_events``); returns its id."""
+    return record_events(conn, [NewEvent(seller_id, EventType(type), data)])[0]
 
 
 def record_available_change(
     conn: Connection,
     *,
     seller_id: str,
+    account_id: uuid.UUID,
     currency: str,
-    pending: int,
-    posted: int,
-    available: int,
-) -> str | None:
-    """Record ``balance.available_changed`` if ``available`` differs from the last available
-    balance reported for the seller (0 before the first); returns the event id or None. Call it
-    after the change, in its transaction (the seller's ledger account is locked by then, so
-    concurrent changes of one seller report in order)."""
-    previous = conn.execute(
-        text("SELECT last_available FROM event_streams WHERE seller_id = :s FOR UPDATE"),
-        {"s": seller_id},
-    ).scalar_one_or_none()
-    before = 0 if previous is None else int(previous)
-    if available == before:
-        return None
-    return record_event(
+    at_commit: bool = False,
+) -> None:
+    """Record ``balance.available_changed`` if the seller's available balance (read from its
+    ledger account, ``account_id``) differs from the last one reported for the seller (0 before
+    the first). Call it after the change, in its transaction."""
+    run(
         conn,
-        seller_id,
-        EventType.BALANCE_AVAILABLE_CHANGED,
-        {
-            "object": {
-                "object": "balance",
-                "seller_id": seller_id,
-                "currency": currency,
-                "available": available,
-                "previous_available": before,
-                "pending": pending,
-                "posted": posted,
-            }
-        },
-        available=available,
+        Statement(
+            _RECORD.format(input=_AVAILABLE_CHANGED),
+            (new_event_id(), seller_id, currency, seller_id, account_id, *([_now()] * 3)),
+        ),
+        at_commit=at_commit,
     )
 
 

@@ -86,8 +86,10 @@ def refund_external_id(refund_id: str) -> str:
     return f"refund:{refund_id}"
 
 
-def rebook_external_id(order_id: str, n: int) -> str:
-    return f"earning:{order_id}:rebook:{n}"
+def rebook_external_id(seller_id: str, order_id: str, n: int) -> str:
+    """The remainder of an earning on hold after its ``n``-th refund (a seller id has no ``/``,
+    and the prefix is not an earning's, so the key names one earning and refund)."""
+    return f"rebook:{n}:{seller_id}/{order_id}"
 
 
 # -------------------------------------------------------------------- errors
@@ -594,11 +596,13 @@ class Payouts:
         conn: Connection,
         *,
         refund_id: str,
+        seller_id: str,
         order_id: str,
         amount: int | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Refund:
-        """Refund ``amount`` (gross, minor units; None: all that is left) of an order.
+        """Refund ``amount`` (gross, minor units; None: all that is left) of the seller's share
+        of an order.
 
         On hold: archive the pending earning and book the remainder again (same hold end), or
         cancel the earning when nothing is left. Posted: a posted debit seller (its share) +
@@ -618,13 +622,19 @@ class Payouts:
                 "amount must be a positive integer of minor units", field="amount"
             )
         row = conn.execute(
-            select(earnings).where(earnings.c.order_id == order_id).with_for_update()
+            select(earnings)
+            .where(earnings.c.seller_id == seller_id, earnings.c.order_id == order_id)
+            .with_for_update()
         ).one_or_none()
         if row is None:
-            raise market_errors.EarningNotFound(f"earning of order {order_id!r} not found")
+            raise market_errors.EarningNotFound(
+                f"earning of order {order_id!r} of seller {seller_id!r} not found"
+            )
         existing = self._refund_row(conn, refund_id)
         if existing is not None:
-            if existing.order_id != order_id or (amount is not None and existing.amount != amount):
+            if (existing.seller_id, existing.order_id) != (seller_id, order_id) or (
+                amount is not None and existing.amount != amount
+            ):
                 raise RefundConflict(
                     f"refund {refund_id!r} exists for order {existing.order_id}, amount "
                     f"{existing.amount}",
@@ -664,7 +674,11 @@ class Payouts:
                 rebooks = conn.execute(
                     select(func.count())
                     .select_from(refunds)
-                    .where(refunds.c.order_id == order_id, refunds.c.kind == "during_hold")
+                    .where(
+                        refunds.c.seller_id == seller_id,
+                        refunds.c.order_id == order_id,
+                        refunds.c.kind == "during_hold",
+                    )
                 ).scalar_one()
                 entries = [
                     NewEntry(
@@ -687,7 +701,7 @@ class Payouts:
                         ledger_id=platform.ledger_id,
                         entries=tuple(entries),
                         status=TransactionStatus.PENDING,
-                        external_id=rebook_external_id(order_id, int(rebooks) + 1),
+                        external_id=rebook_external_id(seller_id, order_id, int(rebooks) + 1),
                         description=f"Earning of seller {row.seller_id} for order {order_id} "
                         f"after refund {refund_id}",
                         metadata={
@@ -743,7 +757,7 @@ class Payouts:
             )
         earning_row = conn.execute(
             earnings.update()
-            .where(earnings.c.order_id == order_id)
+            .where(earnings.c.seller_id == seller_id, earnings.c.order_id == order_id)
             .values(**earning_values)
             .returning(*earnings.c)
         ).one()
@@ -772,7 +786,7 @@ class Payouts:
             row.seller_id,
             EventType.EARNING_REFUNDED,
             {
-                "object": earning_object(self.marketplace.get_earning(conn, order_id)),
+                "object": earning_object(self.marketplace.get_earning(conn, seller_id, order_id)),
                 "refund": refund_object(refund),
             },
         )
@@ -784,7 +798,11 @@ class Payouts:
         row = self._refund_row(conn, refund_id)
         if row is None:
             raise RefundNotFound(f"refund {refund_id!r} not found", resource="refund")
-        earning = conn.execute(select(earnings).where(earnings.c.order_id == row.order_id)).one()
+        earning = conn.execute(
+            select(earnings).where(
+                earnings.c.seller_id == row.seller_id, earnings.c.order_id == row.order_id
+            )
+        ).one()
         return _refund(row, earning)
 
     @staticmethod

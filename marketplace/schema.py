@@ -73,3 +73,26 @@ disputes = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+seller_hold_clocks = Table(
+    "seller_hold_clocks",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("timer_at", DateTime(timezone=True), comment="when the hold workflow next looks"),
+    Column("not_before", DateTime(timezone=True), comment="its last turn + the release window"),
+    Column("wake_requested_at", DateTime(timezone=True), comment="earliest wake a booking asked"),
+    Column("wake_requested_on", DateTime(timezone=True), comment="when it asked"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+seller_balances = Table(
+    "seller_balances",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("on_hold", BigInteger, nullable=False, comment="net of earnings in their hold"),
+    Column("on_hold_count", BigInteger, nullable=False),
+    Column("in_reserve", BigInteger, nullable=False, comment="rolling reserves held"),
+    Column("in_reserve_count", BigInteger, nullable=False),
+    Column("in_dispute", BigInteger, nullable=False, comment="open chargebacks"),
+    Column("in_transit", BigInteger, nullable=False, comment="payouts reserved, not yet paid"),
+)

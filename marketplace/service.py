@@ -2,10 +2,12 @@
 disputes, and the seller's balances.
 
 Every method takes a SQLAlchemy ``Connection`` inside a database transaction the caller owns (an
-activity, an API request, a test) and never commits. Every write is idempotent and keyed: the
-ledger transaction of an order is ``earning:<order id>``, its reserve ``reserve:<order id>``, a
-chargeback ``dispute:<dispute id>``, and a state change asked twice is a no-op, so a retried
-activity never moves money twice.
+activity, an API request, a test) and never commits. Every write is idempotent and keyed: an
+earning by its seller and order (ledger transaction ``earning:<seller>/<order>``, its reserve
+``reserve:<seller>/<order>``; earnings booked before version 0006 keep ``earning:<order>``), a
+chargeback by its id (``dispute:<dispute id>``), and a state change asked twice is a no-op, so a
+retried activity never moves money twice. Booking (``marketplace.booking``) and the release of
+due holds (``marketplace.holds``) are set-based and can send their writes with the commit.
 
 Ledger transactions, per DESIGN.md's "The seller's money, step by step":
 
@@ -18,13 +20,16 @@ Ledger transactions, per DESIGN.md's "The seller's money, step by step":
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
+import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Numeric, Select, cast, func, select, text
+from sqlalchemy import ColumnElement, Connection, Select, and_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
@@ -41,6 +46,7 @@ from ledger_core import (
 from ledger_core.currencies import resolve_exponent
 from ledger_core.schema import ledger_accounts, ledgers
 from marketplace import errors
+from marketplace.booking import Booking, BookingOutcome, EarningRequest
 from marketplace.events import (
     EventType,
     dispute_object,
@@ -48,6 +54,7 @@ from marketplace.events import (
     record_available_change,
     record_event,
 )
+from marketplace.holds import Holds, reserve_external_id
 from marketplace.schema import disputes, earnings, platform_ledgers, sellers
 from marketplace.types import (
     Dispute,
@@ -55,6 +62,7 @@ from marketplace.types import (
     DisputeStatus,
     Earning,
     EarningStatus,
+    Hold,
     Page,
     PlatformAccount,
     PlatformLedger,
@@ -78,14 +86,6 @@ class Unchanged(enum.Enum):
 UNCHANGED = Unchanged.UNCHANGED
 
 
-def earning_external_id(order_id: str) -> str:
-    return f"earning:{order_id}"
-
-
-def reserve_external_id(order_id: str) -> str:
-    return f"reserve:{order_id}"
-
-
 def dispute_external_id(dispute_id: str) -> str:
     return f"dispute:{dispute_id}"
 
@@ -100,6 +100,13 @@ class Marketplace:
 
     def __init__(self, ledger: LedgerService | None = None) -> None:
         self.ledger = ledger or LedgerService()
+        # What never changes once created (a platform ledger's accounts; a seller's ledger
+        # account and currency): cached per process, so hot paths skip the lookups.
+        self._platforms: dict[str, PlatformLedger] = {}
+        self._seller_accounts: dict[str, tuple[uuid.UUID, str]] = {}
+        self._cache_lock = threading.Lock()
+        self.booking = Booking(self)
+        self.holds = Holds(self)
 
     # ------------------------------------------------------------ platform ledgers
 
@@ -109,6 +116,9 @@ class Marketplace:
         Race-safe: creation is serialised by a transaction-scoped advisory lock per currency,
         and the system accounts are created idempotently by external_id.
         """
+        cached = self._platforms.get(currency)
+        if cached is not None:
+            return cached
         resolve_exponent(currency, None)  # validates the code
         ledger_id = self._platform_ledger_id(conn, currency)
         if ledger_id is None:
@@ -151,7 +161,31 @@ class Marketplace:
                     metadata={"kind": "platform", "role": role.value},
                 ).id
             accounts[role] = account_id
-        return PlatformLedger(currency=currency, ledger_id=ledger_id, accounts=accounts)
+        platform = PlatformLedger(currency=currency, ledger_id=ledger_id, accounts=accounts)
+        if len(accounts) == len(PlatformAccount) and by_external.keys() >= {
+            r.external_id for r in PlatformAccount
+        }:
+            # Only what was committed before this transaction is cached (a rollback could undo
+            # what it created).
+            with self._cache_lock:
+                self._platforms[currency] = platform
+        return platform
+
+    def seller_account(self, conn: Connection, seller_id: str) -> tuple[uuid.UUID, str]:
+        """The seller's ledger account and currency (``SellerNotFound`` if unknown)."""
+        cached = self._seller_accounts.get(seller_id)
+        if cached is not None:
+            return cached
+        row = conn.execute(
+            select(sellers.c.ledger_account_id, sellers.c.currency).where(sellers.c.id == seller_id)
+        ).one_or_none()
+        if row is None:
+            raise errors.SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+        with self._cache_lock:
+            if len(self._seller_accounts) > 500_000:
+                self._seller_accounts.clear()
+            self._seller_accounts[seller_id] = (row.ledger_account_id, row.currency)
+        return row.ledger_account_id, row.currency
 
     @staticmethod
     def _platform_ledger_id(conn: Connection, currency: str) -> uuid.UUID | None:
@@ -286,6 +320,19 @@ class Marketplace:
 
     # ------------------------------------------------------------ earnings
 
+    def book_earnings(
+        self,
+        conn: Connection,
+        requests: Sequence[EarningRequest],
+        *,
+        atomic: bool = False,
+        at_commit: bool = False,
+        now: datetime | None = None,
+    ) -> list[BookingOutcome]:
+        """Book orders' earnings set-based (``marketplace.booking``): pending ledger
+        transactions, each on hold until now + its seller's hold period."""
+        return self.booking.book(conn, requests, atomic=atomic, at_commit=at_commit, now=now)
+
     def book_earning(
         self,
         conn: Connection,
@@ -296,93 +343,44 @@ class Marketplace:
         fee: int = 0,
         metadata: dict[str, Any] | None = None,
         booked_at: datetime | None = None,
+        at_commit: bool = False,
     ) -> Earning:
-        """Book an order's earning as a pending ledger transaction on hold until
-        ``booked_at + the seller's hold period`` (booked_at defaults to now; the hold workflow
-        passes its own clock so that hold ends follow workflow time).
+        """Book one order's earning as a pending ledger transaction on hold until
+        ``booked_at + the seller's hold period`` (booked_at defaults to now).
 
-        Idempotent by order id: the same seller, amount and fee return the existing earning
-        (whatever its status now); anything else raises ``EarningConflict``.
-        """
-        _check_order_id(order_id)
-        _check_amount(amount, "amount")
-        _check_amount(fee, "fee", allow_zero=True)
-        if fee > amount:
-            raise ValidationFailed("fee must not exceed amount", field="fee")
-        _check_aware(booked_at, "booked_at")
-
-        existing = self._earning_row(conn, order_id)
-        if existing is not None:
-            return _same_earning(existing, seller_id, amount, fee)
-
-        seller = self.get_seller(conn, seller_id)
-        platform = self.platform_ledger(conn, seller.currency)
-        net = amount - fee
-        entries = [NewEntry(platform.account(PlatformAccount.CLEARING), Direction.DEBIT, amount)]
-        if net > 0:
-            entries.append(NewEntry(seller.ledger_account_id, Direction.CREDIT, net))
-        if fee > 0:
-            entries.append(
-                NewEntry(platform.account(PlatformAccount.FEES_REVENUE), Direction.CREDIT, fee)
-            )
-        try:
-            txn = self.ledger.create_transaction(
-                conn,
-                NewLedgerTransaction(
-                    ledger_id=platform.ledger_id,
-                    entries=tuple(entries),
-                    status=TransactionStatus.PENDING,
-                    external_id=earning_external_id(order_id),
-                    description=f"Earning of seller {seller_id} for order {order_id}",
-                    metadata={"kind": "earning", "seller_id": seller_id, "order_id": order_id},
-                ),
-            )
-        except IdempotencyConflict as exc:
-            raise errors.EarningConflict(
-                f"order {order_id!r} was booked with different terms", order_id=order_id
-            ) from exc
-
-        reserve = seller.rolling_reserve
-        reserve_bp = reserve.percent_bp if reserve else 0
-        now = _now()
-        inserted = conn.execute(
-            pg_insert(earnings)
-            .values(
-                order_id=order_id,
-                seller_id=seller_id,
-                currency=seller.currency,
-                amount=amount,
-                fee=fee,
-                net=net,
-                ledger_transaction_id=txn.id,
-                status=str(EarningStatus.ON_HOLD),
-                hold_until=(booked_at or now) + seller.hold_period,
-                reserve_percent_bp=reserve_bp,
-                reserve_period_seconds=int(reserve.period.total_seconds()) if reserve else None,
-                # Rounded down: the seller never has more held back than the percent says.
-                reserve_amount=net * reserve_bp // 10_000,
-                metadata=metadata or {},
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["order_id"])
-            .returning(*earnings.c)
-        ).one_or_none()
-        if inserted is None:  # a concurrent booking of the same order committed first
-            concurrent = self._earning_row(conn, order_id)
-            assert concurrent is not None
-            return _same_earning(concurrent, seller_id, amount, fee)
-        earning = _earning(inserted)
-        record_event(
-            conn, seller_id, EventType.EARNING_CREATED, {"object": earning_object(earning)}
+        Idempotent by seller and order: the same amount and fee return the existing earning
+        (whatever its status now); other terms raise ``EarningConflict``."""
+        [outcome] = self.book_earnings(
+            conn,
+            [EarningRequest(seller_id, order_id, amount, fee, metadata or {})],
+            at_commit=at_commit,
+            now=booked_at,
         )
-        return earning
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.earning is not None
+        return outcome.earning
 
-    def get_earning(self, conn: Connection, order_id: str) -> Earning:
-        row = self._earning_row(conn, order_id)
+    def get_earning(self, conn: Connection, seller_id: str, order_id: str) -> Earning:
+        row = self._earning_row(conn, seller_id, order_id)
         if row is None:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+            raise errors.EarningNotFound(
+                f"earning of order {order_id!r} of seller {seller_id!r} not found"
+            )
         return _earning(row)
+
+    def get_earnings(
+        self, conn: Connection, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Earning]:
+        """The earnings of these (seller, order) pairs that exist, in one statement."""
+        if not keys:
+            return {}
+        rows = conn.execute(
+            select(earnings).where(
+                tuple_(earnings.c.seller_id, earnings.c.order_id).in_(list(keys))
+            )
+        ).all()
+        return {(r.seller_id, r.order_id): _earning(r) for r in rows}
 
     def list_earnings(
         self,
@@ -393,42 +391,45 @@ class Marketplace:
         after: str | None = None,
         limit: int = 25,
     ) -> Page[Earning]:
-        """The seller's earnings by order id (raises ``SellerNotFound`` for an unknown seller)."""
-        self.get_seller(conn, seller_id)
+        """The seller's earnings by order id (raises ``SellerNotFound`` for an unknown seller),
+        in one statement."""
         query = select(earnings).where(earnings.c.seller_id == seller_id)
         if status is not None:
             query = query.where(earnings.c.status == str(EarningStatus(status)))
-        return _page(conn, query, earnings.c.order_id, after, limit, _earning)
-
-    def list_holds(
-        self, conn: Connection, seller_id: str, *, after: str | None = None, limit: int = 25
-    ) -> Page[Earning]:
-        """The seller's earnings still on hold (see ``hold_until``), by order id."""
-        return self.list_earnings(
-            conn, seller_id, status=EarningStatus.ON_HOLD, after=after, limit=limit
-        )
+        page = _page(conn, query, earnings.c.order_id, after, limit, _earning)
+        if not page.items:
+            self.get_seller(conn, seller_id)  # an empty page of an unknown seller is a 404
+        return page
 
     def post_earning(
-        self, conn: Connection, order_id: str, *, at: datetime | None = None
+        self,
+        conn: Connection,
+        seller_id: str,
+        order_id: str,
+        *,
+        at: datetime | None = None,
+        require_on_hold: bool = False,
     ) -> Earning:
-        """End the hold: post the earning's transaction and, if the earning carries a rolling
+        """End the hold now: post the earning's transaction and, if the earning carries a rolling
         reserve, hold the reserve back in the same database transaction (so the reserved part is
         never available in between). ``at`` (default now) starts the reserve period.
 
-        Posting a posted earning is a no-op; a cancelled or refunded one raises
-        ``InvalidEarningState``.
+        Posting a posted earning is a no-op (unless ``require_on_hold``: an operator's first
+        request for a hold that ended); a cancelled or refunded one raises
+        ``InvalidEarningState``. (The hold workflow posts due holds set-based:
+        ``marketplace.holds``; this is the operator's early release.)
         """
         _check_aware(at, "at")
-        row = self._earning_row(conn, order_id, for_update=True)
-        if row is None:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+        row = self._locked_earning(conn, seller_id, order_id)
         posting = row.status == EarningStatus.ON_HOLD
+        if require_on_hold and not posting:
+            raise _hold_ended(order_id, row.status)
         if posting and row.reserve_amount > 0 and row.reserve_transaction_id is None:
             # Two ledger writes follow (the posting, then the reserve): lock every account they
             # touch first, in id order, as one write would. Otherwise the rolling reserve account
             # (older than any seller's) is locked after the seller, and a concurrent release of
             # another reserve of this seller (rolling reserve, then seller) deadlocks with it.
-            seller = self.get_seller(conn, row.seller_id)
+            seller = self.get_seller(conn, seller_id)
             platform = self.platform_ledger(conn, seller.currency)
             self.ledger.lock_accounts(
                 conn,
@@ -444,7 +445,7 @@ class Marketplace:
             now = _now()
             conn.execute(
                 earnings.update()
-                .where(earnings.c.order_id == order_id)
+                .where(_key(seller_id, order_id))
                 .values(status=str(EarningStatus.POSTED), posted_at=now, updated_at=now)
             )
         elif row.status != EarningStatus.POSTED:
@@ -454,9 +455,9 @@ class Marketplace:
             )
         reserving = row.reserve_amount > 0 and row.reserve_transaction_id is None
         if reserving:
-            earning = self.hold_reserve(conn, order_id, at=at)
+            earning = self.hold_reserve(conn, seller_id, order_id, at=at)
         else:
-            earning = self.get_earning(conn, order_id)
+            earning = self.get_earning(conn, seller_id, order_id)
         if posting:
             record_event(
                 conn,
@@ -469,15 +470,13 @@ class Marketplace:
         return earning
 
     def hold_reserve(
-        self, conn: Connection, order_id: str, *, at: datetime | None = None
+        self, conn: Connection, seller_id: str, order_id: str, *, at: datetime | None = None
     ) -> Earning:
         """Hold back the posted earning's rolling reserve (pending debit seller -> rolling
-        reserve, ``reserve:<order id>``) until ``at + the reserve period``. Idempotent;
+        reserve, ``reserve:<seller>/<order>``) until ``at + the reserve period``. Idempotent;
         ``post_earning`` calls it."""
         _check_aware(at, "at")
-        row = self._earning_row(conn, order_id, for_update=True)
-        if row is None:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+        row = self._locked_earning(conn, seller_id, order_id)
         if row.reserve_transaction_id is not None:
             return _earning(row)
         if row.status != EarningStatus.POSTED or row.reserve_amount == 0:
@@ -486,14 +485,14 @@ class Marketplace:
                 f"reserve {row.reserve_amount})",
                 status=row.status,
             )
-        seller = self.get_seller(conn, row.seller_id)
-        platform = self.platform_ledger(conn, seller.currency)
+        account_id, currency = self.seller_account(conn, seller_id)
+        platform = self.platform_ledger(conn, currency)
         txn = self.ledger.create_transaction(
             conn,
             NewLedgerTransaction(
                 ledger_id=platform.ledger_id,
                 entries=(
-                    NewEntry(seller.ledger_account_id, Direction.DEBIT, row.reserve_amount),
+                    NewEntry(account_id, Direction.DEBIT, row.reserve_amount),
                     NewEntry(
                         platform.account(PlatformAccount.ROLLING_RESERVE),
                         Direction.CREDIT,
@@ -501,25 +500,23 @@ class Marketplace:
                     ),
                 ),
                 status=TransactionStatus.PENDING,
-                external_id=reserve_external_id(order_id),
-                description=f"Rolling reserve of seller {row.seller_id} for order {order_id}",
-                metadata={"kind": "reserve", "seller_id": row.seller_id, "order_id": order_id},
+                external_id=reserve_external_id(seller_id, order_id),
+                description=f"Rolling reserve of seller {seller_id} for order {order_id}",
+                metadata={"kind": "reserve", "seller_id": seller_id, "order_id": order_id},
             ),
         )
         release_at = (at or _now()) + timedelta(seconds=row.reserve_period_seconds)
         conn.execute(
             earnings.update()
-            .where(earnings.c.order_id == order_id)
+            .where(_key(seller_id, order_id))
             .values(reserve_transaction_id=txn.id, reserve_release_at=release_at, updated_at=_now())
         )
-        return self.get_earning(conn, order_id)
+        return self.get_earning(conn, seller_id, order_id)
 
-    def release_reserve(self, conn: Connection, order_id: str) -> Earning:
+    def release_reserve(self, conn: Connection, seller_id: str, order_id: str) -> Earning:
         """The reserve period ended: archive the reserve's pending debit (available again).
         Idempotent."""
-        row = self._earning_row(conn, order_id, for_update=True)
-        if row is None:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+        row = self._locked_earning(conn, seller_id, order_id)
         if row.reserve_transaction_id is None:
             raise errors.InvalidEarningState(
                 f"earning of order {order_id!r} has no reserve held", status=row.status
@@ -529,30 +526,33 @@ class Marketplace:
             now = _now()
             conn.execute(
                 earnings.update()
-                .where(earnings.c.order_id == order_id)
+                .where(_key(seller_id, order_id))
                 .values(reserve_released_at=now, updated_at=now)
             )
-            self.note_available_balance(conn, row.seller_id)
-        return self.get_earning(conn, order_id)
+            self.note_available_balance(conn, seller_id)
+        return self.get_earning(conn, seller_id, order_id)
 
-    def cancel_earning(self, conn: Connection, order_id: str) -> Earning:
-        """Refund during the hold: archive the pending earning (it counts nowhere). Idempotent;
-        a posted earning raises ``InvalidEarningState`` (it needs a refund by reversal)."""
-        row = self._earning_row(conn, order_id, for_update=True)
-        if row is None:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+    def cancel_earning(
+        self, conn: Connection, seller_id: str, order_id: str, *, require_on_hold: bool = False
+    ) -> Earning:
+        """Refund during the hold: archive the pending earning (it counts nowhere). Idempotent
+        (unless ``require_on_hold``); a posted earning raises ``InvalidEarningState`` (it needs a
+        refund by reversal)."""
+        row = self._locked_earning(conn, seller_id, order_id)
+        if require_on_hold and row.status != EarningStatus.ON_HOLD:
+            raise _hold_ended(order_id, row.status)
         if row.status == EarningStatus.ON_HOLD:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             now = _now()
             conn.execute(
                 earnings.update()
-                .where(earnings.c.order_id == order_id)
+                .where(_key(seller_id, order_id))
                 .values(status=str(EarningStatus.CANCELLED), cancelled_at=now, updated_at=now)
             )
-            cancelled = self.get_earning(conn, order_id)
+            cancelled = self.get_earning(conn, seller_id, order_id)
             record_event(
                 conn,
-                row.seller_id,
+                seller_id,
                 EventType.EARNING_CANCELLED,
                 {"object": earning_object(cancelled)},
             )
@@ -563,21 +563,25 @@ class Marketplace:
                 "cancelled",
                 status=row.status,
             )
-        return self.get_earning(conn, order_id)
+        return self.get_earning(conn, seller_id, order_id)
 
-    def extend_hold(self, conn: Connection, order_id: str, hold_until: datetime) -> Earning:
-        """Move an earning's hold end later. The same end again is a no-op; an earlier one is
-        a ``ValidationFailed``."""
+    def extend_hold(
+        self,
+        conn: Connection,
+        seller_id: str,
+        order_id: str,
+        hold_until: datetime,
+        *,
+        require_later: bool = False,
+    ) -> Earning:
+        """Move an earning's hold end later. The same end again is a no-op (unless
+        ``require_later``: an operator's first request); an earlier one is a
+        ``ValidationFailed``."""
         _check_aware(hold_until, "hold_until")
-        row = self._earning_row(conn, order_id, for_update=True)
-        if row is None:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+        row = self._locked_earning(conn, seller_id, order_id)
         if row.status != EarningStatus.ON_HOLD:
-            raise errors.InvalidEarningState(
-                f"earning of order {order_id!r} is {row.status}, no longer on hold",
-                status=row.status,
-            )
-        if hold_until < row.hold_until:
+            raise _hold_ended(order_id, row.status)
+        if hold_until < row.hold_until or (require_later and hold_until == row.hold_until):
             raise ValidationFailed(
                 "the new hold end must be later than the current one "
                 f"({row.hold_until.isoformat()})",
@@ -586,19 +590,63 @@ class Marketplace:
         if hold_until != row.hold_until:
             conn.execute(
                 earnings.update()
-                .where(earnings.c.order_id == order_id)
+                .where(_key(seller_id, order_id))
                 .values(hold_until=hold_until, updated_at=_now())
             )
-        return self.get_earning(conn, order_id)
+        return self.get_earning(conn, seller_id, order_id)
+
+    def list_holds(
+        self,
+        conn: Connection,
+        seller_id: str,
+        *,
+        after: tuple[datetime, str, str] | None = None,
+        limit: int = 25,
+    ) -> Page[Hold]:
+        """The seller's holds, the soonest end first (``marketplace.holds``)."""
+        return self.holds.list_holds(conn, seller_id, after=after, limit=limit)
+
+    def seller_of_order(self, conn: Connection, order_id: str) -> str:
+        """The seller of an order's earning, for inputs that name an earning by its order alone
+        (activities scheduled by hold workflows of the first shape, when order ids were unique
+        across sellers). An order that pays several sellers is ambiguous here."""
+        found = (
+            conn.execute(
+                select(earnings.c.seller_id).where(earnings.c.order_id == order_id).limit(2)
+            )
+            .scalars()
+            .all()
+        )
+        if not found:
+            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+        if len(found) > 1:
+            raise ValidationFailed(
+                f"order {order_id!r} pays several sellers; name the seller", field="seller_id"
+            )
+        return str(found[0])
+
+    def _locked_earning(self, conn: Connection, seller_id: str, order_id: str) -> Row[Any]:
+        row = self._earning_row(conn, seller_id, order_id, for_update=True)
+        if row is None:
+            raise errors.EarningNotFound(
+                f"earning of order {order_id!r} of seller {seller_id!r} not found"
+            )
+        return row
 
     @staticmethod
     def _earning_row(
-        conn: Connection, order_id: str, *, for_update: bool = False
+        conn: Connection, seller_id: str, order_id: str, *, for_update: bool = False
     ) -> Row[Any] | None:
-        query = select(earnings).where(earnings.c.order_id == order_id)
+        query = select(earnings).where(_key(seller_id, order_id))
         if for_update:
             query = query.with_for_update()
         return conn.execute(query).one_or_none()
+
+    @staticmethod
+    def earning_from_row(row: Row[Any], **changes: Any) -> Earning:
+        """An earning from its row, with ``changes`` applied (for writers that compute the new
+        state before it is written)."""
+        return dataclasses.replace(_earning(row), **changes)
 
     # ------------------------------------------------------------ disputes
 
@@ -757,60 +805,46 @@ class Marketplace:
         """After a change of the seller's money, in its transaction: record
         ``balance.available_changed`` if the available balance moved since the last one reported
         (marketplace.events)."""
-        seller = self.get_seller(conn, seller_id)
-        balances = self.ledger.get_account(conn, seller.ledger_account_id).balances
-        record_available_change(
-            conn,
-            seller_id=seller_id,
-            currency=seller.currency,
-            pending=balances.pending.amount,
-            posted=balances.posted.amount,
-            available=balances.available.amount,
-        )
+        account_id, currency = self.seller_account(conn, seller_id)
+        record_available_change(conn, seller_id=seller_id, account_id=account_id, currency=currency)
 
     def seller_balances(self, conn: Connection, seller_id: str) -> SellerBalances:
-        """The seller's pending, posted and available balances (O(1) from the ledger account's
-        running totals) and what is on hold, in reserve and in dispute."""
-        seller = self.get_seller(conn, seller_id)
-        account = self.ledger.get_account(conn, seller.ledger_account_id)
-        e = earnings
-        sums = conn.execute(
-            select(
-                # Net still on hold: a partial refund during the hold took the seller's share
-                # floor(net * refunded / amount) out of it (marketplace.payouts).
-                func.coalesce(
-                    func.sum(
-                        e.c.net - func.div(cast(e.c.net, Numeric) * e.c.refunded_amount, e.c.amount)
-                    ).filter(e.c.status == "on_hold"),
-                    0,
-                ),
-                func.coalesce(
-                    func.sum(e.c.reserve_amount).filter(
-                        e.c.reserve_transaction_id.is_not(None), e.c.reserve_released_at.is_(None)
-                    ),
-                    0,
-                ),
-            ).where(e.c.seller_id == seller_id)
-        ).one()
-        in_dispute = conn.execute(
-            select(func.coalesce(func.sum(disputes.c.amount), 0)).where(
-                disputes.c.seller_id == seller_id, disputes.c.status == "open"
-            )
-        ).scalar_one()
-        balances = account.balances
+        """The seller's pending, posted and available balances (the ledger account's running
+        totals) and what is on hold, in reserve, in dispute and in transit (the seller's running
+        totals): one statement, O(1) whatever the seller's history."""
+        row = conn.execute(_BALANCES, {"seller": seller_id}).one_or_none()
+        if row is None:
+            raise errors.SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
         return SellerBalances(
             seller_id=seller_id,
-            currency=seller.currency,
-            currency_exponent=seller.currency_exponent,
-            pending=balances.pending.amount,
-            posted=balances.posted.amount,
-            available=balances.available.amount,
-            on_hold=int(sums[0]),
-            in_reserve=int(sums[1]),
-            in_dispute=int(in_dispute),
-            ledger_account_id=account.id,
-            lock_version=account.lock_version,
+            currency=row.currency,
+            currency_exponent=row.currency_exponent,
+            pending=(row.pending_credits + row.posted_credits)
+            - (row.pending_debits + row.posted_debits),
+            posted=row.posted_credits - row.posted_debits,
+            available=row.posted_credits - (row.pending_debits + row.posted_debits),
+            on_hold=row.on_hold,
+            in_reserve=row.in_reserve,
+            in_dispute=row.in_dispute,
+            in_transit=row.in_transit,
+            ledger_account_id=row.ledger_account_id,
+            lock_version=row.lock_version,
         )
+
+
+# Seller accounts are credit-normal (what the platform owes); the views follow DESIGN.md.
+_BALANCES = text(
+    """
+SELECT s.currency, l.currency_exponent, s.ledger_account_id, a.pending_debits, a.pending_credits,
+       a.posted_debits, a.posted_credits, a.lock_version, b.on_hold, b.in_reserve, b.in_dispute,
+       b.in_transit
+  FROM sellers s
+  JOIN ledger_accounts a ON a.id = s.ledger_account_id
+  JOIN ledgers l ON l.id = a.ledger_id
+  JOIN seller_balances b ON b.seller_id = s.id
+ WHERE s.id = :seller
+"""
+)
 
 
 # -------------------------------------------------------------------- helpers
@@ -818,6 +852,17 @@ class Marketplace:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _hold_ended(order_id: str, status: str) -> errors.InvalidEarningState:
+    return errors.InvalidEarningState(
+        f"the hold of order {order_id!r} has already ended (the earning is {status})",
+        status=status,
+    )
+
+
+def _key(seller_id: str, order_id: str) -> ColumnElement[bool]:
+    return and_(earnings.c.seller_id == seller_id, earnings.c.order_id == order_id)
 
 
 def _check_id(value: object, field: str) -> None:
@@ -946,16 +991,6 @@ def _earning(row: Row[Any]) -> Earning:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def _same_earning(row: Row[Any], seller_id: str, amount: int, fee: int) -> Earning:
-    if (row.seller_id, row.amount, row.fee) != (seller_id, amount, fee):
-        raise errors.EarningConflict(
-            f"order {row.order_id!r} was booked before with other terms (seller "
-            f"{row.seller_id}, amount {row.amount}, fee {row.fee})",
-            order_id=row.order_id,
-        )
-    return _earning(row)
 
 
 def _dispute(row: Row[Any]) -> Dispute:

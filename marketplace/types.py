@@ -131,6 +131,26 @@ class Earning:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Money of a seller held back until ``ends_at``: an earning in its hold period (``kind``
+    earning, ends at ``hold_until``) or, after it posted, its rolling reserve (``kind`` reserve,
+    ends at ``reserve_release_at``)."""
+
+    seller_id: str
+    order_id: str
+    kind: str
+    amount_held: int
+    """Net on hold (less the seller's share of refunds during the hold), or the reserve."""
+    ends_at: datetime
+    hold_until: datetime
+    reserve_release_at: datetime | None
+    amount: int
+    fee: int
+    net: int
+    ledger_transaction_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class Dispute:
     id: str
     seller_id: str
@@ -153,8 +173,9 @@ class SellerBalances:
     """The three ledger views of the seller's account (DESIGN.md), and what holds money back.
 
     ``on_hold``: net of earnings still in their hold period (inside pending, not posted).
-    ``in_reserve``: open rolling reserves; ``in_dispute``: open chargebacks (both pending debits:
-    inside posted, not available).
+    ``in_reserve``: open rolling reserves; ``in_dispute``: open chargebacks; ``in_transit``:
+    payouts reserved and not yet paid (pending debits: inside posted, not available). Kept as
+    running totals by the database, so reading them is O(1).
     """
 
     seller_id: str
@@ -166,6 +187,7 @@ class SellerBalances:
     on_hold: int
     in_reserve: int
     in_dispute: int
+    in_transit: int
     ledger_account_id: uuid.UUID
     lock_version: int
 
