@@ -121,6 +121,8 @@ class RefundEarningInput:
     amount: int | None = None
     """Gross, minor units; None: all that is left of the earning."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    seller_id: str | None = None
+    """None only in inputs of hold workflows of the first shape (the order names the earning)."""
 
 
 @dataclass

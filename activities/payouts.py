@@ -93,7 +93,7 @@ def payout_result(payout: Payout) -> PayoutResult:
 
 def refund_result(refund: Refund, payouts: Payouts, engine: Engine) -> RefundResult:
     with engine.begin() as conn:
-        earning = payouts.marketplace.get_earning(conn, refund.order_id)
+        earning = payouts.marketplace.get_earning(conn, refund.seller_id, refund.order_id)
     return RefundResult(
         id=refund.id,
         order_id=refund.order_id,
@@ -304,6 +304,8 @@ class PayoutActivities:
             lambda conn: self.payouts.refund_earning(
                 conn,
                 refund_id=input.refund_id,
+                seller_id=input.seller_id
+                or self.payouts.marketplace.seller_of_order(conn, input.order_id),
                 order_id=input.order_id,
                 amount=input.amount,
                 metadata=input.metadata,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -16,7 +17,7 @@ from activities.payouts import (
     LazyRail,
     PayoutActivities,
 )
-from activities.sellers import SellerActivities
+from activities.sellers import DEFAULT_RELEASE_WINDOW, SellerActivities
 from activities.webhooks import WebhookActivities
 from marketplace import Marketplace
 from observability.metrics import MeteredLedgerService
@@ -30,6 +31,7 @@ def build_activities(
     client: Client | None = None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
+    release_window: timedelta = DEFAULT_RELEASE_WINDOW,
 ) -> list[Callable[..., Any]]:
     """Bound activity methods of the classes that hold the worker's database engine, payment
     rail (default: ``open_payment_rail()`` from the ``PAYOUTS_RAIL_*`` settings, opened on first
@@ -44,10 +46,11 @@ def build_activities(
         poll_seconds=poll_seconds,
         return_window_seconds=return_window_seconds,
     )
-    sellers = SellerActivities(engine, marketplace)
+    sellers = SellerActivities(engine, marketplace, release_window=release_window)
     disputes = DisputeActivities(engine, marketplace)
     payout_runs = PayoutRunActivities(engine, marketplace)
     return [
+        sellers.settle_holds,
         sellers.book_earning,
         sellers.post_earning,
         sellers.cancel_earning,

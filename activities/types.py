@@ -18,6 +18,7 @@ POST_EARNING = "post_earning"
 CANCEL_EARNING = "cancel_earning"
 EXTEND_HOLD = "extend_hold"
 RELEASE_RESERVE = "release_reserve"
+SETTLE_HOLDS = "settle_holds"
 OPEN_DISPUTE = "open_dispute"
 RESOLVE_DISPUTE = "resolve_dispute"
 
@@ -52,27 +53,70 @@ class BookEarningInput:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+# The inputs below name the earning by seller and order. ``seller_id`` is last and optional only
+# because hold workflows of the first shape (which kept their holds in memory) scheduled these
+# activities with the order id alone, unique then; such an input is looked up by its order.
+
+
 @dataclass
 class PostEarningInput:
     order_id: str
     at: datetime
     """When the hold ended (workflow time); a rolling reserve runs from here."""
+    seller_id: str | None = None
 
 
 @dataclass
 class CancelEarningInput:
     order_id: str
+    seller_id: str | None = None
 
 
 @dataclass
 class ExtendHoldInput:
     order_id: str
     hold_until: datetime
+    seller_id: str | None = None
 
 
 @dataclass
 class ReleaseReserveInput:
     order_id: str
+    seller_id: str | None = None
+
+
+@dataclass
+class SettleHoldsInput:
+    seller_id: str
+    at: datetime
+    """Workflow time: every hold that ended by then is posted, every reserve due released."""
+
+
+@dataclass
+class HoldsSummary:
+    """What the hold workflow shows (search attribute OpenHolds, its details): the seller's
+    running totals as of ``as_of``."""
+
+    on_hold: int = 0
+    on_hold_count: int = 0
+    in_reserve: int = 0
+    in_reserve_count: int = 0
+    as_of: datetime | None = None
+
+    @property
+    def open_holds(self) -> int:
+        return self.on_hold_count + self.in_reserve_count
+
+
+@dataclass
+class SettleHoldsResult:
+    posted: int
+    released: int
+    more: bool
+    """More was due than the activity's time allowed: run it again at once."""
+    timer_at: datetime | None
+    """When to look next (None: nothing on hold)."""
+    summary: HoldsSummary = field(default_factory=HoldsSummary)
 
 
 @dataclass

@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         ge=1,
         description="Attempts of a delivery before it is marked failed (re-sendable by API).",
     )
+    payouts_hold_release_window: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds: a seller's hold workflow releases what fell due at most once per "
+        "window (one wake per seller per window). Short for demos; a day in production costs "
+        "one wake per seller a day and releases funds once a day.",
+    )
+    payouts_hold_sweep_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the worker's dispatcher wakes hold workflows whose wake was lost "
+        "(a booking's notification missed, Temporal down).",
+    )
     payouts_webhook_sweep_seconds: float = Field(
         default=30.0,
         gt=0,

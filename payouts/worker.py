@@ -20,8 +20,8 @@ from temporalio.worker import Worker
 from activities.payouts import LazyRail
 from activities.registry import build_activities
 from payment_rail import PaymentRail, open_payment_rail
+from payouts.dispatcher import Dispatcher, HoldChannel, WebhookChannel
 from payouts.settings import get_settings
-from payouts.webhook_dispatcher import WebhookDispatcher
 from payouts.worker_observability import ActivityObservabilityInterceptor
 from workflows.registry import TASK_QUEUE, WORKFLOWS
 from workflows.webhook_types import WebhookRetry
@@ -68,6 +68,7 @@ def build_worker(
                 client=client,
                 poll_seconds=settings.payouts_rail_poll_seconds,
                 return_window_seconds=settings.payouts_return_window * 86_400,
+                release_window=timedelta(seconds=settings.payouts_hold_release_window),
             )
             if activities is None
             else activities
@@ -80,22 +81,32 @@ def build_worker(
     )
 
 
-def build_webhook_dispatcher(
-    client: Client, engine: Engine, *, task_queue: str = TASK_QUEUE
-) -> WebhookDispatcher:
-    """The dispatcher that wakes webhook delivery workflows (payouts.webhook_dispatcher), with
-    the retry and sweep settings (``PAYOUTS_WEBHOOK_*``)."""
+def build_dispatcher(client: Client, engine: Engine, *, task_queue: str = TASK_QUEUE) -> Dispatcher:
+    """The dispatcher that wakes webhook delivery workflows and sellers' hold workflows
+    (payouts.dispatcher), with the retry and sweep settings (``PAYOUTS_WEBHOOK_*``,
+    ``PAYOUTS_HOLD_SWEEP_SECONDS``)."""
     settings = get_settings()
-    return WebhookDispatcher(
+    return Dispatcher(
         engine,
-        client,
-        task_queue=task_queue,
-        retry=WebhookRetry(
-            initial_seconds=settings.payouts_webhook_retry_initial_seconds,
-            maximum_seconds=settings.payouts_webhook_retry_max_seconds,
-            maximum_attempts=settings.payouts_webhook_max_attempts,
-        ),
-        sweep_seconds=settings.payouts_webhook_sweep_seconds,
+        [
+            WebhookChannel(
+                engine,
+                client,
+                task_queue=task_queue,
+                retry=WebhookRetry(
+                    initial_seconds=settings.payouts_webhook_retry_initial_seconds,
+                    maximum_seconds=settings.payouts_webhook_retry_max_seconds,
+                    maximum_attempts=settings.payouts_webhook_max_attempts,
+                ),
+                sweep_seconds=settings.payouts_webhook_sweep_seconds,
+            ),
+            HoldChannel(
+                engine,
+                client,
+                task_queue=task_queue,
+                sweep_seconds=settings.payouts_hold_sweep_seconds,
+            ),
+        ],
     )
 
 
@@ -121,8 +132,8 @@ async def run_worker(
         return
 
     rail = LazyRail(open_payment_rail)
-    dispatcher = build_webhook_dispatcher(client, engine)
-    dispatching = asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher")
+    dispatcher = build_dispatcher(client, engine)
+    dispatching = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
     with ThreadPoolExecutor(max_concurrent_activities, thread_name_prefix="activity") as pool:
         worker = build_worker(
             client,

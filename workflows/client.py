@@ -1,5 +1,5 @@
-"""What the API calls to drive the marketplace workflows: add an earning (update-with-start of the
-seller's hold workflow), steer a hold, open, resolve and read a dispute.
+"""What the API and the worker call to drive the marketplace workflows: wake a seller's hold
+workflow (signal-with-start), steer a hold, open, resolve and read a dispute.
 
 Every function raises ``WorkflowRequestError`` (``.code``, ``.message``) for a rejected or failed
 request, with the codes of the domain errors:
@@ -8,8 +8,7 @@ request, with the codes of the domain errors:
 code                           when
 =============================  ===========================================================
 validation_failed              bad amount / fee / order id / outcome, new hold end not later
-seller_not_found               add_earning or open_dispute for an unknown seller
-earning_conflict               the order id was booked with another seller, amount or fee
+seller_not_found               open_dispute for an unknown seller
 hold_not_found                 release/extend/cancel: no such hold (or no hold workflow)
 invalid_hold_state             release/extend/cancel: the hold already ended
 dispute_conflict               the dispute id exists with other terms
@@ -19,7 +18,8 @@ dispute_already_resolved       resolve with the other outcome
 
 Connection problems and RPC timeouts propagate as the SDK raises them (``RPCError``,
 ``WorkflowUpdateRPCTimeoutOrCancelledError``): the request may or may not have happened, and a
-retry is safe (everything is keyed by order id / dispute id).
+retry is safe (everything is keyed by order id / dispute id). Earnings are booked by the API in
+its own database transaction (``marketplace.booking``), not through a workflow.
 """
 
 from __future__ import annotations
@@ -52,16 +52,14 @@ from workflows.seller_holds import SellerHoldWorkflow
 from workflows.types import (
     DEFAULT_HISTORY_LIMIT,
     SELLER_ID,
-    AddEarningRequest,
     CancelHoldRequest,
     DisputeInput,
     DisputeState,
     ExtendHoldRequest,
-    Hold,
+    HoldsState,
     ReleaseHoldRequest,
     ResolveDisputeRequest,
     SellerHoldInput,
-    add_earning_update_id,
     dispute_workflow_id,
     seller_holds_workflow_id,
 )
@@ -70,36 +68,22 @@ __all__ = [
     "DisputeResult",
     "DisputeState",
     "EarningResult",
-    "Hold",
+    "HoldsState",
     "WorkflowRequestError",
-    "add_earning",
     "cancel_hold",
     "extend_hold",
     "get_dispute",
-    "get_holds",
+    "get_holds_state",
     "open_dispute",
     "release_hold",
     "resolve_dispute",
     "start_seller_holds",
+    "wake_seller_holds",
 ]
 
 
 def _seller_attributes(seller_id: str) -> TypedSearchAttributes:
     return TypedSearchAttributes([SearchAttributePair(SELLER_ID, seller_id)])
-
-
-def _hold_workflow_start(
-    seller_id: str, *, history_limit: int, task_queue: str
-) -> WithStartWorkflowOperation[SellerHoldWorkflow, None]:
-    return WithStartWorkflowOperation(
-        SellerHoldWorkflow.run,
-        SellerHoldInput(seller_id=seller_id, history_limit=history_limit),
-        id=seller_holds_workflow_id(seller_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=_seller_attributes(seller_id),
-        static_summary=f"Holds of seller {seller_id}",
-    )
 
 
 async def start_seller_holds(
@@ -109,7 +93,7 @@ async def start_seller_holds(
     history_limit: int = DEFAULT_HISTORY_LIMIT,
     task_queue: str = TASK_QUEUE,
 ) -> WorkflowHandle[SellerHoldWorkflow, None]:
-    """Start the seller's hold workflow if it is not running (``add_earning`` does this by
+    """Start the seller's hold workflow if it is not running (``wake_seller_holds`` does this by
     itself; tests use it to set a small ``history_limit``)."""
     return await client.start_workflow(
         SellerHoldWorkflow.run,
@@ -122,44 +106,34 @@ async def start_seller_holds(
     )
 
 
-async def add_earning(
-    client: Client,
-    seller_id: str,
-    order_id: str,
-    amount: int,
-    fee: int = 0,
-    metadata: dict[str, Any] | None = None,
-    *,
-    task_queue: str = TASK_QUEUE,
-) -> EarningResult:
-    """Book an order's earning (pending ledger transaction) and hold it in the seller's hold
-    workflow, starting the workflow if needed; returns the earning with its ``hold_until``.
+async def wake_seller_holds(
+    client: Client, seller_id: str, *, task_queue: str = TASK_QUEUE
+) -> None:
+    """Signal the seller's hold workflow to run a turn now, starting it if it is not running
+    (signal-with-start: one round trip either way)."""
+    await client.start_workflow(
+        SellerHoldWorkflow.run,
+        SellerHoldInput(seller_id=seller_id),
+        id=seller_holds_workflow_id(seller_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=_seller_attributes(seller_id),
+        static_summary=f"Holds of seller {seller_id}",
+        start_signal="wake",
+    )
 
-    Idempotent by order id: a retry returns the same earning and never books twice. The caller
-    checks that the seller exists first (an unknown seller fails with seller_not_found, but its
-    hold workflow is then already started).
-    """
+
+async def get_holds_state(client: Client, seller_id: str) -> HoldsState | None:
+    """The hold workflow's ``state`` query (None if the seller has no hold workflow)."""
+    handle = client.get_workflow_handle_for(
+        SellerHoldWorkflow.run, seller_holds_workflow_id(seller_id)
+    )
     try:
-        result: EarningResult = await client.execute_update_with_start_workflow(
-            SellerHoldWorkflow.add_earning,
-            AddEarningRequest(order_id=order_id, amount=amount, fee=fee, metadata=metadata or {}),
-            start_workflow_operation=_hold_workflow_start(
-                seller_id, history_limit=DEFAULT_HISTORY_LIMIT, task_queue=task_queue
-            ),
-            id=add_earning_update_id(order_id),
-        )
-    except WorkflowUpdateFailedError as err:
-        raise request_error(err) from err
-    if (result.amount, result.fee) != (amount, fee):
-        # Temporal answers a repeated update id with the first update's result, whatever the
-        # arguments: a different request for the same order is caught here.
-        raise WorkflowRequestError(
-            "earning_conflict",
-            f"order {order_id!r} was booked before with other terms (amount {result.amount}, "
-            f"fee {result.fee})",
-            order_id=order_id,
-        )
-    return result
+        return await handle.query(SellerHoldWorkflow.state)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 async def release_hold(client: Client, seller_id: str, order_id: str) -> EarningResult:
@@ -187,19 +161,6 @@ async def cancel_hold(client: Client, seller_id: str, order_id: str) -> EarningR
     return await _hold_update(
         client, seller_id, order_id, SellerHoldWorkflow.cancel_hold, CancelHoldRequest(order_id)
     )
-
-
-async def get_holds(client: Client, seller_id: str) -> list[Hold]:
-    """The holds the seller's workflow keeps, by due time ([] if it has none or no workflow)."""
-    handle = client.get_workflow_handle_for(
-        SellerHoldWorkflow.run, seller_holds_workflow_id(seller_id)
-    )
-    try:
-        return await handle.query(SellerHoldWorkflow.holds)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return []
-        raise
 
 
 async def open_dispute(

@@ -50,17 +50,14 @@ from workflows.payout_types import (
     PayoutWorkflowInput,
     PayoutWorkflowState,
     RailEventSignal,
-    RefundEarningRequest,
     RefundInput,
     payout_workflow_id,
-    refund_update_id,
     refund_workflow_id,
 )
 from workflows.payouts import PayoutWorkflow
 from workflows.refunds import RefundWorkflow
 from workflows.registry import TASK_QUEUE
-from workflows.seller_holds import SellerHoldWorkflow
-from workflows.types import SELLER_ID, seller_holds_workflow_id
+from workflows.types import SELLER_ID
 
 __all__ = [
     "PayoutResult",
@@ -207,29 +204,9 @@ async def refund_earning(
     metadata: dict[str, Any] | None = None,
     task_queue: str = TASK_QUEUE,
 ) -> RefundResult:
-    """Refund ``amount`` (None: all that is left) of an order. On hold: through the seller's
-    hold workflow (``refund_earning`` update), so it never races the hold's end; otherwise (the
-    hold ended, or the earning is posted) through a ``RefundWorkflow``. Idempotent by refund
-    id."""
-    holds = client.get_workflow_handle_for(
-        SellerHoldWorkflow.run, seller_holds_workflow_id(seller_id)
-    )
-    request = RefundEarningRequest(
-        refund_id=refund_id, order_id=order_id, amount=amount, metadata=metadata or {}
-    )
-    try:
-        result: RefundResult = await holds.execute_update(
-            SellerHoldWorkflow.refund_earning, request, id=refund_update_id(refund_id)
-        )
-        return result
-    except WorkflowUpdateFailedError as err:
-        error = request_error(err)
-        if error.code not in ("hold_not_found", "invalid_hold_state"):
-            raise error from err
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
-    # Not on hold (any more): a refund workflow debits the posted earning.
+    """Refund ``amount`` (None: all that is left) of the seller's share of an order, through a
+    ``RefundWorkflow`` (on hold: the earning is archived and the rest booked again; posted: the
+    seller is debited). Idempotent by refund id."""
     try:
         handle = await client.start_workflow(
             RefundWorkflow.run,

@@ -1,14 +1,13 @@
-"""Refunds of orders (DESIGN.md, "The seller's money", step 5).
+"""Refunds of orders (DESIGN.md, "The seller's money", step 5): the ``RefundWorkflow`` (id
+``refund/<refund id>``) runs one idempotent activity (``refund_earning``, keyed by the refund id),
+which decides by the earning's status under its row lock:
 
-* Still on hold: the seller's hold workflow does it (its ``refund_earning`` update), so the hold
-  and the refund never race: the pending earning is archived, the remainder (if any) booked again
-  with the same hold end, and the hold dropped when nothing is left.
-* Posted: the ``RefundWorkflow`` (id ``refund/<refund id>``) debits the seller (posted; it may
-  take the seller below zero).
+* still on hold: the pending earning is archived and the remainder (if any) booked again with the
+  same hold end (the hold workflow posts whatever the earning points to when the hold ends);
+* posted: a posted debit of the seller, which may take the seller below zero.
 
-Both run the same idempotent activity (``refund_earning``, keyed by the refund id), which decides
-by the earning's status under a row lock, so even a refund that loses a race with the hold's end
-is booked the right way exactly once.
+The hold's release takes the same row lock, so a refund racing the hold's end is booked the right
+way exactly once.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ class RefundWorkflow:
                     order_id=input.order_id,
                     amount=input.amount,
                     metadata=input.metadata,
+                    seller_id=input.seller_id,
                 ),
                 result_type=RefundResult,
                 start_to_close_timeout=timedelta(seconds=30),

@@ -1,29 +1,40 @@
-"""The per-seller hold workflow (id ``seller-holds/<seller id>``).
+"""The per-seller hold workflow (id ``seller-holds/<seller id>``): it keeps time, PostgreSQL keeps
+the holds.
 
-Long-lived, one per seller. Earnings arrive by update-with-start (``add_earning``): the update
-books the pending ledger transaction (activity) and keeps a hold until ``hold_until``. One loop
-sleeps until the earliest due time (a single timer, replaced when an earlier hold arrives), then
-posts every earning whose hold ended and, for sellers with a rolling reserve, releases every
-reserve whose period ended. Operators release, extend or cancel a hold by update; the
-validators reject impossible requests before they reach history.
+Long-lived, one per seller, and the operators' view of the seller's holds in the Temporal UI
+(search attributes ``SellerId`` and ``OpenHolds``, details). Each turn is one activity
+(``settle_holds``): it posts every earning whose hold ended and releases every reserve whose
+period ended, set-based in batches, and records on the seller's clock in the database when the
+workflow looks next (the earliest end still ahead, but at most once per release window). The
+workflow then sleeps until that time. Nothing per order lives in its state or in its
+continue-as-new input, so a turn's history and the input are the same size for ten open holds or
+a hundred thousand.
 
-Every ledger write is an idempotent activity keyed by the order id, so a retried activity, a
-duplicate update or a replay never moves money twice. The workflow continues as new when the
-server suggests it or its history reaches ``history_limit`` events, carrying every open hold.
+Bookings are the API's own database writes. A booking whose hold ends before the workflow would
+look notifies the worker's dispatcher at commit, which sends the ``wake`` signal (signal-with-
+start, so a seller's first earning starts the workflow); the dispatcher's sweep repeats a wake
+that got lost. Operators release, extend or cancel a hold by update, so each shows in the
+history; the activity checks the hold under its row lock and an impossible request fails with
+``hold_not_found``, ``invalid_hold_state`` or ``validation_failed``, writing nothing.
+
+Runs that began before holds moved to the database (their history has no ``HOLDS_IN_DATABASE``
+marker) run the first shape (``workflows.seller_holds_v1``) and continue as new in this one at
+their first ``wake``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.errors import business_error
+from workflows.seller_holds_v1 import InMemoryHolds
 
 with workflow.unsafe.imports_passed_through():
     from activities.payout_types import REFUND_EARNING, RefundEarningInput, RefundResult
@@ -33,108 +44,236 @@ with workflow.unsafe.imports_passed_through():
         CANCEL_EARNING,
         EXTEND_HOLD,
         POST_EARNING,
-        RELEASE_RESERVE,
+        SETTLE_HOLDS,
         BookEarningInput,
         CancelEarningInput,
         EarningResult,
         ExtendHoldInput,
+        HoldsSummary,
         PostEarningInput,
-        ReleaseReserveInput,
+        SettleHoldsInput,
+        SettleHoldsResult,
     )
     from workflows.payout_types import RefundEarningRequest
     from workflows.types import (
         OPEN_HOLDS,
-        RECENT_ORDERS_KEPT,
         SELLER_ID,
         AddEarningRequest,
         CancelHoldRequest,
         ExtendHoldRequest,
         Hold,
+        HoldsState,
         ReleaseHoldRequest,
         SellerHoldInput,
     )
 
+T = TypeVar("T")
+
+# A run whose history has this marker began in the database shape.
+HOLDS_IN_DATABASE = "holds-in-database"
+
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Operator updates (release, extend, cancel; each with an update id of its own): a few attempts,
-# then the caller hears.
+# A turn works through due batches for a few seconds (activities.sellers.SETTLE_BUDGET) and
+# heartbeats between them.
+SETTLE_TIMEOUT = timedelta(minutes=2)
+SETTLE_HEARTBEAT = timedelta(seconds=30)
+# Releasing due holds must happen eventually: retry until the database is back.
+SETTLE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=BUSINESS_ERROR_TYPES,
+)
+# Operator updates: a few attempts, then the caller hears.
 REQUEST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
     non_retryable_error_types=BUSINESS_ERROR_TYPES,
 )
-# Keyed requests (booking an earning, update id ``earning:<order>``; refunding one on hold,
-# ``refund:<id>``): Temporal keeps an update's outcome under its id and answers every retry of
-# the request with it, so a booking that gave up while the database was down would fail that
-# order for good. These retry until the database answers; the caller's wait is bounded by its
-# own timeout (the API's is a 503, and the client's retry joins this same update).
-KEYED_REQUEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-# Posting a due hold and releasing a reserve must happen eventually: retry until the database is
-# back.
-SETTLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-# Due holds settled concurrently per loop turn.
-SETTLE_BATCH = 50
+# A turn that finds its next look already due (a row another transaction held) waits this long,
+# so a busy row never spins the workflow.
+MIN_SLEEP = timedelta(seconds=1)
+# The activity's codes for a hold that is not there or has ended, as the API names them.
+_HOLD_CODES = {"earning_not_found": "hold_not_found", "invalid_earning_state": "invalid_hold_state"}
 
 
 @workflow.defn
 class SellerHoldWorkflow:
     @workflow.init
     def __init__(self, input: SellerHoldInput) -> None:
+        self._input = input
         self._seller_id = input.seller_id
         self._history_limit = input.history_limit
-        self._holds: dict[str, Hold] = {h.order_id: h for h in input.holds}
-        # Insertion-ordered set of finished orders (posted without reserve, reserve released,
-        # cancelled), bounded.
-        self._recent: dict[str, None] = dict.fromkeys(input.recent_order_ids)
         self._posted_count = input.posted_count
-        # Orders an activity is working on right now (the loop or an operator update).
-        self._busy: set[str] = set()
         self._wake = False
-        # The due time the loop's timer last waited for (None: no timer). After a settle the
-        # loop recomputes it anyway, so a stale value only costs an extra wake-up.
-        self._sleeping_until: datetime | None = None
+        self._summary = HoldsSummary()
+        self._state = HoldsState(seller_id=input.seller_id)
         self._published: tuple[int, str] | None = None
+        self._shape_decided = False
+        self._legacy: InMemoryHolds | None = None
+
+    def _in_memory(self) -> InMemoryHolds | None:
+        """The first shape's state if this run began in it (decided once, on first use by the
+        run, a signal or an update; validators are read-only and only look: before the decision
+        only a new run's first activation validates, and then the shapes' checks agree)."""
+        if not self._shape_decided:
+            self._shape_decided = True
+            if not workflow.patched(HOLDS_IN_DATABASE):
+                self._legacy = InMemoryHolds(self._input)
+        return self._legacy
 
     @workflow.run
     async def run(self, input: SellerHoldInput) -> None:
+        legacy = self._in_memory()
         workflow.upsert_search_attributes([SELLER_ID.value_set(self._seller_id)])
+        if legacy is not None:
+            await legacy.run()
+            return
         while True:
-            self._publish()
             if self._continue_as_new_due():
-                # Let running handlers (a booking, an operator update) finish first, so none is
-                # cut off; their holds are then part of what is carried over.
+                # Let running handlers (an operator's update) finish first, so none is cut off.
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._carry_over())
+                workflow.continue_as_new(
+                    SellerHoldInput(
+                        seller_id=self._seller_id,
+                        history_limit=self._history_limit,
+                        posted_count=self._posted_count,
+                    )
+                )
             self._wake = False
-            now = workflow.now()
-            due = [h for h in self._holds.values() if self._is_due(h, now)]
-            if due:
-                await asyncio.gather(*(self._settle(h) for h in due[:SETTLE_BATCH]))
+            turn: SettleHoldsResult = await workflow.execute_activity(
+                SETTLE_HOLDS,
+                SettleHoldsInput(seller_id=self._seller_id, at=workflow.now()),
+                result_type=SettleHoldsResult,
+                start_to_close_timeout=SETTLE_TIMEOUT,
+                heartbeat_timeout=SETTLE_HEARTBEAT,
+                retry_policy=SETTLE_RETRY,
+            )
+            self._posted_count += turn.posted
+            self._summary = turn.summary
+            self._state = HoldsState(
+                seller_id=self._seller_id,
+                timer_at=turn.timer_at,
+                summary=turn.summary,
+                posted_count=self._posted_count,
+            )
+            self._publish()
+            if turn.more:
                 continue
-            next_due = self._next_due()
-            # Sleep until the next hold ends, or sooner if an earlier one arrives.
-            self._sleeping_until = next_due
+            timeout = None
+            if turn.timer_at is not None:
+                timeout = max(turn.timer_at - workflow.now(), MIN_SLEEP)
+            # Sleep until the next look, or sooner if a booking or an operator wakes us.
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._wake or self._continue_as_new_due(),
-                    timeout=(next_due - now) if next_due is not None else None,
+                    timeout=timeout,
                     timeout_summary="next hold end",
                 )
+
+    # ------------------------------------------------------------ signals
+
+    @workflow.signal
+    def wake(self) -> None:
+        """A booking's hold ends before this workflow would look (or the sweep thinks so): run
+        a turn now."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            # Its next loop turn moves it to the database shape.
+            legacy.move_requested = True
+            legacy._wake = True
+        self._wake = True
 
     # ------------------------------------------------------------ updates
 
     @workflow.update
+    async def release_hold(self, request: ReleaseHoldRequest) -> EarningResult:
+        """End the hold now: post the earning (and hold its reserve, if any)."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await legacy.release_hold(request)
+        return await self._operate(
+            lambda: workflow.execute_activity(
+                POST_EARNING,
+                PostEarningInput(
+                    order_id=request.order_id, at=workflow.now(), seller_id=self._seller_id
+                ),
+                result_type=EarningResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=REQUEST_RETRY,
+            )
+        )
+
+    @release_hold.validator
+    def _validate_release_hold(self, request: ReleaseHoldRequest) -> None:
+        legacy = self._legacy
+        if legacy is not None:
+            legacy.validate_release_hold(request)
+        else:
+            _check_order_id(request.order_id)
+
+    @workflow.update
+    async def extend_hold(self, request: ExtendHoldRequest) -> EarningResult:
+        """Move the hold's end later."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await legacy.extend_hold(request)
+        return await self._operate(
+            lambda: workflow.execute_activity(
+                EXTEND_HOLD,
+                ExtendHoldInput(
+                    order_id=request.order_id,
+                    hold_until=request.hold_until,
+                    seller_id=self._seller_id,
+                ),
+                result_type=EarningResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=REQUEST_RETRY,
+            )
+        )
+
+    @extend_hold.validator
+    def _validate_extend_hold(self, request: ExtendHoldRequest) -> None:
+        legacy = self._legacy
+        if legacy is not None:
+            legacy.validate_extend_hold(request)
+            return
+        _check_order_id(request.order_id)
+        if request.hold_until.tzinfo is None:
+            raise _rejected("hold_until must include a time zone offset", "validation_failed")
+
+    @workflow.update
+    async def cancel_hold(self, request: CancelHoldRequest) -> EarningResult:
+        """Refund during the hold: archive the pending earning and drop the hold."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await legacy.cancel_hold(request)
+        return await self._operate(
+            lambda: workflow.execute_activity(
+                CANCEL_EARNING,
+                CancelEarningInput(order_id=request.order_id, seller_id=self._seller_id),
+                result_type=EarningResult,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=REQUEST_RETRY,
+            )
+        )
+
+    @cancel_hold.validator
+    def _validate_cancel_hold(self, request: CancelHoldRequest) -> None:
+        legacy = self._legacy
+        if legacy is not None:
+            legacy.validate_cancel_hold(request)
+        else:
+            _check_order_id(request.order_id)
+
+    @workflow.update
     async def add_earning(self, request: AddEarningRequest) -> EarningResult:
-        """Book the order's earning (pending ledger transaction) and hold it. A duplicate order id
-        returns the earning as it is, never books twice; other terms fail (earning_conflict)."""
+        """Book an order's earning. The first shape booked through this update; the platform
+        now books in the API's own transaction, and this stays for a caller of the old API
+        (it books the same way, keyed by seller and order)."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await legacy.add_earning(request)
         earning: EarningResult = await workflow.execute_activity(
             BOOK_EARNING,
             BookEarningInput(
@@ -147,25 +286,18 @@ class SellerHoldWorkflow:
             ),
             result_type=EarningResult,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=KEYED_REQUEST_RETRY,
+            retry_policy=REQUEST_RETRY,
         )
-        order_id = earning.order_id
-        keeps = earning.status == "on_hold" or earning.reserve_open
-        if keeps and order_id not in self._holds and order_id not in self._recent:
-            hold = Hold.from_earning(earning)
-            self._holds[order_id] = hold
-            # Wake the loop only if this hold ends before the timer it sleeps on (most earnings
-            # end later, and then no timer is cancelled and restarted).
-            due = hold.due_at
-            if self._sleeping_until is None or (due is not None and due < self._sleeping_until):
-                self._wake = True
-            self._publish()
+        self._wake = True
         return earning
 
     @add_earning.validator
     def _validate_add_earning(self, request: AddEarningRequest) -> None:
-        if not isinstance(request.order_id, str) or not 1 <= len(request.order_id) <= 200:
-            raise _rejected("order_id must be 1-200 characters", "validation_failed")
+        legacy = self._legacy
+        if legacy is not None:
+            legacy.validate_add_earning(request)
+            return
+        _check_order_id(request.order_id)
         for name, value, low in (("amount", request.amount, 1), ("fee", request.fee, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
                 raise _rejected(
@@ -176,221 +308,65 @@ class SellerHoldWorkflow:
             raise _rejected("fee must not exceed amount", "validation_failed")
 
     @workflow.update
-    async def release_hold(self, request: ReleaseHoldRequest) -> EarningResult:
-        """End the hold now: post the earning (and hold its reserve, if any)."""
-        return await self._operate(
-            request.order_id,
-            lambda: workflow.execute_activity(
-                POST_EARNING,
-                PostEarningInput(order_id=request.order_id, at=workflow.now()),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            ),
-        )
-
-    @release_hold.validator
-    def _validate_release_hold(self, request: ReleaseHoldRequest) -> None:
-        self._require_on_hold(request.order_id)
-
-    @workflow.update
-    async def extend_hold(self, request: ExtendHoldRequest) -> EarningResult:
-        """Move the hold's end later."""
-        return await self._operate(
-            request.order_id,
-            lambda: workflow.execute_activity(
-                EXTEND_HOLD,
-                ExtendHoldInput(order_id=request.order_id, hold_until=request.hold_until),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            ),
-            check=lambda hold: self._require_later(hold, request),
-        )
-
-    @extend_hold.validator
-    def _validate_extend_hold(self, request: ExtendHoldRequest) -> None:
-        hold = self._require_on_hold(request.order_id)
-        if request.hold_until.tzinfo is None:
-            raise _rejected("hold_until must include a time zone offset", "validation_failed")
-        self._require_later(hold, request)
-
-    @workflow.update
-    async def cancel_hold(self, request: CancelHoldRequest) -> EarningResult:
-        """Refund during the hold: archive the pending earning and drop the hold."""
-        return await self._operate(
-            request.order_id,
-            lambda: workflow.execute_activity(
-                CANCEL_EARNING,
-                CancelEarningInput(order_id=request.order_id),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            ),
-        )
-
-    @cancel_hold.validator
-    def _validate_cancel_hold(self, request: CancelHoldRequest) -> None:
-        self._require_on_hold(request.order_id)
-
-    @workflow.update
     async def refund_earning(self, request: RefundEarningRequest) -> RefundResult:
-        """Refund (part of) an order on hold, without racing the hold's end: archive the pending
-        earning and book the remainder again with the same hold end (the hold stays, due at the
-        same time), or drop the hold when nothing is left."""
-        order_id = request.order_id
-        await workflow.wait_condition(lambda: order_id not in self._busy)
-        self._require_on_hold(order_id)  # the loop may have posted it meanwhile
-        self._busy.add(order_id)
-        try:
-            result: RefundResult = await workflow.execute_activity(
+        """Refund (part of) an order. The first shape refunded holds through this update;
+        refunds now run in the refund workflow, and this stays for a caller of the old API."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await legacy.refund_earning(request)
+        return await self._operate(
+            lambda: workflow.execute_activity(
                 REFUND_EARNING,
                 RefundEarningInput(
                     refund_id=request.refund_id,
-                    order_id=order_id,
+                    order_id=request.order_id,
                     amount=request.amount,
                     metadata=request.metadata,
+                    seller_id=self._seller_id,
                 ),
                 result_type=RefundResult,
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=KEYED_REQUEST_RETRY,
+                retry_policy=REQUEST_RETRY,
             )
-        except ActivityError as err:
-            raise business_error(err) from err
-        finally:
-            self._busy.discard(order_id)
-            self._wake = True
-        self._apply(result.earning)
-        self._publish()
-        return result
+        )
 
     @refund_earning.validator
     def _validate_refund_earning(self, request: RefundEarningRequest) -> None:
-        amount = request.amount
-        if amount is not None and (
-            isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 2**63
-        ):
-            raise _rejected("amount must be a positive integer of minor units", "validation_failed")
-        self._require_on_hold(request.order_id)
+        legacy = self._legacy
+        if legacy is not None:
+            legacy.validate_refund_earning(request)
+        else:
+            _check_order_id(request.order_id)
 
     # ------------------------------------------------------------ queries
 
     @workflow.query
+    def state(self) -> HoldsState:
+        """When this workflow looks next and the seller's holds as of its last turn (the holds
+        themselves: ``GET /v1/sellers/{id}/holds``, from the database)."""
+        return self._state
+
+    @workflow.query
     def holds(self) -> list[Hold]:
-        """The holds this workflow keeps (earnings on hold, then reserves held), by due time."""
-        return sorted(self._holds.values(), key=lambda h: (h.due_at or h.hold_until, h.order_id))
+        """The holds a run of the first shape keeps in memory ([] in the database shape)."""
+        legacy = self._in_memory()
+        return legacy.holds() if legacy is not None else []
 
     # ------------------------------------------------------------ internals
 
-    async def _operate(
-        self,
-        order_id: str,
-        activity: Callable[[], Awaitable[EarningResult]],
-        check: Callable[[Hold], None] | None = None,
-    ) -> EarningResult:
-        """Run an operator's activity on a hold, one activity per order at a time."""
-        await workflow.wait_condition(lambda: order_id not in self._busy)
-        # The loop may have posted it meanwhile: check again.
-        hold = self._require_on_hold(order_id)
-        if check is not None:
-            check(hold)
-        self._busy.add(order_id)
+    async def _operate(self, activity: Callable[[], Awaitable[T]]) -> T:
+        """An operator's request: the activity checks the hold under its row lock. Then a turn
+        runs, so the timer and the summary follow what changed."""
         try:
-            earning = await activity()
+            result = await activity()
         except ActivityError as err:
-            raise business_error(err) from err
-        finally:
-            self._busy.discard(order_id)
-            self._wake = True
-        self._apply(earning)
-        return earning
-
-    async def _settle(self, hold: Hold) -> None:
-        """Post a hold that ended, or release a reserve whose period ended."""
-        order_id = hold.order_id
-        self._busy.add(order_id)
-        try:
-            if hold.status == "on_hold":
-                earning = await workflow.execute_activity(
-                    POST_EARNING,
-                    PostEarningInput(order_id=order_id, at=workflow.now()),
-                    result_type=EarningResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=SETTLE_RETRY,
-                )
-            else:
-                earning = await workflow.execute_activity(
-                    RELEASE_RESERVE,
-                    ReleaseReserveInput(order_id=order_id),
-                    result_type=EarningResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=SETTLE_RETRY,
-                )
-            self._apply(earning)
-        except ActivityError as err:
-            # A business error: the earning changed outside this workflow (e.g. refunded). There
-            # is nothing left to post; drop the hold rather than retry forever.
-            workflow.logger.error(
-                "dropping hold of order %s: %s", order_id, business_error(err).message
-            )
-            self._finish(order_id)
-        finally:
-            self._busy.discard(order_id)
-
-    def _apply(self, earning: EarningResult) -> None:
-        """Bring the kept hold in line with the earning an activity returned."""
-        order_id = earning.order_id
-        if earning.status == "on_hold":
-            self._holds[order_id] = Hold.from_earning(earning)
-            return
-        if earning.status == "posted" and order_id in self._holds:
-            was_on_hold = self._holds[order_id].status == "on_hold"
-            if was_on_hold:
-                self._posted_count += 1
-            if earning.reserve_open:
-                self._holds[order_id] = Hold.from_earning(earning)
-                return
-        self._finish(order_id)
-
-    def _finish(self, order_id: str) -> None:
-        self._holds.pop(order_id, None)
-        self._recent[order_id] = None
-        while len(self._recent) > RECENT_ORDERS_KEPT:
-            del self._recent[next(iter(self._recent))]
-
-    def _is_due(self, hold: Hold, now: datetime) -> bool:
-        due = hold.due_at
-        return hold.order_id not in self._busy and due is not None and due <= now
-
-    def _next_due(self) -> datetime | None:
-        times = [
-            h.due_at
-            for h in self._holds.values()
-            if h.order_id not in self._busy and h.due_at is not None
-        ]
-        return min(times) if times else None
-
-    def _require_on_hold(self, order_id: str) -> Hold:
-        hold = self._holds.get(order_id)
-        if hold is not None and hold.status == "on_hold":
-            return hold
-        if hold is not None or order_id in self._recent:
-            raise _rejected(
-                f"the hold of order {order_id!r} has already ended (released, posted or cancelled)",
-                "invalid_hold_state",
-            )
-        raise _rejected(
-            f"seller {self._seller_id!r} has no hold for order {order_id!r}", "hold_not_found"
-        )
-
-    @staticmethod
-    def _require_later(hold: Hold, request: ExtendHoldRequest) -> None:
-        if request.hold_until <= hold.hold_until:
-            raise _rejected(
-                f"the new hold end {request.hold_until.isoformat()} must be later than the "
-                f"current one, {hold.hold_until.isoformat()}",
-                "validation_failed",
-            )
+            error = business_error(err)
+            code = _HOLD_CODES.get(str(error.type), error.type)
+            raise ApplicationError(
+                error.message, *error.details, type=code, non_retryable=True
+            ) from err
+        self._wake = True
+        return result
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
@@ -399,35 +375,27 @@ class SellerHoldWorkflow:
             or info.get_current_history_length() >= self._history_limit
         )
 
-    def _carry_over(self) -> SellerHoldInput:
-        return SellerHoldInput(
-            seller_id=self._seller_id,
-            history_limit=self._history_limit,
-            holds=list(self._holds.values()),
-            recent_order_ids=list(self._recent),
-            posted_count=self._posted_count,
-        )
-
     def _publish(self) -> None:
         """Search attribute OpenHolds and the readable details in the UI, when they change."""
-        on_hold = [h for h in self._holds.values() if h.status == "on_hold"]
-        reserves = len(self._holds) - len(on_hold)
-        next_due = self._next_due()
+        s = self._summary
+        timer = self._state.timer_at
         details = (
-            f"{len(on_hold)} earnings on hold ({sum(h.net for h in on_hold)} minor units), "
-            f"{reserves} reserves held, {self._posted_count} posted"
-            + (
-                f"; next release {next_due.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
-                if next_due is not None
-                else ""
-            )
+            f"{s.on_hold_count} earnings on hold ({s.on_hold} minor units), "
+            f"{s.in_reserve_count} reserves held ({s.in_reserve}), {self._posted_count} posted"
+            + (f"; next look {timer.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if timer else "")
+            + (f" (as of {s.as_of.astimezone(UTC):%H:%M:%SZ})" if s.as_of else "")
         )
-        if self._published is not None and self._published == (len(self._holds), details):
+        if self._published is not None and self._published == (s.open_holds, details):
             return
-        if self._published is None or self._published[0] != len(self._holds):
-            workflow.upsert_search_attributes([OPEN_HOLDS.value_set(len(self._holds))])
+        if self._published is None or self._published[0] != s.open_holds:
+            workflow.upsert_search_attributes([OPEN_HOLDS.value_set(s.open_holds)])
         workflow.set_current_details(details)
-        self._published = (len(self._holds), details)
+        self._published = (s.open_holds, details)
+
+
+def _check_order_id(order_id: Any) -> None:
+    if not isinstance(order_id, str) or not 1 <= len(order_id) <= 200:
+        raise _rejected("order_id must be 1-200 characters", "validation_failed")
 
 
 def _rejected(message: str, code: str) -> ApplicationError:

@@ -11,15 +11,15 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey
 
-from activities.types import DisputeResult, EarningResult
+from activities.types import DisputeResult, EarningResult, HoldsSummary
 
 # Custom search attributes (registered on the server by `payouts run` / the test fixtures).
 SELLER_ID = SearchAttributeKey.for_keyword("SellerId")
 OPEN_HOLDS = SearchAttributeKey.for_int("OpenHolds")
 
 # The hold workflow continues as new when the server suggests it or its history reaches this
-# many events, whichever comes first.
-DEFAULT_HISTORY_LIMIT = 10_000
+# many events, whichever comes first (about 10 events a turn; well under 1 MB).
+DEFAULT_HISTORY_LIMIT = 2_000
 # Finished order ids a hold workflow remembers (across continue-as-new) to recognise a late
 # duplicate without a database round trip; the database's idempotency covers older ones.
 RECENT_ORDERS_KEPT = 500
@@ -83,10 +83,23 @@ class Hold:
 class SellerHoldInput:
     seller_id: str
     history_limit: int = DEFAULT_HISTORY_LIMIT
-    # Carried over continue-as-new:
+    # Carried over continue-as-new by the first shape (workflows.seller_holds_v1) only; the
+    # database shape carries nothing per order.
     holds: list[Hold] = field(default_factory=list)
     recent_order_ids: list[str] = field(default_factory=list)
     posted_count: int = 0
+
+
+@dataclass
+class HoldsState:
+    """What a hold workflow shows of itself (its ``state`` query)."""
+
+    seller_id: str
+    timer_at: datetime | None = None
+    """When it looks next (None: nothing on hold, it waits for a wake)."""
+    summary: HoldsSummary = field(default_factory=HoldsSummary)
+    posted_count: int = 0
+    """Earnings this run (and the runs it continued) posted."""
 
 
 @dataclass
