@@ -18,6 +18,7 @@ from api.problems import (
 )
 from api.routers import (
     disputes,
+    earning_batches,
     earnings,
     ledger_accounts,
     ledger_entries,
@@ -101,6 +102,7 @@ def create_app(
         refunds,
         reconciliation,
         earnings,
+        earning_batches,
         disputes,
         ledgers,
         ledger_accounts,

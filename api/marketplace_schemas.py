@@ -26,8 +26,8 @@ from pydantic import (
 
 from api.schemas import Amount, Metadata, Name, RequestModel, Text
 from ledger_core import Balance
-from marketplace import Dispute, Earning, RollingReserve, Seller
-from workflows.client import DisputeResult, EarningResult, Hold
+from marketplace import Dispute, Earning, Hold, RollingReserve, Seller
+from workflows.client import DisputeResult, EarningResult
 from workflows.types import dispute_workflow_id, seller_holds_workflow_id
 
 _DURATION = re.compile(
@@ -278,14 +278,14 @@ class EarningOut(BaseModel):
 
 
 class HoldOut(BaseModel):
-    """What the seller's hold workflow keeps for an order: the earning's hold until it posts,
-    then (with a rolling reserve) the reserve until it is released."""
+    """Money of the seller held back for an order: the earning's hold until it posts, then (with
+    a rolling reserve) the reserve until it is released."""
 
     order_id: str
     object: Literal["hold"] = "hold"
     kind: Literal["earning", "reserve"]
     amount_held: int = Field(description="Net on hold, or the reserve held back.")
-    ends_at: datetime | None = Field(description="When the workflow releases it.")
+    ends_at: datetime = Field(description="When the hold workflow releases it.")
     hold_until: datetime
     reserve_release_at: datetime | None
     amount: int
@@ -295,26 +295,79 @@ class HoldOut(BaseModel):
 
     @classmethod
     def of(cls, hold: Hold) -> HoldOut:
-        earning = hold.status == "on_hold"
         return cls(
             order_id=hold.order_id,
-            kind="earning" if earning else "reserve",
-            amount_held=hold.net if earning else hold.reserve_amount,
-            ends_at=hold.due_at,
+            kind="earning" if hold.kind == "earning" else "reserve",
+            amount_held=hold.amount_held,
+            ends_at=hold.ends_at,
             hold_until=hold.hold_until,
             reserve_release_at=hold.reserve_release_at,
             amount=hold.amount,
             fee=hold.fee,
             net=hold.net,
-            ledger_transaction_id=hold.ledger_transaction_id,
+            ledger_transaction_id=str(hold.ledger_transaction_id),
         )
 
 
 class HoldsOut(BaseModel):
+    """A page of the seller's holds, from the database (``next_cursor`` as in every list)."""
+
     object: Literal["holds"] = "holds"
     seller_id: str
-    workflow_id: str
+    workflow_id: str = Field(description="The seller's hold workflow in the Temporal UI.")
     items: list[HoldOut] = Field(description="By end time, the soonest first.")
+    next_cursor: str | None
+
+
+class EarningBatchItem(RequestModel):
+    """As ``POST /v1/sellers/{seller_id}/earnings``. Values of the right types that cannot be
+    booked (an amount below 1, a fee above the amount, an unknown seller) are answered in the
+    item's result, so that one bad item does not refuse the batch."""
+
+    seller_id: Annotated[Text, Field(max_length=128)]
+    order_id: Annotated[Text, Field(max_length=200)] = Field(
+        description="The order's id; one earning per seller and order."
+    )
+    amount: Annotated[int, Field(strict=True)] = Field(
+        description="The seller's gross amount of the order, minor units (>= 1)."
+    )
+    fee: Annotated[int, Field(strict=True)] = Field(
+        default=0, description="The platform's fee, minor units (0 <= fee <= amount)."
+    )
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class EarningBatchCreate(RequestModel):
+    earnings: list[EarningBatchItem] = Field(
+        min_length=1, max_length=1000, description="1 to 1,000 earnings (any sellers)."
+    )
+    atomic: bool = Field(
+        default=False,
+        description="All or nothing: one item that cannot be booked books none (422 "
+        "`batch_rejected`). Otherwise each item is answered on its own.",
+    )
+
+
+class EarningBatchProblem(BaseModel):
+    code: str
+    detail: str
+
+
+class EarningBatchResult(BaseModel):
+    """One item's answer, as its own request would have been answered."""
+
+    index: int
+    status: int = Field(description="201 booked now, 200 booked before, else the error's status.")
+    earning: EarningOut | None = None
+    error: EarningBatchProblem | None = None
+
+
+class EarningBatchOut(BaseModel):
+    object: Literal["earning_batch"] = "earning_batch"
+    results: list[EarningBatchResult] = Field(description="One per item, in request order.")
+    created: int
+    existing: int
+    failed: int
 
 
 # ------------------------------------------------------------------------- disputes

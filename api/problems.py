@@ -54,6 +54,7 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "dispute_not_found": 404,
     "seller_exists": 409,
     "earning_conflict": 409,
+    "batch_rejected": 422,
     "dispute_conflict": 409,
     "invalid_earning_state": 409,
     "invalid_hold_state": 409,

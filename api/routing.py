@@ -10,7 +10,8 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
 5. on success stores the idempotent response and commits; on any error rolls back. Errors raised
    by the commit itself (deferred constraint triggers) become the ledger's domain errors;
 6. retries the whole unit of work on a deadlock or serialization failure (SQLSTATE 40P01/40001),
-   which PostgreSQL resolves by aborting one transaction, so re-running it is safe;
+   which PostgreSQL resolves by aborting one transaction, so re-running it is safe, and on a
+   unique violation (a concurrent request created the same key: the re-run is its replay);
 7. answers 503 ``database_unavailable`` (``Retry-After``) when PostgreSQL cannot be reached or
    drops the connection (down, restarting). A pooled connection that a PostgreSQL restart left
    stale fails on the request's first statement, before anything was written: the pool then
@@ -58,6 +59,10 @@ HARD_MAX_BODY_SIZE = 4 * MAX_BODY_SIZE
 # Documented on every route (problem+json); a route's own ``responses`` win.
 DOCUMENTED_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 503)
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+# unique_violation: a concurrent request created the same key first (the same order booked twice
+# at once fails the second one's commit). Running the unit of work again answers as a replay of
+# what committed; a violation that stays is a 409.
+RERUN_SQLSTATES = frozenset({"23505"})
 # admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections (and class 08,
 # connection_exception): the server is going away, restarting or full, not the request's fault.
 UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -197,6 +202,11 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
             await run_in_threadpool(_finish, conn, principal, idem, response)
             return response
         except (DBAPIError, psycopg.Error) as exc:
+            if sqlstate(exc) in RERUN_SQLSTATES and attempt < MAX_ATTEMPTS:
+                log.info(
+                    "re-running %s %s after a concurrent insert", request.method, request.url.path
+                )
+                continue
             if is_retryable(exc) and attempt < MAX_ATTEMPTS:
                 log.info("retrying %s %s after %s", request.method, request.url.path, sqlstate(exc))
                 continue

@@ -1,18 +1,24 @@
 """``/v1/sellers/{seller_id}/earnings`` and ``/v1/sellers/{seller_id}/holds``: an order's earning,
-booked and held by the seller's hold workflow (``seller-holds/<seller id>``), and what operators
-do with a hold (release it now, extend it, cancel it).
+booked in the request's own database transaction (``marketplace.booking``), and what operators do
+with a hold (release it now, extend it, cancel it) through the seller's hold workflow
+(``seller-holds/<seller id>``), which keeps the time.
 
-Booking is idempotent by order id at every level: the database (``earning:<order id>``), the
-workflow (update id ``earning:<order id>``) and, with an ``Idempotency-Key``, the HTTP response.
-An order already booked with the same terms answers 200 with the earning as it is now, without a
-round trip to Temporal; with other terms, 409 ``earning_conflict``.
+Booking waits for nothing but PostgreSQL: the pending ledger transaction, the earning with its
+``hold_until``, its event and the hold clock are written with the commit, in one message, before
+the 201. The hold workflow hears of it only if it must look earlier than it would (the worker's
+dispatcher signals it). Idempotent by seller and order at every level: the database (the
+earnings key, the ledger's ``earning:<seller>/<order>``) and, with an ``Idempotency-Key``, the
+HTTP response. An order already booked for the seller with the same terms answers 200 with the
+earning as it is now; with other terms, 409 ``earning_conflict``.
 
-The endpoints that talk to Temporal are ``async``; their database reads (existence and scope
-checks, in the request's transaction) run in the thread pool.
+The steering endpoints are ``async`` (they await Temporal); their database checks run in the
+thread pool.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Literal
 from urllib.parse import quote
 
@@ -29,7 +35,12 @@ from api.marketplace_schemas import (
     HoldOut,
     HoldsOut,
 )
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.pagination import (
+    AfterCursor,
+    PerPage,
+    decode_key_cursor,
+    paginate_keyed,
+)
 from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas import ListResponse
@@ -43,8 +54,8 @@ from api.scoping import (
 from api.workflow_calls import WorkflowsDep
 from marketplace import (
     Earning,
-    EarningConflict,
     EarningNotFound,
+    EarningRequest,
     EarningStatus,
     Marketplace,
 )
@@ -56,62 +67,37 @@ router = APIRouter(
 )
 
 
-def _booked_earning(
-    conn: Connection, market: Marketplace, seller_id: str, body: EarningCreate
-) -> Earning | None:
-    """The order's earning if it is booked already with these terms (None if not booked yet);
-    raises SellerNotFound or EarningConflict."""
-    market.get_seller(conn, seller_id)
-    try:
-        earning = market.get_earning(conn, body.order_id)
-    except EarningNotFound:
-        return None
-    if (earning.seller_id, earning.amount, earning.fee) != (seller_id, body.amount, body.fee):
-        raise EarningConflict(
-            f"order {body.order_id!r} was booked before with other terms (seller "
-            f"{earning.seller_id}, amount {earning.amount}, fee {earning.fee})",
-            order_id=body.order_id,
-        )
-    return earning
-
-
 @router.post(
     "/earnings",
     status_code=201,
     dependencies=[PlatformAccess],
     responses={200: {"model": EarningOut, "description": "The order was booked before."}},
 )
-async def create_earning(
+def create_earning(
     seller_id: str,
     body: EarningCreate,
     conn: DbConnection,
     market: MarketplaceDep,
-    temporal: WorkflowsDep,
     response: Response,
 ) -> EarningOut:
     """Book an order's earning: a pending ledger transaction (clearing -> seller for
-    amount - fee, clearing -> fees revenue for the fee) held by the seller's hold workflow until
-    ``hold_until`` (now + the seller's hold period), then posted."""
+    amount - fee, clearing -> fees revenue for the fee), on hold until ``hold_until`` (now + the
+    seller's hold period), when the seller's hold workflow posts it."""
     # Ids are free text: percent-encoded, since a header must be Latin-1 (and a URL, ASCII).
     response.headers["Location"] = (
         f"/v1/sellers/{quote(seller_id, safe='')}/earnings/{quote(body.order_id, safe='')}"
     )
-    booked = await run_in_threadpool(_booked_earning, conn, market, seller_id, body)
-    if booked is not None:
-        response.status_code = 200
-        return EarningOut.of(booked)
-    earning = await temporal.call(
-        lambda client: workflows.add_earning(
-            client,
-            seller_id,
-            body.order_id,
-            body.amount,
-            body.fee,
-            dict(body.metadata),
-            task_queue=temporal.task_queue,
-        )
+    [outcome] = market.book_earnings(
+        conn,
+        [EarningRequest(seller_id, body.order_id, body.amount, body.fee, dict(body.metadata))],
+        at_commit=True,
     )
-    return EarningOut.of(earning)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.earning is not None
+    if not outcome.created:
+        response.status_code = 200
+    return EarningOut.of(outcome.earning)
 
 
 @router.get("/earnings", dependencies=[AnyRole])
@@ -140,14 +126,11 @@ def list_earnings(
 def _seller_earning(
     conn: Connection, market: Marketplace, seller_id: str, order_id: str
 ) -> Earning:
-    market.get_seller(conn, seller_id)
     try:
-        earning = market.get_earning(conn, order_id)
+        return market.get_earning(conn, seller_id, order_id)
     except EarningNotFound:
+        market.get_seller(conn, seller_id)  # an unknown seller is seller_not_found
         raise earning_not_found(order_id) from None
-    if earning.seller_id != seller_id:
-        raise earning_not_found(order_id)
-    return earning
 
 
 @router.get("/earnings/{order_id}", dependencies=[AnyRole])
@@ -163,30 +146,46 @@ def get_earning(
 
 
 @router.get("/holds", dependencies=[AnyRole])
-async def list_holds(
+def list_holds(
     seller_id: str,
     conn: DbConnection,
     market: MarketplaceDep,
     principal: CurrentPrincipal,
-    temporal: WorkflowsDep,
+    response: Response,
+    per_page: PerPage = 25,
+    after_cursor: AfterCursor = None,
 ) -> HoldsOut:
-    """What the seller's hold workflow keeps (its ``holds`` query), the soonest end first:
-    earnings on hold (``kind: earning``, ending at ``hold_until``) and, for a seller with a
-    rolling reserve, reserves held after posting (``kind: reserve``, ending at
-    ``reserve_release_at``)."""
+    """The seller's holds, the soonest end first, from the database: earnings on hold
+    (``kind: earning``, ending at ``hold_until``) and, for a seller with a rolling reserve,
+    reserves held after posting (``kind: reserve``, ending at ``reserve_release_at``)."""
     check_seller_visible(principal, seller_id)
-    await run_in_threadpool(market.get_seller, conn, seller_id)
-    holds = await temporal.call(lambda client: workflows.get_holds(client, seller_id))
+    after = decode_key_cursor("holds", after_cursor)
+    try:
+        key = json.loads(after) if after is not None else None
+        position = (datetime.fromisoformat(key[0]), str(key[1]), str(key[2])) if key else None
+    except (ValueError, TypeError, IndexError, KeyError):
+        raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.") from None
+    page = market.list_holds(conn, seller_id, after=position, limit=per_page)
+    listed = paginate_keyed(response, "holds", page, per_page, HoldOut.of)
     return HoldsOut(
         seller_id=seller_id,
         workflow_id=seller_holds_workflow_id(seller_id),
-        items=[HoldOut.of(h) for h in holds],
+        items=listed.items,
+        next_cursor=listed.next_cursor,
     )
 
 
-def _hold_to_steer(conn: Connection, market: Marketplace, seller_id: str, order_id: str) -> None:
+def _hold_to_steer(
+    conn: Connection,
+    market: Marketplace,
+    seller_id: str,
+    order_id: str,
+    *,
+    later_than_now: datetime | None = None,
+) -> None:
     """404 for an unknown seller or an order that is not the seller's; 409 for an earning whose
-    hold has ended. The workflow's validators check again (they are the authority)."""
+    hold has ended; 422 for a new end that is not later (``later_than_now``). The workflow's
+    activity checks again under the earning's row lock (it is the authority)."""
     try:
         earning = _seller_earning(conn, market, seller_id, order_id)
     except EarningNotFound:
@@ -199,6 +198,13 @@ def _hold_to_steer(conn: Connection, market: Marketplace, seller_id: str, order_
             "invalid_hold_state",
             f"the hold of order {order_id!r} has already ended (the earning is {earning.status})",
             earning_status=str(earning.status),
+        )
+    if later_than_now is not None and later_than_now <= earning.hold_until:
+        raise Problem(
+            422,
+            "validation_failed",
+            f"the new hold end {later_than_now.isoformat()} must be later than the current one, "
+            f"{earning.hold_until.isoformat()}",
         )
 
 
@@ -229,7 +235,9 @@ async def extend_hold(
 ) -> EarningOut:
     """Move the hold's end to ``hold_until``, which must be later than the current end (422
     ``validation_failed`` otherwise)."""
-    await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
+    await run_in_threadpool(
+        lambda: _hold_to_steer(conn, market, seller_id, order_id, later_than_now=body.hold_until)
+    )
     earning = await temporal.call(
         lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until)
     )

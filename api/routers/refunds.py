@@ -1,7 +1,8 @@
 """``POST /v1/sellers/{id}/earnings/{order_id}/refund``: refund (part of) an order.
 
-On hold the seller's hold workflow archives the pending earning (and books the rest again);
-posted, a refund workflow debits the seller (who may go below zero). Idempotent by refund id: the
+A refund workflow (``refund/<id>``) does it: on hold, the pending earning is archived (and the
+rest booked again with the same hold end); posted, the seller is debited (and may go below
+zero). Idempotent by refund id: the
 body's ``refund_id``, else one derived from the ``Idempotency-Key`` (``rf_<hash>``); one of them
 is required. Errors: 422 ``refund_exceeds_earning``, 409 ``refund_conflict``, 404
 ``earning_not_found``.
@@ -22,6 +23,7 @@ from api.problems import Problem
 from api.routing import ApiRoute
 from api.scoping import MarketplaceDep, PlatformAccess, earning_not_found
 from api.workflow_calls import WorkflowsDep
+from marketplace import EarningNotFound
 from workflows import payout_client
 
 router = APIRouter(tags=["refunds"], route_class=ApiRoute)
@@ -63,9 +65,10 @@ async def refund_earning(
     calls: WorkflowsDep,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> RefundOut:
-    earning = await run_in_threadpool(market.get_earning, conn, order_id)
-    if earning.seller_id != seller_id:
-        raise earning_not_found(order_id)
+    try:
+        await run_in_threadpool(market.get_earning, conn, seller_id, order_id)
+    except EarningNotFound:
+        raise earning_not_found(order_id) from None
     refund_id = body.refund_id
     if refund_id is None:
         if not idempotency_key:
