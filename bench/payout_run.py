@@ -102,7 +102,7 @@ def create_sellers(engine: Engine, run: str, count: int, amount: int) -> list[st
                 )
                 order = f"{seller_id}-order"
                 market.book_earning(conn, seller_id=seller_id, order_id=order, amount=amount)
-                market.post_earning(conn, order)
+                market.post_earning(conn, seller_id, order)
                 payouts.set_payout_account(
                     conn, seller_id, "000123456789", "110000000", "Bench Holder"
                 )

@@ -26,6 +26,10 @@ from ledger_core import LedgerService
 from payouts.database import EmbeddedPostgres, create_db_engine, migrate
 from tests.temporal_env import new_task_queue, start_dev_server, start_time_skipping_server
 
+# Holds of a few seconds post within half a second of their end in tests (a worker built in a
+# test reads its release window from the settings; the platform's default is 5 s).
+os.environ.setdefault("PAYOUTS_HOLD_RELEASE_WINDOW", "0.5")
+
 
 def embedded_data_dir(prefix: str) -> Path:
     """A fresh folder for an embedded PostgreSQL's data, outside pytest's temporary tree.

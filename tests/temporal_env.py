@@ -13,11 +13,12 @@ The fixtures in tests/conftest.py wrap these (``temporal_env``, ``temporal_clien
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from payouts.dispatcher import Dispatcher, HoldChannel
 from payouts.temporal_server import SEARCH_ATTRIBUTES
 from payouts.worker import build_worker
 
@@ -79,8 +81,12 @@ async def running_worker(
     task_queue: str,
     workflows: Sequence[type[Any]] | None = None,
     activities: Sequence[Callable[..., Any]] | None = None,
+    wake_holds: bool = True,
+    sweep_holds: str | None = None,
 ) -> AsyncIterator[Worker]:
-    """Run the platform's worker (``payouts.worker.build_worker``) inside the block.
+    """Run the platform's worker (``payouts.worker.build_worker``) inside the block, with the
+    dispatcher that wakes hold workflows when bookings ask (``waking_holds``) unless
+    ``wake_holds`` is False; ``sweep_holds``: see ``waking_holds``.
 
     ``workflows``/``activities`` default to the registries; pass stand-ins (same activity names)
     to replace what is truly external, such as the bank.
@@ -94,5 +100,37 @@ async def running_worker(
             activities=activities,
             activity_executor=pool,
         )
-        async with worker:
+        async with worker, AsyncExitStack() as exits:
+            # Inside the worker's block: the dispatcher stops first, so that it never starts a
+            # workflow on a queue no worker polls any more (which would stop the time-skipping
+            # server's clock for every later test).
+            if wake_holds:
+                await exits.enter_async_context(
+                    waking_holds(client, engine, task_queue=task_queue, sweep=sweep_holds)
+                )
             yield worker
+
+
+@asynccontextmanager
+async def waking_holds(
+    client: Client, engine: Engine, *, task_queue: str, sweep: str | None = None
+) -> AsyncIterator[Dispatcher]:
+    """The worker's dispatcher of hold wakes (``payouts.dispatcher.HoldChannel``) for the
+    block, active once it listens. Its sweep (every second) is off unless ``sweep`` names the
+    sellers to sweep (a prefix of their ids): the test database holds every other test's
+    sellers too. Another test's dispatcher alive at the same time may wake (and start) a
+    seller's workflow on its own queue: the workflow's code and database are the same."""
+    stop = asyncio.Event()
+    dispatcher = Dispatcher(
+        engine,
+        [HoldChannel(engine, client, task_queue=task_queue, sweep_seconds=1.0, sweep_prefix=sweep)],
+        # Active next to the dispatchers of other tests' queues (the platform has one).
+        lock_scope=task_queue,
+    )
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.wait_for(dispatcher.active.wait(), timeout=30)
+        yield dispatcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

@@ -50,6 +50,7 @@ POLICY: dict[tuple[str, str], frozenset[ApiKeyRole]] = {
     ("PATCH", "/v1/sellers/{seller_id}"): PLATFORM,
     ("GET", "/v1/sellers/{seller_id}/balances"): ANY_ROLE,
     ("POST", "/v1/sellers/{seller_id}/earnings"): PLATFORM,
+    ("POST", "/v1/earnings/batch"): PLATFORM,
     ("GET", "/v1/sellers/{seller_id}/earnings"): ANY_ROLE,
     ("GET", "/v1/sellers/{seller_id}/earnings/{order_id}"): ANY_ROLE,
     ("GET", "/v1/sellers/{seller_id}/holds"): ANY_ROLE,

@@ -45,7 +45,8 @@ class Stack:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="session")
+# Per module, so that its dispatcher of hold wakes is gone before other tests' servers run.
+@pytest.fixture(scope="module")
 async def stack(temporal_env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[Stack]:
     task_queue = new_task_queue("e2e")
     app = create_app(engine, temporal_client=temporal_env.client, workflow_task_queue=task_queue)

@@ -43,7 +43,7 @@ from payouts.settings import get_settings
 from payouts.worker import build_worker
 from tests.api.conftest import make_key
 from tests.e2e.conftest import add_earning, balances, create_seller, eventually, money
-from tests.temporal_env import new_task_queue
+from tests.temporal_env import new_task_queue, waking_holds
 from workflows.payout_client import get_payout_state
 
 SECRET = "whsec_e2e_payouts"
@@ -105,6 +105,9 @@ async def payout_stack(
                 rail=bank,
             )
             await exits.enter_async_context(worker)
+            await exits.enter_async_context(
+                waking_holds(temporal_env.client, engine, task_queue=task_queue)
+            )
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started:
                 if serving.done():

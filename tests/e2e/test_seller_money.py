@@ -283,7 +283,7 @@ async def test_retried_earnings_book_exactly_once(admin: httpx.AsyncClient, uid:
     assert sorted(e["order_id"] for e in listed) == sorted([f"k-{uid}", f"p-{uid}", f"r-{uid}"])
     for order in (f"k-{uid}", f"p-{uid}", f"r-{uid}"):
         found = await admin.get(
-            "/v1/ledger_transactions", params={"external_id": f"earning:{order}"}
+            "/v1/ledger_transactions", params={"external_id": f"earning:{seller}/{order}"}
         )
         assert len(found.json()["items"]) == 1, found.text
     assert len(await holds(admin, seller)) == 3

@@ -139,8 +139,8 @@ def assert_books_balance(db: Engine) -> None:
 
 def assert_earnings_booked_once(db: Engine, accepted: Accepted) -> None:
     """Each accepted earning is one earnings row with its terms and one ledger transaction
-    ``earning:<order>`` (seller credited net, fees credited fee, clearing debited amount); the
-    sellers have no other earning."""
+    ``earning:<seller>/<order>`` (seller credited net, fees credited fee, clearing debited
+    amount); the sellers have no other earning."""
     sellers = sorted({e.seller_id for e in accepted.earnings.values()})
     with db.connect() as conn:
         rows = conn.execute(
@@ -148,7 +148,8 @@ def assert_earnings_booked_once(db: Engine, accepted: Accepted) -> None:
                 """
                 SELECT e.order_id, e.seller_id, e.amount, e.fee, e.net,
                        (SELECT count(*) FROM ledger_transactions t
-                        WHERE t.external_id = 'earning:' || e.order_id) AS transactions,
+                        WHERE t.external_id = 'earning:' || e.seller_id || '/' || e.order_id)
+                           AS transactions,
                        (SELECT count(*) FROM ledger_entries le
                         WHERE le.transaction_id = e.ledger_transaction_id
                           AND le.account_id = s.ledger_account_id

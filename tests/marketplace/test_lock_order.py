@@ -33,7 +33,7 @@ def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_sel
             rolling_reserve=RollingReserve(1_000, timedelta(days=1)),
         )
         plain.book_earning(conn, seller_id=seller, order_id=held, amount=10_000, fee=1_000)
-        plain.post_earning(conn, held)
+        plain.post_earning(conn, seller, held)
         plain.book_earning(conn, seller_id=seller, order_id=on_hold, amount=20_000, fee=2_000)
 
     release_pid: list[int] = []
@@ -45,7 +45,7 @@ def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_sel
         """Posts, then waits until the concurrent release waits for a lock, before the reserve."""
 
         def hold_reserve(
-            self, conn: Connection, order_id: str, *, at: datetime | None = None
+            self, conn: Connection, seller_id: str, order_id: str, *, at: datetime | None = None
         ) -> Earning:
             posted.set()
             assert pid_known.wait(10)
@@ -60,12 +60,12 @@ def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_sel
                         break
                     watcher.rollback()
                     time.sleep(0.02)
-            return super().hold_reserve(conn, order_id, at=at)
+            return super().hold_reserve(conn, seller_id, order_id, at=at)
 
     def post() -> None:
         try:
             with engine.begin() as conn:
-                PausingMarketplace().post_earning(conn, on_hold, at=datetime.now(UTC))
+                PausingMarketplace().post_earning(conn, seller, on_hold, at=datetime.now(UTC))
         except BaseException as exc:
             errors.append(exc)
             posted.set()
@@ -76,7 +76,7 @@ def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_sel
             with engine.begin() as conn:
                 release_pid.append(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
                 pid_known.set()
-                plain.release_reserve(conn, held)
+                plain.release_reserve(conn, seller, held)
         except BaseException as exc:
             errors.append(exc)
             pid_known.set()
@@ -88,8 +88,8 @@ def test_posting_with_a_reserve_does_not_deadlock_with_a_release_of_the_same_sel
         t.join(30)
     assert errors == []
     with engine.begin() as conn:
-        posted_earning = plain.get_earning(conn, on_hold)
-        released = plain.get_earning(conn, held)
+        posted_earning = plain.get_earning(conn, seller, on_hold)
+        released = plain.get_earning(conn, seller, held)
         balances = plain.seller_balances(conn, seller)
     assert posted_earning.status == EarningStatus.POSTED and posted_earning.reserve_open
     assert released.reserve_released_at is not None

@@ -95,7 +95,7 @@ def test_earning_is_pending_then_posted_and_available(
 
     # Step 2 and 3: the hold ends, the earning posts; nothing holds it back, so it is available.
     with engine.begin() as conn:
-        posted = marketplace.post_earning(conn, f"o-{uid}")
+        posted = marketplace.post_earning(conn, seller, f"o-{uid}")
     assert posted.status is EarningStatus.POSTED and posted.posted_at is not None
     assert views(balances(engine, marketplace, seller)) == {
         "pending": 8_800,
@@ -122,7 +122,7 @@ def test_rolling_reserve_is_posted_but_not_available_until_released(
     at = datetime(2026, 12, 1, tzinfo=UTC)
     with engine.begin() as conn:
         marketplace.book_earning(conn, seller_id=seller, order_id=f"o-{uid}", amount=5_005, fee=5)
-        earning = marketplace.post_earning(conn, f"o-{uid}", at=at)
+        earning = marketplace.post_earning(conn, seller, f"o-{uid}", at=at)
     # 10% of net 5,000, rounded down, held back for 90 days from the posting.
     assert (earning.reserve_amount, earning.reserve_release_at) == (500, at + timedelta(days=90))
     assert earning.reserve_open
@@ -135,8 +135,8 @@ def test_rolling_reserve_is_posted_but_not_available_until_released(
         "in_dispute": 0,
     }
     with engine.begin() as conn:
-        released = marketplace.release_reserve(conn, f"o-{uid}")
-        again = marketplace.release_reserve(conn, f"o-{uid}")
+        released = marketplace.release_reserve(conn, seller, f"o-{uid}")
+        again = marketplace.release_reserve(conn, seller, f"o-{uid}")
     assert released.reserve_released_at is not None and not released.reserve_open
     assert again.reserve_released_at == released.reserve_released_at
     assert views(balances(engine, marketplace, seller)) == {
@@ -147,7 +147,7 @@ def test_rolling_reserve_is_posted_but_not_available_until_released(
         "in_reserve": 0,
         "in_dispute": 0,
     }
-    assert transactions_with_external_id(engine, f"reserve:o-{uid}") == 1
+    assert transactions_with_external_id(engine, f"reserve:{seller}/o-{uid}") == 1
 
 
 def test_dispute_lowers_available_not_posted_and_resolves(
@@ -158,7 +158,7 @@ def test_dispute_lowers_available_not_posted_and_resolves(
     deadline = datetime.now(UTC) + timedelta(days=30)
     with engine.begin() as conn:
         marketplace.book_earning(conn, seller_id=seller, order_id=f"o-{uid}", amount=10_000)
-        marketplace.post_earning(conn, f"o-{uid}")
+        marketplace.post_earning(conn, seller, f"o-{uid}")
         dispute = marketplace.open_dispute(
             conn,
             dispute_id=f"d1-{uid}",
@@ -225,17 +225,20 @@ def test_cancel_during_hold_archives_the_earning(
     with engine.begin() as conn:
         marketplace.book_earning(conn, seller_id=seller, order_id=f"a-{uid}", amount=4_000, fee=400)
         marketplace.book_earning(conn, seller_id=seller, order_id=f"b-{uid}", amount=1_000)
-        cancelled = marketplace.cancel_earning(conn, f"a-{uid}")
-        assert marketplace.cancel_earning(conn, f"a-{uid}").cancelled_at == cancelled.cancelled_at
+        cancelled = marketplace.cancel_earning(conn, seller, f"a-{uid}")
+        assert (
+            marketplace.cancel_earning(conn, seller, f"a-{uid}").cancelled_at
+            == cancelled.cancelled_at
+        )
     assert cancelled.status is EarningStatus.CANCELLED
     assert views(balances(engine, marketplace, seller))["pending"] == 1_000
     with engine.begin() as conn, pytest.raises(InvalidEarningState) as posting_cancelled:
-        marketplace.post_earning(conn, f"a-{uid}")
+        marketplace.post_earning(conn, seller, f"a-{uid}")
     assert posting_cancelled.value.code == "invalid_earning_state"
     with engine.begin() as conn:
-        marketplace.post_earning(conn, f"b-{uid}")
+        marketplace.post_earning(conn, seller, f"b-{uid}")
     with engine.begin() as conn, pytest.raises(InvalidEarningState):
-        marketplace.cancel_earning(conn, f"b-{uid}")
+        marketplace.cancel_earning(conn, seller, f"b-{uid}")
     assert views(balances(engine, marketplace, seller)) == {
         "pending": 1_000,
         "posted": 1_000,
@@ -268,17 +271,21 @@ def test_every_write_is_idempotent_and_conflicts_are_reported(
     for attempt in (
         {"seller_id": seller, "amount": 701, "fee": 70},
         {"seller_id": seller, "amount": 700, "fee": 0},
-        {"seller_id": other, "amount": 700, "fee": 70},
     ):
         with engine.begin() as conn, pytest.raises(EarningConflict) as conflict:
             marketplace.book_earning(conn, order_id=order, **attempt)  # type: ignore[arg-type]
         assert conflict.value.code == "earning_conflict"
-    assert transactions_with_external_id(engine, f"earning:{order}") == 1
+    assert transactions_with_external_id(engine, f"earning:{seller}/{order}") == 1
+    # The same order for another seller (a multi-seller cart) is another earning.
+    with engine.begin() as conn:
+        theirs = marketplace.book_earning(conn, seller_id=other, order_id=order, amount=300)
+    assert (theirs.seller_id, theirs.net) == (other, 300)
+    assert transactions_with_external_id(engine, f"earning:{other}/{order}") == 1
 
     with engine.begin() as conn:
-        marketplace.post_earning(conn, order)
+        marketplace.post_earning(conn, seller, order)
     with engine.begin() as conn:
-        assert marketplace.post_earning(conn, order).status is EarningStatus.POSTED
+        assert marketplace.post_earning(conn, seller, order).status is EarningStatus.POSTED
         # A duplicate booking after the posting returns the earning as it is now.
         again = marketplace.book_earning(conn, seller_id=seller, order_id=order, amount=700, fee=70)
     assert again.status is EarningStatus.POSTED
@@ -320,10 +327,10 @@ def test_hold_period_changes_apply_to_future_earnings(
         after = marketplace.book_earning(
             conn, seller_id=seller, order_id=f"b-{uid}", amount=100, booked_at=at
         )
-        extended = marketplace.extend_hold(conn, f"b-{uid}", at + timedelta(days=3))
+        extended = marketplace.extend_hold(conn, seller, f"b-{uid}", at + timedelta(days=3))
         with pytest.raises(ValidationFailed):
-            marketplace.extend_hold(conn, f"b-{uid}", at + timedelta(days=2))
-        unchanged = marketplace.get_earning(conn, f"a-{uid}")
+            marketplace.extend_hold(conn, seller, f"b-{uid}", at + timedelta(days=2))
+        unchanged = marketplace.get_earning(conn, seller, f"a-{uid}")
     assert updated.hold_period == timedelta(days=1)
     assert before.hold_until == unchanged.hold_until == at + timedelta(days=7)
     assert after.hold_until == at + timedelta(days=1)
@@ -423,7 +430,7 @@ def test_platform_ledger_is_created_once_under_concurrency_and_sums_to_zero(
         marketplace.book_earning(
             conn, seller_id=f"z-{uid}", order_id=f"z2-{uid}", amount=2_000, fee=0
         )
-        marketplace.post_earning(conn, f"z1-{uid}")
+        marketplace.post_earning(conn, f"z-{uid}", f"z1-{uid}")
         marketplace.open_dispute(
             conn,
             dispute_id=f"zd-{uid}",

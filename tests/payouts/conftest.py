@@ -112,7 +112,7 @@ def seller_with_available(
         payouts.set_payout_account(conn, seller_id, account_number, TEST_ROUTING_NUMBER, "Jane")
         if amount:
             m.book_earning(conn, seller_id=seller_id, order_id=f"o-{seller_id}", amount=amount)
-            m.post_earning(conn, f"o-{seller_id}")
+            m.post_earning(conn, seller_id, f"o-{seller_id}")
 
 
 def views(engine: Engine, payouts: Payouts, seller_id: str) -> tuple[int, int, int]:

@@ -54,7 +54,7 @@ def seller_with_money(
         payouts.set_payout_account(conn, seller_id, ACCOUNT, ROUTING, "Jane Doe")
         for order, amount, fee in earnings:
             m.book_earning(conn, seller_id=seller_id, order_id=order, amount=amount, fee=fee)
-            m.post_earning(conn, order)
+            m.post_earning(conn, seller_id, order)
 
 
 def test_payout_account_is_masked_and_replaced(engine: Engine, payouts: Payouts, uid: str) -> None:
@@ -177,7 +177,7 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
 
     # Full refund on hold: the pending earning is archived.
     with engine.begin() as conn:
-        full = payouts.refund_earning(conn, refund_id=f"r0-{uid}", order_id=o2)
+        full = payouts.refund_earning(conn, refund_id=f"r0-{uid}", seller_id=seller, order_id=o2)
     assert (full.kind, full.amount, full.fee_amount, full.seller_amount) == (
         "during_hold",
         3_000,
@@ -189,25 +189,33 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
 
     # Partial: 2,500 of 10,000 -> fee share ceil(1000*2500/10000) = 250; seller 2,250.
     with engine.begin() as conn:
-        part = payouts.refund_earning(conn, refund_id=f"r1-{uid}", order_id=o1, amount=2_500)
-        same = payouts.refund_earning(conn, refund_id=f"r1-{uid}", order_id=o1, amount=2_500)
+        part = payouts.refund_earning(
+            conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=2_500
+        )
+        same = payouts.refund_earning(
+            conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=2_500
+        )
         assert same.id == part.id and same.ledger_transaction_id == part.ledger_transaction_id
         with pytest.raises(RefundConflict):
-            payouts.refund_earning(conn, refund_id=f"r1-{uid}", order_id=o1, amount=1)
-        earning = m.get_earning(conn, o1)
+            payouts.refund_earning(
+                conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=1
+            )
+        earning = m.get_earning(conn, seller, o1)
         balances = m.seller_balances(conn, seller)
     assert (part.fee_amount, part.seller_amount, part.earning_status) == (250, 2_250, "on_hold")
     assert earning.ledger_transaction_id == part.ledger_transaction_id
-    assert ledger_count(engine, f"earning:{o1}:rebook:1") == 1
+    assert ledger_count(engine, f"rebook:1:{seller}/{o1}") == 1
     assert views(engine, payouts, seller) == (6_750, 0, 0)
     assert balances.on_hold == 6_750
 
     # Never more than what is left.
     with engine.begin() as conn, pytest.raises(RefundExceedsEarning):
-        payouts.refund_earning(conn, refund_id=f"r2-{uid}", order_id=o1, amount=7_501)
+        payouts.refund_earning(
+            conn, refund_id=f"r2-{uid}", seller_id=seller, order_id=o1, amount=7_501
+        )
     # The hold ends: the remainder posts.
     with engine.begin() as conn:
-        m.post_earning(conn, o1)
+        m.post_earning(conn, seller, o1)
     assert views(engine, payouts, seller) == (6_750, 6_750, 6_750)
 
 
@@ -225,18 +233,22 @@ def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
 
     # Refund of posted order 1 in two parts: 3,333 then the rest; the seller goes negative.
     with engine.begin() as conn:
-        r1 = payouts.refund_earning(conn, refund_id=f"r1-{uid}", order_id=o1, amount=3_333)
+        r1 = payouts.refund_earning(
+            conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=3_333
+        )
     assert (r1.kind, r1.fee_amount, r1.seller_amount) == ("after_posting", 334, 2_999)
     assert views(engine, payouts, seller) == (-2_999, -2_999, -2_999)
     with engine.begin() as conn:
-        r2 = payouts.refund_earning(conn, refund_id=f"r2-{uid}", order_id=o1)
-        assert payouts.marketplace.get_earning(conn, o1).status == "refunded"
+        r2 = payouts.refund_earning(conn, refund_id=f"r2-{uid}", seller_id=seller, order_id=o1)
+        assert payouts.marketplace.get_earning(conn, seller, o1).status == "refunded"
     # In total exactly the fee and the net.
     assert (r1.fee_amount + r2.fee_amount, r1.seller_amount + r2.seller_amount) == (1_000, 9_000)
     assert views(engine, payouts, seller) == (-9_000, -9_000, -9_000)
     with engine.begin() as conn:
         with pytest.raises(RefundExceedsEarning):
-            payouts.refund_earning(conn, refund_id=f"r3-{uid}", order_id=o1, amount=1)
+            payouts.refund_earning(
+                conn, refund_id=f"r3-{uid}", seller_id=seller, order_id=o1, amount=1
+            )
         # Negative: nothing is paid.
         with pytest.raises(NothingToPay):
             payouts.reserve_payout(conn, payout_id=f"q-{uid}", seller_id=seller)
@@ -245,7 +257,7 @@ def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
     # Future earnings recover it first: 10,000 more -> 1,000 available, paid out.
     with engine.begin() as conn:
         payouts.marketplace.book_earning(conn, seller_id=seller, order_id=o3, amount=10_000, fee=0)
-        payouts.marketplace.post_earning(conn, o3)
+        payouts.marketplace.post_earning(conn, seller, o3)
         payout = payouts.reserve_payout(conn, payout_id=f"q-{uid}", seller_id=seller)
     assert payout.amount == 1_000
     assert views(engine, payouts, seller) == (0, 1_000, 0)
@@ -259,7 +271,9 @@ def test_refund_rounding_never_costs_the_seller_more_than_its_share(
     shares = []
     with engine.begin() as conn:
         for i in range(7):
-            r = payouts.refund_earning(conn, refund_id=f"r{i}-{uid}", order_id=order, amount=1)
+            r = payouts.refund_earning(
+                conn, refund_id=f"r{i}-{uid}", seller_id=seller, order_id=order, amount=1
+            )
             shares.append(r.seller_amount)
             # Cumulative seller share <= floor(net * refunded / amount).
             assert sum(shares) <= 4 * (i + 1) // 7

@@ -7,6 +7,7 @@ time-skipping server: tests/workflows/test_payout_return_window.py.)"""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -23,7 +24,6 @@ from tests.payouts.conftest import (
     views,
 )
 from tests.workflows.conftest import eventually
-from workflows import client as holds
 from workflows.payout_client import refund_earning, start_payout
 from workflows.payout_types import payout_workflow_id
 
@@ -113,17 +113,29 @@ async def test_refunds_through_the_workflows(
     posted = f"o-{seller}"
     seller_with_available(engine, payouts, seller, 5_000)
     async with payout_worker(temporal_client, engine, bank, webhooks, task_queue=task_queue):
-        await holds.add_earning(temporal_client, seller, held, 1_000, 100, task_queue=task_queue)
+        with engine.begin() as conn:
+            booked = payouts.marketplace.book_earning(
+                conn, seller_id=seller, order_id=held, amount=1_000, fee=100
+            )
         # During the hold: partial, then the rest; the hold keeps its end, then is dropped.
-        part = await refund_earning(temporal_client, seller, held, f"r1-{uid}", 400)
+        part = await refund_earning(
+            temporal_client, seller, held, f"r1-{uid}", 400, task_queue=task_queue
+        )
         assert (part.kind, part.earning.status) == ("during_hold", "on_hold")
-        [hold] = await holds.get_holds(temporal_client, seller)
-        assert hold.ledger_transaction_id == part.earning.ledger_transaction_id
-        again = await refund_earning(temporal_client, seller, held, f"r1-{uid}", 400)
+        with engine.begin() as conn:
+            [hold] = payouts.marketplace.list_holds(conn, seller).items
+        assert hold.ledger_transaction_id == uuid.UUID(part.earning.ledger_transaction_id)
+        assert hold.hold_until == booked.hold_until and hold.amount_held == 900 - 360
+        again = await refund_earning(
+            temporal_client, seller, held, f"r1-{uid}", 400, task_queue=task_queue
+        )
         assert again.ledger_transaction_id == part.ledger_transaction_id
-        rest = await refund_earning(temporal_client, seller, held, f"r2-{uid}")
+        rest = await refund_earning(
+            temporal_client, seller, held, f"r2-{uid}", task_queue=task_queue
+        )
         assert (rest.amount, rest.earning.status) == (600, "cancelled")
-        assert await holds.get_holds(temporal_client, seller) == []
+        with engine.begin() as conn:
+            assert payouts.marketplace.list_holds(conn, seller).items == []
         # After posting: a refund workflow debits the seller, below zero if need be.
         await start_payout(temporal_client, f"p-{uid}", seller, 4_000, task_queue=task_queue)
         after = await refund_earning(

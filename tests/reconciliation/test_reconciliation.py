@@ -50,7 +50,7 @@ def paid_payout(engine: Engine, amount: int, paid_on: date, *, status: str = "pa
         )
         order = f"o-{uuid.uuid4().hex[:10]}"
         market.book_earning(conn, seller_id=seller_id, order_id=order, amount=amount)
-        market.post_earning(conn, order)
+        market.post_earning(conn, seller_id, order)
         payouts.set_payout_account(conn, seller_id, "000123456789", "110000000", "Rec Holder")
         payouts.reserve_payout(conn, payout_id=payout_id, seller_id=seller_id)
         if status != "pending":

@@ -76,7 +76,7 @@ def new_seller(
 def add_available(conn: Connection, market: Marketplace, seller_id: str, amount: int) -> None:
     order_id = f"order-{uuid.uuid4().hex[:12]}"
     market.book_earning(conn, seller_id=seller_id, order_id=order_id, amount=amount)
-    market.post_earning(conn, order_id)
+    market.post_earning(conn, seller_id, order_id)
 
 
 async def eventually(

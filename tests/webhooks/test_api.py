@@ -104,7 +104,7 @@ def test_events_are_listed_oldest_first_page_by_page_and_a_seller_sees_its_own(
     with engine.begin() as conn:
         for i in range(3):
             market.book_earning(conn, seller_id=seller, order_id=f"o-{seller}-{i}", amount=10)
-            market.post_earning(conn, f"o-{seller}-{i}")
+            market.post_earning(conn, seller, f"o-{seller}-{i}")
         market.book_earning(conn, seller_id=other, order_id=f"o-{other}", amount=10)
 
     seen: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ from api.auth import ApiKeyRole
 from marketplace import Marketplace
 from marketplace.events import WebhookEndpoint, Webhooks
 from observability.metrics import WEBHOOK_DELIVERIES
-from payouts.webhook_dispatcher import WebhookDispatcher
+from payouts.dispatcher import Dispatcher, WebhookChannel
 from tests.api.conftest import client_for, make_key
 from tests.temporal_env import running_worker
 from tests.webhooks.conftest import Receiver, new_seller
@@ -40,17 +40,19 @@ async def delivering(
     retry: WebhookRetry,
     *,
     worker: bool = True,
-) -> AsyncIterator[WebhookDispatcher]:
-    """The platform's worker and a webhook dispatcher on ``task_queue``."""
+) -> AsyncIterator[Dispatcher]:
+    """The platform's worker and a dispatcher of webhooks on ``task_queue``."""
     stop = asyncio.Event()
-    dispatcher = WebhookDispatcher(
-        engine, client, task_queue=task_queue, retry=retry, sweep_seconds=1.0
+    dispatcher = Dispatcher(
+        engine,
+        [WebhookChannel(engine, client, task_queue=task_queue, retry=retry, sweep_seconds=1.0)],
     )
     task = asyncio.create_task(dispatcher.run(stop))
     try:
         await asyncio.wait_for(dispatcher.active.wait(), timeout=15)
         if worker:
-            async with running_worker(client, engine, task_queue=task_queue):
+            # The tests book and post earnings themselves: no hold workflow joins in.
+            async with running_worker(client, engine, task_queue=task_queue, wake_holds=False):
                 yield dispatcher
         else:
             yield dispatcher
@@ -80,7 +82,7 @@ def book(engine: Engine, seller: str, order: str, amount: int, *, post: bool = F
     with engine.begin() as conn:
         market.book_earning(conn, seller_id=seller, order_id=order, amount=amount)
         if post:
-            market.post_earning(conn, order)
+            market.post_earning(conn, seller, order)
 
 
 def deliveries(engine: Engine, endpoint_id: str, **filters: Any) -> list[Any]:
@@ -235,8 +237,9 @@ async def test_one_dispatcher_is_active_at_a_time_and_another_takes_over(
     retry = WebhookRetry()
     async with delivering(temporal_client, engine, task_queue, retry, worker=False) as first:
         stop = asyncio.Event()
-        second = WebhookDispatcher(
-            engine, temporal_client, task_queue=task_queue, sweep_seconds=0.3
+        second = Dispatcher(
+            engine,
+            [WebhookChannel(engine, temporal_client, task_queue=task_queue, sweep_seconds=0.3)],
         )
         task = asyncio.create_task(second.run(stop))
         await asyncio.sleep(1.0)

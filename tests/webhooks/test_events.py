@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from marketplace import DisputeOutcome, Marketplace, Payouts, RollingReserve
 from marketplace.events import NOTIFY_CHANNEL, Webhooks
 from payment_rail import ACCOUNT_PAID, TEST_ROUTING_NUMBER
-from payouts.webhook_dispatcher import libpq_url
+from payouts.dispatcher import libpq_url
 from tests.webhooks.conftest import new_seller, seller_events
 
 market = Marketplace()
@@ -46,9 +46,9 @@ def test_an_earnings_life_records_its_events_in_order_and_replays_record_none(
         with engine.begin() as conn:
             market.book_earning(conn, seller_id=seller, order_id=order, amount=10_000, fee=1_000)
         with engine.begin() as conn:
-            market.post_earning(conn, order)
+            market.post_earning(conn, seller, order)
         with engine.begin() as conn:
-            market.release_reserve(conn, order)
+            market.release_reserve(conn, seller, order)
         with engine.begin() as conn:
             market.open_dispute(
                 conn,
@@ -94,7 +94,7 @@ def test_payouts_record_created_paid_returned_and_failed(engine: Engine) -> None
     with engine.begin() as conn:
         payouts.set_payout_account(conn, seller, ACCOUNT_PAID, TEST_ROUTING_NUMBER, "Jane")
         market.book_earning(conn, seller_id=seller, order_id=f"o-{seller}", amount=5_000)
-        market.post_earning(conn, f"o-{seller}")
+        market.post_earning(conn, seller, f"o-{seller}")
     paid, failed = f"po-{seller}-1", f"po-{seller}-2"
     with engine.begin() as conn:
         payouts.reserve_payout(conn, payout_id=paid, seller_id=seller, amount=3_000)
@@ -145,11 +145,17 @@ def test_refunds_during_the_hold_and_after_posting(engine: Engine) -> None:
     with engine.begin() as conn:
         market.book_earning(conn, seller_id=seller, order_id=held, amount=1_000)
         market.book_earning(conn, seller_id=seller, order_id=posted, amount=2_000)
-        market.post_earning(conn, posted)
+        market.post_earning(conn, seller, posted)
     with engine.begin() as conn:
-        payouts.refund_earning(conn, refund_id=f"r-{seller}-1", order_id=held, amount=400)
-        payouts.refund_earning(conn, refund_id=f"r-{seller}-2", order_id=posted, amount=500)
-        payouts.refund_earning(conn, refund_id=f"r-{seller}-2", order_id=posted, amount=500)
+        payouts.refund_earning(
+            conn, refund_id=f"r-{seller}-1", seller_id=seller, order_id=held, amount=400
+        )
+        payouts.refund_earning(
+            conn, refund_id=f"r-{seller}-2", seller_id=seller, order_id=posted, amount=500
+        )
+        payouts.refund_earning(
+            conn, refund_id=f"r-{seller}-2", seller_id=seller, order_id=posted, amount=500
+        )
 
     events = seller_events(engine, seller)
     assert types(events) == [
@@ -207,7 +213,7 @@ def test_events_fan_out_to_subscribed_live_endpoints_with_a_notification_at_comm
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         with engine.begin() as conn:
             market.book_earning(conn, seller_id=seller, order_id=f"o-{seller}", amount=700)
-            market.post_earning(conn, f"o-{seller}")
+            market.post_earning(conn, seller, f"o-{seller}")
             assert not list(listener.notifies(timeout=0.2)), "nothing is told before the commit"
         told = {n.payload for n in listener.notifies(timeout=2, stop_after=2)}
     finally:
@@ -262,7 +268,7 @@ def test_concurrent_changes_of_one_seller_number_their_events_in_commit_order(
                 with engine.begin() as conn:
                     market.book_earning(conn, seller_id=seller, order_id=order, amount=100 + n)
                 with engine.begin() as conn:
-                    market.post_earning(conn, order)
+                    market.post_earning(conn, seller, order)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

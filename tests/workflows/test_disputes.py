@@ -20,7 +20,7 @@ def seller_with_posted_money(engine: Engine, marketplace: Marketplace, seller: s
     create_seller(engine, marketplace, seller)
     with engine.begin() as conn:
         marketplace.book_earning(conn, seller_id=seller, order_id=f"{seller}-o", amount=10_000)
-        marketplace.post_earning(conn, f"{seller}-o")
+        marketplace.post_earning(conn, seller, f"{seller}-o")
 
 
 async def test_a_won_dispute_gives_the_money_back(
@@ -33,7 +33,7 @@ async def test_a_won_dispute_gives_the_money_back(
     env, seller, dispute_id = skipping_env, f"s-{uid}", f"d-{uid}"
     seller_with_posted_money(engine, marketplace, seller)
     deadline = (await env.get_current_time()) + timedelta(days=30)
-    async with running_worker(env.client, engine, task_queue=task_queue):
+    async with running_worker(env.client, engine, task_queue=task_queue, wake_holds=False):
         opened = await wf.open_dispute(
             env.client,
             dispute_id,
@@ -86,7 +86,7 @@ async def test_a_lost_dispute_and_one_past_its_deadline_are_posted(
     env, seller = skipping_env, f"s-{uid}"
     seller_with_posted_money(engine, marketplace, seller)
     deadline = (await env.get_current_time()) + timedelta(days=10)
-    async with running_worker(env.client, engine, task_queue=task_queue):
+    async with running_worker(env.client, engine, task_queue=task_queue, wake_holds=False):
         await wf.open_dispute(
             env.client, f"lost-{uid}", seller, f"{seller}-o", 1_000, deadline, task_queue=task_queue
         )
@@ -121,7 +121,7 @@ async def test_a_dispute_for_an_unknown_seller_fails_and_can_be_retried(
 ) -> None:
     env, seller, dispute_id = skipping_env, f"s-{uid}", f"d-{uid}"
     deadline = (await env.get_current_time()) + timedelta(days=5)
-    async with running_worker(env.client, engine, task_queue=task_queue):
+    async with running_worker(env.client, engine, task_queue=task_queue, wake_holds=False):
         with pytest.raises(WorkflowRequestError) as missing:
             await wf.open_dispute(
                 env.client, dispute_id, seller, "o", 100, deadline, task_queue=task_queue

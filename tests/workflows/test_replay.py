@@ -17,16 +17,24 @@ from workflows.registry import WORKFLOWS
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_histories_cover_both_workflows_and_continue_as_new() -> None:
+def test_histories_cover_both_workflows_both_hold_shapes_and_continue_as_new() -> None:
     names = {p.stem for p in HISTORIES}
     assert {
-        "seller_holds_continue_as_new",
-        "seller_holds_after_continue_as_new",
+        # The hold workflow's first shape (holds kept in memory), recorded by that code.
+        "seller_holds_in_memory_continue_as_new",
+        "seller_holds_in_memory_after_continue_as_new",
+        # Its database shape.
+        "seller_holds_database_continue_as_new",
+        "seller_holds_database_after_continue_as_new",
         "dispute_won",
         "dispute_lost_at_deadline",
     } <= names
-    events = json.loads((HISTORIES[0].parent / "seller_holds_continue_as_new.json").read_text())
-    assert events["events"][-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    for shape in ("in_memory", "database"):
+        path = HISTORIES[0].parent / f"seller_holds_{shape}_continue_as_new.json"
+        events = json.loads(path.read_text())["events"]
+        assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+        markers = [e for e in events if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
+        assert bool(markers) == (shape == "database"), "the database shape's patch marker"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -1,17 +1,19 @@
-"""The seller hold workflow on the time-skipping test server, with the real activities against the
-real database: holds of days end in milliseconds, and the seller's balances are checked at each
+"""The seller hold workflow on the time-skipping test server, with the real activities and the
+worker's dispatcher against the real database: earnings are booked as the API books them (a
+database write), holds of days end in milliseconds, and the seller's balances are checked at each
 step through ``marketplace.seller_balances``."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from temporalio.api.enums.v1 import EventType
 
-from marketplace import EarningStatus, Marketplace, RollingReserve
+from marketplace import Earning, EarningStatus, Marketplace, RollingReserve
 from tests.temporal_env import running_worker
 from tests.workflows.conftest import (
     SkippingEnv,
@@ -26,6 +28,53 @@ from workflows.client import WorkflowRequestError
 from workflows.types import seller_holds_workflow_id
 
 
+def book(
+    engine: Engine,
+    marketplace: Marketplace,
+    seller: str,
+    order: str,
+    amount: int,
+    fee: int = 0,
+    *,
+    now: datetime | None = None,
+) -> Earning:
+    """As ``POST /v1/sellers/{id}/earnings`` does: written with the commit. ``now``: when the
+    hold starts (the time-skipping server's clock runs ahead of the wall clock)."""
+    with engine.begin() as conn:
+        return marketplace.book_earning(
+            conn,
+            seller_id=seller,
+            order_id=order,
+            amount=amount,
+            fee=fee,
+            booked_at=now,
+            at_commit=True,
+        )
+
+
+async def book_now(
+    env: SkippingEnv,
+    engine: Engine,
+    marketplace: Marketplace,
+    seller: str,
+    order: str,
+    amount: int,
+    fee: int = 0,
+) -> Earning:
+    """``book`` on the time-skipping server's clock."""
+    return book(engine, marketplace, seller, order, amount, fee, now=await env.get_current_time())
+
+
+def open_holds(engine: Engine, marketplace: Marketplace, seller: str) -> list[tuple[str, str]]:
+    with engine.begin() as conn:
+        return [(h.order_id, h.kind) for h in marketplace.list_holds(conn, seller).items]
+
+
+async def history_events(env: SkippingEnv, seller: str) -> list[Any]:
+    history = await env.client.get_workflow_handle(seller_holds_workflow_id(seller)).fetch_history()
+    return list(history.events)
+
+
 async def test_a_seven_day_hold_posts_after_seven_days_not_before(
     skipping_env: SkippingEnv,
     engine: Engine,
@@ -36,20 +85,20 @@ async def test_a_seven_day_hold_posts_after_seven_days_not_before(
     env, seller, order = skipping_env, f"s-{uid}", f"o-{uid}"
     create_seller(engine, marketplace, seller, hold_period=timedelta(days=7))
     async with running_worker(env.client, engine, task_queue=task_queue):
-        earning = await holds.add_earning(
-            env.client, seller, order, 10_000, 1_000, {"sku": "lamp"}, task_queue=task_queue
-        )
-        assert earning.status == "on_hold" and earning.net == 9_000
-        assert earning.metadata == {"sku": "lamp"}
+        earning = await book_now(env, engine, marketplace, seller, order, 10_000, 1_000)
+        assert earning.status is EarningStatus.ON_HOLD and earning.net == 9_000
         # Step 1: pending only.
         assert views(balances(engine, marketplace, seller)) == (9_000, 0, 0)
         assert balances(engine, marketplace, seller).on_hold == 9_000
-        [hold] = await holds.get_holds(env.client, seller)
-        assert (hold.order_id, hold.status, hold.hold_until) == (
-            order,
-            "on_hold",
-            earning.hold_until,
-        )
+        assert open_holds(engine, marketplace, seller) == [(order, "earning")]
+
+        # The booking's notification woke the workflow, which now sleeps until the hold's end.
+        async def sleeping_until_the_end() -> None:
+            state = await holds.get_holds_state(env.client, seller)
+            assert state is not None and state.timer_at == earning.hold_until
+            assert state.summary.on_hold_count == 1
+
+        await eventually(sleeping_until_the_end)
 
         await env.sleep(timedelta(days=6, hours=23))
         await asyncio.sleep(0.5)  # time for a (wrong) early posting to show
@@ -63,8 +112,8 @@ async def test_a_seven_day_hold_posts_after_seven_days_not_before(
 
         await eventually(posted)
         assert balances(engine, marketplace, seller).on_hold == 0
-        assert await holds.get_holds(env.client, seller) == []
-    assert ledger_transaction_count(engine, f"earning:{order}") == 1
+        assert open_holds(engine, marketplace, seller) == []
+    assert ledger_transaction_count(engine, f"earning:{seller}/{order}") == 1
 
 
 async def test_each_seller_has_its_own_hold_period_and_changes_apply_to_new_earnings(
@@ -78,14 +127,22 @@ async def test_each_seller_has_its_own_hold_period_and_changes_apply_to_new_earn
     create_seller(engine, marketplace, fast, hold_period=timedelta(days=1))
     create_seller(engine, marketplace, slow, hold_period=timedelta(days=3))
     async with running_worker(env.client, engine, task_queue=task_queue):
-        a = await holds.add_earning(env.client, fast, f"a-{uid}", 500, task_queue=task_queue)
-        b = await holds.add_earning(env.client, slow, f"b-{uid}", 700, task_queue=task_queue)
+        a = await book_now(env, engine, marketplace, fast, f"a-{uid}", 500)
+        b = await book_now(env, engine, marketplace, slow, f"b-{uid}", 700)
         assert b.hold_until - a.hold_until > timedelta(days=1, hours=23)
-        # PATCH hold_period: the next earning of the slow seller holds for 1 hour only.
+        # PATCH hold_period: the next earning of the slow seller holds for 1 hour only, which
+        # wakes its workflow (asleep until the 3-day hold's end) to look earlier.
         with engine.begin() as conn:
             marketplace.update_seller(conn, slow, hold_period=timedelta(hours=1))
-        c = await holds.add_earning(env.client, slow, f"c-{uid}", 300, task_queue=task_queue)
+
+        async def slow_sleeps_until(end: Any) -> None:
+            state = await holds.get_holds_state(env.client, slow)
+            assert state is not None and state.timer_at == end
+
+        await eventually(lambda: slow_sleeps_until(b.hold_until))
+        c = await book_now(env, engine, marketplace, slow, f"c-{uid}", 300)
         assert c.hold_until < a.hold_until
+        await eventually(lambda: slow_sleeps_until(c.hold_until))
 
         await env.sleep(timedelta(hours=2))
         await eventually(
@@ -116,16 +173,17 @@ async def test_operators_release_extend_and_cancel_holds_and_bad_requests_are_re
     create_seller(engine, marketplace, seller, hold_period=timedelta(days=7))
     release, extend, cancel = f"release-{uid}", f"extend-{uid}", f"cancel-{uid}"
     async with running_worker(env.client, engine, task_queue=task_queue):
+        booked = {}
         for order, amount in ((release, 1_000), (extend, 2_000), (cancel, 4_000)):
-            await holds.add_earning(env.client, seller, order, amount, task_queue=task_queue)
+            booked[order] = await book_now(env, engine, marketplace, seller, order, amount)
         assert views(balances(engine, marketplace, seller)) == (7_000, 0, 0)
+        await eventually(lambda: _running(env, seller))
 
         released = await holds.release_hold(env.client, seller, release)
         assert released.status == "posted"
         assert views(balances(engine, marketplace, seller)) == (7_000, 1_000, 1_000)
 
-        [current] = [h for h in await holds.get_holds(env.client, seller) if h.order_id == extend]
-        new_end = current.hold_until + timedelta(days=3)
+        new_end = booked[extend].hold_until + timedelta(days=3)
         extended = await holds.extend_hold(env.client, seller, extend, new_end)
         assert extended.hold_until == new_end and extended.status == "on_hold"
 
@@ -133,7 +191,7 @@ async def test_operators_release_extend_and_cancel_holds_and_bad_requests_are_re
         assert cancelled.status == "cancelled"
         # The cancelled earning counts nowhere: it was refunded during its hold.
         assert views(balances(engine, marketplace, seller)) == (3_000, 1_000, 1_000)
-        assert [h.order_id for h in await holds.get_holds(env.client, seller)] == [extend]
+        assert open_holds(engine, marketplace, seller) == [(extend, "earning")]
 
         rejected = [
             (holds.release_hold(env.client, seller, f"unknown-{uid}"), "hold_not_found"),
@@ -146,32 +204,22 @@ async def test_operators_release_extend_and_cancel_holds_and_bad_requests_are_re
                 "validation_failed",
             ),
             (holds.extend_hold(env.client, seller, cancel, new_end), "invalid_hold_state"),
-            (
-                holds.add_earning(env.client, seller, f"x-{uid}", 100, 101, task_queue=task_queue),
-                "validation_failed",
-            ),
-            (
-                holds.add_earning(env.client, seller, f"x-{uid}", 0, task_queue=task_queue),
-                "validation_failed",
-            ),
             (holds.release_hold(env.client, f"nobody-{uid}", release), "hold_not_found"),
         ]
+        before = balances(engine, marketplace, seller)
         for request, code in rejected:
             with pytest.raises(WorkflowRequestError) as error:
                 await request
             assert error.value.code == code, error.value.message
-        assert ledger_transaction_count(engine, f"earning:x-{uid}") == 0
+        assert balances(engine, marketplace, seller) == before, "a rejected request wrote"
 
-        # The validators rejected them: none entered the workflow's history.
-        history = await env.client.get_workflow_handle(
-            seller_holds_workflow_id(seller)
-        ).fetch_history()
+        # Each operator request is in the workflow's history.
         accepted = [
             e
-            for e in history.events
+            for e in await history_events(env, seller)
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
         ]
-        assert len(accepted) == 6  # 3 add_earning, release, extend, cancel
+        assert len(accepted) == 3 + len(rejected) - 1  # the unknown seller has no workflow
 
         # The extended hold ends 10 days after booking, not 7.
         await env.sleep(timedelta(days=8))
@@ -182,8 +230,8 @@ async def test_operators_release_extend_and_cancel_holds_and_bad_requests_are_re
             lambda: _assert(views(balances(engine, marketplace, seller)) == (3_000, 3_000, 3_000))
         )
     with engine.begin() as conn:
-        assert marketplace.get_earning(conn, cancel).status is EarningStatus.CANCELLED
-        assert marketplace.get_earning(conn, extend).status is EarningStatus.POSTED
+        assert marketplace.get_earning(conn, seller, cancel).status is EarningStatus.CANCELLED
+        assert marketplace.get_earning(conn, seller, extend).status is EarningStatus.POSTED
 
 
 async def test_rolling_reserve_is_released_after_its_period(
@@ -202,10 +250,9 @@ async def test_rolling_reserve_is_released_after_its_period(
         rolling_reserve=RollingReserve(percent_bp=1_000, period=timedelta(days=30)),
     )
     async with running_worker(env.client, engine, task_queue=task_queue):
-        earning = await holds.add_earning(
-            env.client, seller, order, 20_000, 2_000, task_queue=task_queue
-        )
+        earning = await book_now(env, engine, marketplace, seller, order, 20_000, 2_000)
         assert earning.reserve_amount == 1_800
+        await eventually(lambda: _running(env, seller))
         await env.sleep(timedelta(days=2, minutes=1))
 
         def reserved() -> None:
@@ -214,9 +261,7 @@ async def test_rolling_reserve_is_released_after_its_period(
             assert (b.posted, b.available, b.in_reserve) == (18_000, 16_200, 1_800)
 
         await eventually(reserved)
-        [hold] = await holds.get_holds(env.client, seller)
-        assert hold.status == "posted" and hold.reserve_amount == 1_800
-        assert hold.reserve_release_at is not None
+        assert open_holds(engine, marketplace, seller) == [(order, "reserve")]
 
         await env.sleep(timedelta(days=29))
         await asyncio.sleep(0.5)
@@ -228,58 +273,63 @@ async def test_rolling_reserve_is_released_after_its_period(
             assert (b.pending, b.posted, b.available, b.in_reserve) == (18_000, 18_000, 18_000, 0)
 
         await eventually(released)
-        assert await holds.get_holds(env.client, seller) == []
-    assert ledger_transaction_count(engine, f"reserve:{order}") == 1
+        assert open_holds(engine, marketplace, seller) == []
+    assert ledger_transaction_count(engine, f"reserve:{seller}/{order}") == 1
 
 
-async def test_duplicate_add_earning_books_once(
+async def test_only_an_earlier_hold_end_wakes_the_workflow(
     skipping_env: SkippingEnv,
     engine: Engine,
     marketplace: Marketplace,
     uid: str,
     task_queue: str,
 ) -> None:
-    env, seller, order = skipping_env, f"s-{uid}", f"o-{uid}"
-    create_seller(engine, marketplace, seller)
+    """The first earning starts the workflow; later ones that end after its timer send nothing
+    (no signal, no workflow task); one that ends earlier wakes it once."""
+    env, seller = skipping_env, f"s-{uid}"
+    create_seller(engine, marketplace, seller, hold_period=timedelta(days=7))
     async with running_worker(env.client, engine, task_queue=task_queue):
-        results = await asyncio.gather(
-            *(
-                holds.add_earning(env.client, seller, order, 800, 80, task_queue=task_queue)
-                for _ in range(5)
+        first = await book_now(env, engine, marketplace, seller, f"o0-{uid}", 100)
+
+        async def timer_at(end: Any) -> None:
+            state = await holds.get_holds_state(env.client, seller)
+            assert state is not None and state.timer_at == end
+
+        await eventually(lambda: timer_at(first.hold_until))
+        for i in range(1, 21):
+            await book_now(env, engine, marketplace, seller, f"o{i}-{uid}", 100)
+        await asyncio.sleep(1.5)  # a sweep of the dispatcher (every second in tests) too
+        events = await history_events(env, seller)
+        signals = [
+            e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        ]
+        assert len(signals) == 1, "only the first earning's wake"
+
+        with engine.begin() as conn:
+            marketplace.update_seller(conn, seller, hold_period=timedelta(days=1))
+        sooner = await book_now(env, engine, marketplace, seller, f"soon-{uid}", 100)
+        await eventually(lambda: timer_at(sooner.hold_until))
+        events = await history_events(env, seller)
+        assert (
+            sum(
+                1
+                for e in events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
             )
+            == 2
         )
-        assert len({(r.ledger_transaction_id, r.hold_until) for r in results}) == 1
-        again = await holds.add_earning(env.client, seller, order, 800, 80, task_queue=task_queue)
-        assert again.ledger_transaction_id == results[0].ledger_transaction_id
-        with pytest.raises(WorkflowRequestError) as conflict:
-            await holds.add_earning(env.client, seller, order, 900, 80, task_queue=task_queue)
-        assert conflict.value.code == "earning_conflict"
-        assert len(await holds.get_holds(env.client, seller)) == 1
-        assert views(balances(engine, marketplace, seller)) == (720, 0, 0)
-
-        # After the hold ends and the earning posts, a late duplicate books nothing new either.
-        await env.sleep(timedelta(days=7, minutes=1))
-        await eventually(
-            lambda: _assert(views(balances(engine, marketplace, seller)) == (720, 720, 720))
-        )
-        late = await holds.add_earning(env.client, seller, order, 800, 80, task_queue=task_queue)
-        # Temporal answers the repeated update id with the first answer: the earning as booked.
-        assert late.ledger_transaction_id == results[0].ledger_transaction_id
-        assert await holds.get_holds(env.client, seller) == []
-    assert ledger_transaction_count(engine, f"earning:{order}") == 1
-
-
-async def test_an_unknown_seller_is_reported(
-    skipping_env: SkippingEnv, engine: Engine, uid: str, task_queue: str
-) -> None:
-    env = skipping_env
-    async with running_worker(env.client, engine, task_queue=task_queue):
-        with pytest.raises(WorkflowRequestError) as missing:
-            await holds.add_earning(
-                env.client, f"nobody-{uid}", f"o-{uid}", 100, task_queue=task_queue
-            )
-    assert missing.value.code == "seller_not_found"
+    with engine.begin() as conn:
+        clock = conn.execute(
+            text("SELECT wake_requested_at FROM seller_hold_clocks WHERE seller_id = :s"),
+            {"s": seller},
+        ).scalar_one()
+    assert clock is None, "the turn answered the request"
 
 
 def _assert(condition: bool) -> None:
     assert condition
+
+
+async def _running(env: SkippingEnv, seller: str) -> None:
+    state = await holds.get_holds_state(env.client, seller)
+    assert state is not None and state.timer_at is not None

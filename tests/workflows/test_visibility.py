@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from marketplace import Marketplace
+from marketplace import EarningRequest, Marketplace
 from tests.temporal_env import running_worker
 from tests.workflows.conftest import balances, create_seller, eventually, views
-from workflows import client as holds
 from workflows.types import OPEN_HOLDS, SELLER_ID, seller_holds_workflow_id
 
 
@@ -26,14 +26,21 @@ async def test_hold_workflow_is_findable_by_seller_and_counts_open_holds(
     client, seller = temporal_env.client, f"s-{uid}"
     create_seller(engine, marketplace, seller, hold_period=timedelta(seconds=4))
     async with running_worker(client, engine, task_queue=task_queue):
-        for i in range(3):
-            await holds.add_earning(
-                client, seller, f"o{i}-{uid}", 1_000, 100, task_queue=task_queue
+        # One commit of three orders: the turn it wakes counts three holds.
+        with engine.begin() as conn:
+            marketplace.book_earnings(
+                conn,
+                [EarningRequest(seller, f"o{i}-{uid}", 1_000, 100) for i in range(3)],
+                at_commit=True,
             )
         handle = client.get_workflow_handle(seller_holds_workflow_id(seller))
 
         async def three_open() -> None:
-            attributes = (await handle.describe()).typed_search_attributes
+            try:
+                description = await handle.describe()
+            except RPCError as err:  # the dispatcher's wake has not started it yet
+                raise AssertionError(err.message) from err
+            attributes = description.typed_search_attributes
             assert attributes.get(SELLER_ID) == seller
             assert attributes.get(OPEN_HOLDS) == 3
 
