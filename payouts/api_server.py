@@ -16,8 +16,9 @@ binds the listening socket once, starts N worker processes (``python -m payouts.
 
 Why not uvicorn's own ``workers=N`` supervisor: it restarts a crashed worker (logged at INFO)
 forever, exits 0 when its workers could not start, waits for a stopping worker without a time
-limit, and takes over ten signals; and its synchronous app factory cannot make the lazy Temporal
-client, which belongs to the worker's event loop.
+limit, and installs handlers for ten signals (SIGHUP, SIGQUIT, SIGUSR1, ... among them); and its
+synchronous app factory cannot make the lazy Temporal client, which belongs to the worker's event
+loop.
 
 Each worker builds what is its own: a SQLAlchemy engine (``PAYOUTS_DB_POOL_SIZE`` per process) and
 a lazy Temporal client. The admin key and the embedded PostgreSQL are the parent's business
