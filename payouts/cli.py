@@ -2,7 +2,7 @@
 
     payouts run                    everything in the foreground (make run)
     payouts worker                 the Temporal worker alone (scale out)
-    payouts api                    the HTTP API alone (scale out)
+    payouts api                    the HTTP API alone, in PAYOUTS_API_WORKERS processes
     payouts migrate                apply the database migrations and exit
     payouts api-keys create ...    create an API key and print it once
     payouts reconcile FILE         reconcile a bank statement CSV and print the report
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("payouts")
 
 
-def _configure_logging(settings: Settings) -> None:
+def configure_process_logging(settings: Settings) -> None:
     """JSON lines on stderr unless it is a terminal (observability.logs); every command."""
     from observability.logs import configure_logging
 
@@ -49,7 +49,7 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
-def _temporal_address(settings: Settings) -> str:
+def temporal_address(settings: Settings) -> str:
     return settings.temporal_address or f"127.0.0.1:{settings.payouts_temporal_port}"
 
 
@@ -90,7 +90,7 @@ async def _serve_worker(settings: Settings, engine: Engine) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    address = _temporal_address(settings)
+    address = temporal_address(settings)
     metrics, runtime = _start_worker_metrics(settings)
     connecting = asyncio.create_task(
         connect_when_ready(
@@ -141,45 +141,25 @@ def _start_worker_metrics(settings: Settings) -> tuple[WorkerMetrics | None, Run
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    """The admin key and the embedded database here, once; then the server, in this process
+    (PAYOUTS_API_WORKERS=1) or in N worker processes (payouts/api_server.py)."""
     from api.auth import ensure_admin_key
+    from payouts.api_server import run_api_workers, serve_api
 
+    workers = settings.payouts_api_workers
     with database(settings, migrate_embedded=True) as url:
         engine = create_db_engine(url, pool_size=settings.payouts_db_pool_size)
         try:
             key = ensure_admin_key(engine, settings.payouts_admin_api_key)
             if key:
                 print(f"Admin API key (shown only this once, keep it): {key}", flush=True)
-            asyncio.run(_serve_api(settings, engine))
+            if workers == 1:
+                serve_api(settings, engine)
+                return 0
         finally:
             engine.dispose()
-    return 0
-
-
-async def _serve_api(settings: Settings, engine: Engine) -> None:
-    import uvicorn
-    from temporalio.client import Client
-
-    from api.app import create_app
-
-    # Lazy: the API starts (and serves the ledger) while Temporal is still coming up; the
-    # connection is made on the first workflow call.
-    temporal = await Client.connect(
-        _temporal_address(settings), namespace=settings.temporal_namespace, lazy=True
-    )
-    app = create_app(engine, temporal_client=temporal)
-    config = uvicorn.Config(
-        app,
-        host=settings.payouts_api_host,
-        port=settings.payouts_api_port,
-        log_level=settings.payouts_log_level.lower(),
-        timeout_graceful_shutdown=5,
-        # Logging is ours (observability.logs): no uvicorn dictConfig, and the API's request
-        # line (api.observability) replaces the access log.
-        log_config=None,
-        access_log=False,
-    )
-    # uvicorn stops gracefully on SIGINT and SIGTERM, then returns here.
-    await uvicorn.Server(config).serve()
+        # Each worker process makes its own engine and Temporal client.
+        return run_api_workers(settings, url, workers)
 
 
 def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -250,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="run the Temporal worker alone").set_defaults(
         handler=cmd_worker
     )
-    commands.add_parser("api", help="serve the HTTP API alone").set_defaults(handler=cmd_api)
+    commands.add_parser(
+        "api", help="serve the HTTP API alone (PAYOUTS_API_WORKERS processes)"
+    ).set_defaults(handler=cmd_api)
     commands.add_parser("migrate", help="apply database migrations and exit").set_defaults(
         handler=cmd_migrate
     )
@@ -276,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    _configure_logging(settings)
+    configure_process_logging(settings)
     code: int = args.handler(settings, args)
     return code
 

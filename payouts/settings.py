@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (what ``taskset`` or a cpuset
+    allows), else the machine's count; at least 1. A cgroup CPU quota (``docker --cpus``) is not
+    seen: set PAYOUTS_API_WORKERS there."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 class Settings(BaseSettings):
@@ -22,6 +33,13 @@ class Settings(BaseSettings):
     payouts_api_host: str = "127.0.0.1"
     payouts_api_port: int = 8000
     payouts_admin_api_key: str | None = None
+    payouts_api_workers: int = Field(
+        default_factory=available_cpus,
+        ge=1,
+        description="API worker processes sharing the listening socket (each with its own "
+        "database pool and Temporal client). 1: the API serves in the `payouts api` process. "
+        "Unset or empty: the CPUs available.",
+    )
     payouts_db_pool_size: int = 20
     payouts_worker_max_concurrent_activities: int = 20
 
@@ -93,6 +111,13 @@ class Settings(BaseSettings):
         description="How often the worker's dispatcher looks for deliveries whose notification "
         "was missed.",
     )
+
+    @field_validator("payouts_api_workers", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any) -> Any:
+        # docker-compose passes `${PAYOUTS_API_WORKERS:-}` through as "" when .env leaves it
+        # empty: that means the default, as it does for every variable there.
+        return available_cpus() if value == "" else value
 
 
 @lru_cache(maxsize=1)

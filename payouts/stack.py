@@ -13,7 +13,6 @@ A child that exits on its own stops the rest, and the launcher exits non-zero.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
@@ -22,7 +21,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from payouts.database import EmbeddedPostgres, create_db_engine, database, migrate
+from payouts.processes import parent_death_signal
 from payouts.settings import Settings
 from payouts.temporal_server import (
     connect_when_ready,
@@ -64,22 +63,6 @@ class _StopRequested(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Child processes
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the kernel SIGTERM the child when the launcher dies (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    launcher_pid = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
 
 
 @dataclass
@@ -200,7 +183,7 @@ class Stack:
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,
             start_new_session=True,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=parent_death_signal(),
         )
         child = Child(name, process, log_path, log_offset)
         self.children.append(child)

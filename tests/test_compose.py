@@ -29,6 +29,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 from sqlalchemy import create_engine
 
+from payouts.settings import Settings, available_cpus
 from payouts.temporal_server import SEARCH_ATTRIBUTES, search_attribute_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,7 @@ EXEMPT: dict[str, dict[str, str]] = {
         **_PLATFORM_EXEMPT,
         "PAYOUTS_API_HOST": "the API's setting",
         "PAYOUTS_API_PORT": "the API's setting",
+        "PAYOUTS_API_WORKERS": "the API's setting",
         "PAYOUTS_ADMIN_API_KEY": "the API's setting (the worker needs no key)",
     },
     "rail": {
@@ -439,6 +441,25 @@ def test_services_waited_on_for_health_have_a_healthcheck() -> None:
                 )
     api_check = " ".join(service("api")["healthcheck"]["test"])
     assert "/readyz" in api_check or "/healthz" in api_check
+
+
+def test_api_workers_default_to_the_containers_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """.env.example leaves PAYOUTS_API_WORKERS empty; compose passes "" on, which the API reads
+    as its default. A value in .env is used as it is."""
+    value = environment("api")["PAYOUTS_API_WORKERS"]
+    assert value == ""
+    monkeypatch.setenv("PAYOUTS_API_WORKERS", value)
+    assert Settings().payouts_api_workers == available_cpus() >= 1
+    result = run_compose(
+        "config",
+        "--format",
+        "json",
+        env={"PAYOUTS_ADMIN_API_KEY": ADMIN_KEY, "PAYOUTS_API_WORKERS": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    set_value = json.loads(result.stdout)["services"]["api"]["environment"]["PAYOUTS_API_WORKERS"]
+    monkeypatch.setenv("PAYOUTS_API_WORKERS", set_value)
+    assert Settings().payouts_api_workers == 3
 
 
 def test_the_worker_scales_out() -> None:

@@ -1,9 +1,11 @@
 """``payouts run`` end to end: the real launcher, embedded PostgreSQL, Temporal dev server, worker
 and API, on a temporary data folder and free ports. It comes up, serves, stops every process it
-started on SIGTERM, keeps its data across a restart, and stops everything when a child dies."""
+started on Ctrl-C and on SIGTERM, keeps its data across a restart, and stops everything when a
+child dies. The API runs as ``API_WORKERS`` worker processes on uvloop and httptools."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,8 @@ START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 # The banner prints the key on the line after "Admin API key".
 KEY_PATTERN = re.compile(r"Admin API key.*\n\s+(\S+)")
+# PAYOUTS_API_WORKERS of every stack here: more than one, whatever the machine's CPU count.
+API_WORKERS = 2
 
 
 def free_port() -> int:
@@ -71,6 +76,8 @@ class StackConfig:
             PAYOUTS_API_PORT=str(self.api_port),
             PAYOUTS_TEMPORAL_PORT=str(self.temporal_port),
             PAYOUTS_TEMPORAL_UI_PORT=str(self.ui_port),
+            PAYOUTS_API_WORKERS=str(API_WORKERS),
+            PAYOUTS_LOG_FORMAT="json",  # the tests read log lines
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -86,8 +93,13 @@ def stack_config() -> Iterator[StackConfig]:
 def start_stack(config: StackConfig, output: Path) -> RunningStack:
     payouts = Path(sys.executable).parent / "payouts"
     with output.open("wb") as out:
+        # A session of its own, like a command in a terminal: a Ctrl-C is SIGINT to its group.
         process = subprocess.Popen(
-            [str(payouts), "run"], env=config.env(), stdout=out, stderr=subprocess.STDOUT
+            [str(payouts), "run"],
+            env=config.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     stack = RunningStack(
         process,
@@ -107,17 +119,76 @@ def start_stack(config: StackConfig, output: Path) -> RunningStack:
     return stack
 
 
-def stop_stack(stack: RunningStack) -> tuple[int, float, list[psutil.Process]]:
-    """SIGTERM the launcher; return its exit code, how long it took, and its former children."""
+def stop_stack(
+    stack: RunningStack, sig: signal.Signals = signal.SIGTERM
+) -> tuple[int, float, list[psutil.Process]]:
+    """SIGTERM the launcher, or SIGINT its process group as a terminal's Ctrl-C does; return its
+    exit code, how long it took, and its former children."""
     children = stack.descendants()
     started = time.monotonic()
-    stack.process.send_signal(signal.SIGTERM)
+    if sig == signal.SIGINT:
+        os.killpg(stack.process.pid, signal.SIGINT)
+    else:
+        stack.process.send_signal(sig)
     try:
         code = stack.process.wait(timeout=STOP_TIMEOUT + 30)
     finally:
         if stack.process.poll() is None:
             stack.process.kill()
     return code, time.monotonic() - started, children
+
+
+def api_processes(stack: RunningStack) -> tuple[psutil.Process, list[psutil.Process]]:
+    """``payouts api`` and its worker processes."""
+    api = next(p for p in stack.descendants() if p.cmdline()[-2:] == ["payouts", "api"])
+    return api, api.children()
+
+
+def log_records(stack: RunningStack) -> list[dict[str, object]]:
+    """The JSON log lines of every process of the stack (their stderr is the launcher's)."""
+    records = []
+    for line in stack.text().splitlines():
+        if line.startswith("{"):
+            with suppress(ValueError):
+                records.append(json.loads(line))
+    return records
+
+
+def assert_api_runs_workers(stack: RunningStack, port: int) -> None:
+    """``payouts api`` runs API_WORKERS worker processes that hold the listening socket (it holds
+    none: they serve every request) and that each say they serve on uvloop with httptools. That
+    line names the running loop's class and the protocol class uvicorn loaded, in the process
+    with that pid."""
+    api, workers = api_processes(stack)
+    assert len(workers) == API_WORKERS, [w.cmdline() for w in workers]
+    assert all("payouts.api_server" in w.cmdline() for w in workers)
+
+    def listens(process: psutil.Process) -> bool:
+        return any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            for c in process.net_connections(kind="tcp")
+        )
+
+    assert not listens(api)
+    assert all(listens(w) for w in workers)
+
+    pids = {w.pid for w in workers}
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        serving = {
+            r["pid"]: r
+            for r in log_records(stack)
+            if r.get("logger") == "payouts.api_server" and "event_loop" in r
+        }
+        if pids <= serving.keys() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert pids <= serving.keys(), f"not every worker process serves:\n{stack.text()}"
+    for pid in pids:
+        assert serving[pid]["event_loop"] == "uvloop.Loop", serving[pid]
+        assert serving[pid]["http_protocol"] == (
+            "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol"
+        ), serving[pid]
 
 
 def processes_using(data_dir: Path) -> list[psutil.Process]:
@@ -175,8 +246,9 @@ def test_run_serves_stops_cleanly_and_keeps_data(
     commands = [" ".join(p.cmdline()) for p in first.descendants()]
     for part in ("temporal server start-dev", "payouts worker", "payouts api"):
         assert any(part in command for command in commands), commands
+    assert_api_runs_workers(first, stack_config.api_port)
 
-    code, took, children = stop_stack(first)
+    code, took, children = stop_stack(first, signal.SIGINT)  # Ctrl-C
     assert code == 0, first.text()
     assert took < STOP_TIMEOUT, f"stopping took {took:.1f}s"
     assert "stopped." in first.text()
@@ -208,4 +280,24 @@ def test_a_crashed_child_stops_the_stack(
     code = stack.process.wait(timeout=STOP_TIMEOUT + 30)
     assert code != 0
     assert "worker" in stack.text() and "exited with code" in stack.text()
+    assert_nothing_left(children, stack_config.data_dir)
+
+
+def test_a_crashed_api_worker_process_stops_the_api_and_the_stack(
+    stack_config: StackConfig, tmp_path: Path, cleanup: list[RunningStack]
+) -> None:
+    """One of the API's worker processes dies: `payouts api` stops the other and exits 1 (it
+    does not restart it), and so the launcher stops everything, as for any crashed part."""
+    stack = start_stack(stack_config, tmp_path / "crash-api.log")
+    cleanup.append(stack)
+    children = stack.descendants()
+    api, workers = api_processes(stack)
+    victim = workers[0]
+    victim.kill()
+
+    code = stack.process.wait(timeout=STOP_TIMEOUT + 30)
+    assert code != 0
+    text = stack.text()
+    assert f"(pid {victim.pid}) exited with code -9; stopping the API" in text, text
+    assert f"api (pid {api.pid}) exited with code 1" in text, text
     assert_nothing_left(children, stack_config.data_dir)
