@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from api.links import document_links
 from api.observability import install_observability, readiness
 from api.problems import (
     document_problems,
@@ -84,6 +85,7 @@ def create_app(
     install_problem_handlers(app)
     install_observability(app, engine)
     document_problems(app)
+    document_links(app)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
