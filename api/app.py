@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from api.links import document_links
 from api.observability import install_observability, readiness
 from api.problems import (
     document_problems,
@@ -50,6 +51,9 @@ and the double-entry ledger underneath (following Modern Treasury's Ledgers API)
 * Every POST accepts an `Idempotency-Key` header: a retry with the same key and body returns the
   first response again (with `Idempotency-Replayed: true`).
 * Errors are `application/problem+json` (RFC 9457) with a stable `code`.
+* Request bodies are strict: a field the operation does not declare is a 422 `validation_error`
+  that names it in `unknown_parameters` (e.g. `["ledger_entries.0.memo"]`), and nothing is done.
+  `metadata` takes any keys.
 * Lists page with `per_page` and `after_cursor` (the previous page's `next_cursor`).
 * Platform keys (admin, operator) see everything; a seller key sees its own seller only (another
   seller's resources are 404) and changes nothing.
@@ -82,6 +86,7 @@ def create_app(
     install_problem_handlers(app)
     install_observability(app, engine)
     document_problems(app)
+    document_links(app)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:

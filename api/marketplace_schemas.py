@@ -81,8 +81,11 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "format": "duration", "examples": ["P7D", "PT5S"]}),
 ]
+# A plain str: pydantic leaves ``pattern`` out of the JSON schema of a type with an
+# AfterValidator (``Text``), so the schema would not say which ids are refused. The pattern
+# already keeps out NUL and anything but ASCII.
 SellerId = Annotated[
-    Text,
+    str,
     Field(
         min_length=1,
         max_length=128,

@@ -1,11 +1,11 @@
 """Every error the API returns, as ``application/problem+json`` (RFC 9457), mapped in one place.
 
 A problem has ``type``, ``title``, ``status``, ``detail``, ``instance`` and a stable ``code`` that
-clients branch on, plus extras that help (``errors`` for validation, ``account_id`` for a failed
-balance condition, ...). Ledger, marketplace and workflow errors are mapped by their ``code``
-(``DOMAIN_ERROR_STATUS``); FastAPI's validation errors, Starlette's HTTP errors and anything
-unexpected are rendered the same way. Temporal out of reach is a 503 ``temporal_unavailable``
-(``api.workflow_calls``).
+clients branch on, plus extras that help (``errors`` for validation, ``unknown_parameters`` for
+body fields no request model declares, ``account_id`` for a failed balance condition, ...).
+Ledger, marketplace and workflow errors are mapped by their ``code`` (``DOMAIN_ERROR_STATUS``);
+FastAPI's validation errors, Starlette's HTTP errors and anything unexpected are rendered the
+same way. Temporal out of reach is a 503 ``temporal_unavailable`` (``api.workflow_calls``).
 """
 
 from __future__ import annotations
@@ -115,6 +115,25 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
         "instance": {"type": "string", "description": "The request's path."},
         "code": {"type": "string", "description": "Stable error code, e.g. `seller_not_found`."},
+        "errors": {
+            "type": "array",
+            "description": "`validation_error`: each invalid field, `loc` its path.",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string", "description": "`extra_forbidden`: unknown."},
+                },
+            },
+        },
+        "unknown_parameters": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "`validation_error`: the body's fields that the operation does not "
+            "know, by path (`ledger_entries.0.memo`); the request did nothing.",
+        },
     },
     "additionalProperties": True,
 }
@@ -128,7 +147,8 @@ ERROR_RESPONSES: Mapping[int, str] = {
     409: "Conflicts with the current state or an earlier request (`conflict`, ...).",
     413: "The request body is too large: `payload_too_large`.",
     415: "Unsupported request content type: `unsupported_media_type`.",
-    422: "Invalid input (`validation_error` with `errors`) or refused by the domain.",
+    422: "Invalid input (`validation_error` with `errors`; unknown body fields are refused and "
+    "named in `unknown_parameters`) or refused by the domain.",
     503: "A dependency (the database, Temporal) is down or contended: retry later.",
 }
 
@@ -228,6 +248,15 @@ def _loc(loc: Any) -> str:
     return ".".join(str(part) for part in loc)
 
 
+# pydantic's error type for a field that a model with ``extra="forbid"`` does not declare.
+UNKNOWN_FIELD_ERROR = "extra_forbidden"
+
+
+def _parameter(loc: list[Any]) -> str:
+    """A body field's path without the leading ``body``: ``ledger_entries.0.memo``."""
+    return _loc(loc[1:] if loc[:1] == ["body"] else loc)
+
+
 def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -247,15 +276,23 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in errors
     ]
-    first = simplified[0] if simplified else {"loc": [], "msg": "invalid request"}
-    more = f" (and {len(simplified) - 1} more)" if len(simplified) > 1 else ""
-    return problem_response(
-        request,
-        422,
-        "validation_error",
-        f"{_loc(first['loc'])}: {first['msg']}{more}",
-        extras={"errors": simplified},
-    )
+    # Unknown fields are named as Stripe names an unknown parameter: by their path in the body
+    # (``ledger_entries.0.memo``), in the detail and in ``unknown_parameters``. The code stays
+    # ``validation_error``, so a request with an unknown field and a bad value has one code.
+    unknown = [_parameter(e["loc"]) for e in simplified if e["type"] == UNKNOWN_FIELD_ERROR]
+    others = [e for e in simplified if e["type"] != UNKNOWN_FIELD_ERROR]
+    parts = []
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        parts.append(f"Received unknown parameter{plural}: {', '.join(unknown)}.")
+    if others or not unknown:
+        first = others[0] if others else {"loc": [], "msg": "invalid request"}
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        parts.append(f"{_loc(first['loc'])}: {first['msg']}{more}")
+    extras: dict[str, Any] = {"errors": simplified}
+    if unknown:
+        extras["unknown_parameters"] = unknown
+    return problem_response(request, 422, "validation_error", " ".join(parts), extras=extras)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

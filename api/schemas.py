@@ -68,6 +68,11 @@ LockVersion = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
 
 
 class RequestModel(BaseModel):
+    """The base of every request body model (nested ones too): an unknown field is a 422
+    ``validation_error`` naming it in ``unknown_parameters`` (``api.problems``), and the OpenAPI
+    schema says ``additionalProperties: false``. Free-form ``dict`` fields (metadata) still take
+    any keys. Response models derive from ``BaseModel``."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
 from api.routing import ApiRoute
+from api.schemas import RequestModel
 from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible
 from api.workflow_calls import WorkflowsDep
 from marketplace.payout_runs import PayoutRun, list_payout_runs, payout_preview
@@ -30,9 +31,7 @@ router = APIRouter(prefix="/v1/sellers", tags=["payout schedules"], route_class=
 RECENT_RUNS = 20
 
 
-class PayoutScheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PayoutScheduleIn(RequestModel):
     interval: Literal["daily", "weekly", "monthly", "manual"]
     weekly_anchor: str | None = Field(None, description="weekly: monday .. sunday")
     monthly_anchor: int | None = Field(
@@ -45,15 +44,11 @@ class PayoutScheduleIn(BaseModel):
     )
 
 
-class NoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NoteIn(RequestModel):
     note: str | None = Field(None, max_length=1000)
 
 
-class PauseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PauseIn(RequestModel):
     note: str = Field(min_length=1, max_length=1000, description="why (shown to operators)")
 
 

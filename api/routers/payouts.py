@@ -23,7 +23,7 @@ from api.dependencies import DbConnection
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas import ListResponse
+from api.schemas import ListResponse, RequestModel
 from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible, is_seller_key
 from api.workflow_calls import WorkflowsDep
 from marketplace import Payout, PayoutAccount, PayoutNotFound, Payouts
@@ -32,7 +32,7 @@ from workflows import payout_client
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
 
 
-class PayoutAccountIn(BaseModel):
+class PayoutAccountIn(RequestModel):
     account_number: str = Field(pattern=r"^[0-9]{4,34}$")
     routing_number: str = Field(pattern=r"^[0-9]{9}$")
     holder_name: str = Field(min_length=1, max_length=200)
@@ -61,7 +61,7 @@ class PayoutAccountOut(BaseModel):
         )
 
 
-class PayoutCreate(BaseModel):
+class PayoutCreate(RequestModel):
     amount: int | None = Field(
         default=None, gt=0, description="Minor units; default: the whole available balance."
     )

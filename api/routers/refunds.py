@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api.dependencies import DbConnection
 from api.problems import Problem
 from api.routing import ApiRoute
+from api.schemas import RequestModel
 from api.scoping import MarketplaceDep, PlatformAccess, earning_not_found
 from api.workflow_calls import WorkflowsDep
 from marketplace import EarningNotFound
@@ -29,7 +30,7 @@ from workflows import payout_client
 router = APIRouter(tags=["refunds"], route_class=ApiRoute)
 
 
-class RefundCreate(BaseModel):
+class RefundCreate(RequestModel):
     amount: int | None = Field(default=None, gt=0, description="Gross; default: all that is left.")
     refund_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -6,9 +6,19 @@ an admin key. Each response must not be a server error and must match the schema
 status code, a documented content type and a body that validates (errors are problem+json, see
 ``api.routing.DOCUMENTED_ERRORS``).
 
-Bounded for CI: ``PAYOUTS_FUZZ_EXAMPLES`` examples per operation (default 15), derandomized so a
-run is reproducible. Raise it locally for a deeper search, e.g.
-``PAYOUTS_FUZZ_EXAMPLES=200 .venv/bin/pytest tests/api/test_schemathesis.py``.
+Two runs, with the same checks:
+
+- per operation: ``PAYOUTS_FUZZ_EXAMPLES`` examples each (default 15);
+- stateful: ``PAYOUTS_FUZZ_SCENARIOS`` scenarios (default 60) of up to ``PAYOUTS_FUZZ_STEPS``
+  calls (default 20) that follow the schema's OpenAPI links (``api.links``): create a ledger,
+  then read it and create an account in it, create a seller, then read, change and book for it,
+  ... so the item routes answer for ids that exist, not only 404. Only the declared links are
+  followed (Schemathesis' own link inference is off), with valid input only, and the run must
+  have reached existing resources (``MUST_REACH``).
+
+Both are derandomized so a run is reproducible. Raise them locally for a deeper search, e.g.
+``PAYOUTS_FUZZ_EXAMPLES=200 PAYOUTS_FUZZ_SCENARIOS=300 .venv/bin/pytest
+tests/api/test_schemathesis.py``.
 """
 
 from __future__ import annotations
@@ -16,19 +26,23 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.transport import Response
 from sqlalchemy import Engine, create_engine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -39,6 +53,8 @@ from tests.api.conftest import make_key
 from tests.temporal_env import new_task_queue, running_worker
 
 FUZZ_EXAMPLES = int(os.environ.get("PAYOUTS_FUZZ_EXAMPLES", "15"))
+FUZZ_SCENARIOS = int(os.environ.get("PAYOUTS_FUZZ_SCENARIOS", "60"))
+FUZZ_STEPS = int(os.environ.get("PAYOUTS_FUZZ_STEPS", "20"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -110,8 +126,31 @@ def fuzzed_app(engine: Engine, temporal_env: WorkflowEnvironment, fuzz_task_queu
 
 # The schema is the app's own; it needs no database, so an engine that never connects serves to
 # load it at collection time (one test per operation). The requests go to ``fuzzed_app``.
-schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(create_engine("postgresql+psycopg://schema-only/none"))
+schema_app = create_app(create_engine("postgresql+psycopg://schema-only/none"))
+schema = schemathesis.openapi.from_asgi("/openapi.json", schema_app)
+# The stateful run follows the links the app declares, and only those: with Schemathesis' own
+# inference (from response schemas and path names) a link missing from api.links would go
+# unnoticed. Its input is valid only: invalid input (a missing key, a wrong type) is the
+# per-operation run's job, and here it would end most chains at their first step.
+STATEFUL_CONFIG = {"generation": {"mode": "positive"}, "inference": {"algorithms": []}}
+stateful_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    schema_app,
+    config=SchemathesisConfig.from_dict({"phases": {"stateful": STATEFUL_CONFIG}}),
+)
+
+# Operations that answer 200 only for a resource that exists: the stateful run must have reached
+# each (through a link; a random id is a 404), or its links lead nowhere.
+MUST_REACH = (
+    "GET /v1/ledgers/{ledger_id}",
+    "GET /v1/ledger_accounts/{ledger_account_id}",
+    "GET /v1/sellers/{seller_id}",
+    "PATCH /v1/sellers/{seller_id}",
+    "GET /v1/sellers/{seller_id}/balances",
+    "GET /v1/sellers/{seller_id}/earnings/{order_id}",
+    "GET /v1/webhook_endpoints/{endpoint_id}",
+    "DELETE /v1/webhook_endpoints/{endpoint_id}",
+    "GET /v1/disputes/{dispute_id}",
 )
 
 
@@ -129,3 +168,86 @@ def test_api_conforms_to_its_schema(
     case.call_and_validate(
         app=fuzzed_app, headers={"Authorization": f"Bearer {fuzz_admin_key}"}, checks=CHECKS
     )
+
+
+# Ids the client chooses, by operation: the stateful run makes each unique per request.
+CLIENT_IDS = {
+    "POST /v1/sellers": ("id",),
+    "POST /v1/disputes": ("id",),
+    "POST /v1/sellers/{seller_id}/earnings": ("order_id",),
+    "POST /v1/sellers/{seller_id}/earnings/{order_id}/refund": ("refund_id",),
+    "POST /v1/ledger_accounts": ("external_id",),
+    "POST /v1/ledger_transactions": ("external_id",),
+    "POST /v1/ledger_transactions/{ledger_transaction_id}/reversal": ("external_id",),
+}
+
+
+def make_ids_unique(case: schemathesis.Case) -> None:
+    """Hypothesis starts new scenarios from the steps of earlier ones, and must see the same
+    answers to the same steps: a seller created in one scenario would exist in the next (200, not
+    201, and the chain from it would vanish), an Idempotency-Key used again for another body is a
+    422. So the ids the client chooses get a suffix of their own per request, which keeps a valid
+    id valid (and an invalid one invalid), and every POST a key of its own."""
+    suffix = f"-{uuid.uuid4().hex[:12]}"
+    body = case.body
+    for name in CLIENT_IDS.get(case.operation.label, ()):
+        if isinstance(body, dict) and isinstance(body.get(name), str):
+            body[name] = body[name][:100] + suffix
+    if case.operation.method.upper() == "POST":
+        case.headers = {**(case.headers or {}), "Idempotency-Key": str(uuid.uuid4())}
+
+
+def test_api_conforms_to_its_schema_statefully(fuzzed_app: FastAPI, fuzz_admin_key: str) -> None:
+    headers = {"Authorization": f"Bearer {fuzz_admin_key}"}
+    answered: Counter[tuple[str, int]] = Counter()
+    sellers: set[str] = set()
+    earnings_of_sellers = 0
+
+    class Scenario(stateful_schema.as_state_machine()):
+        def before_call(self, case: schemathesis.Case) -> None:
+            make_ids_unique(case)
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"app": fuzzed_app, "headers": headers}
+
+        def after_call(self, response: Response, case: schemathesis.Case) -> None:
+            nonlocal earnings_of_sellers
+            super().after_call(response, case)
+            label = case.operation.label
+            answered[label, response.status_code] += 1
+            if label == "POST /v1/sellers" and response.status_code == 201:
+                sellers.add(response.json()["id"])
+            if label == "GET /v1/sellers/{seller_id}/earnings" and response.status_code == 200:
+                # A list answers 200 for any seller id: count the ones created in this run.
+                earnings_of_sellers += (case.path_parameters or {}).get("seller_id") in sellers
+
+        def validate_response(
+            self,
+            response: Response,
+            case: schemathesis.Case,
+            additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            case.validate_response(
+                response,
+                checks=CHECKS,
+                additional_checks=additional_checks,
+                headers=headers,
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    Scenario.run(
+        settings=settings(
+            max_examples=FUZZ_SCENARIOS,
+            stateful_step_count=FUZZ_STEPS,
+            phases=[Phase.generate],
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    unreached = [label for label in MUST_REACH if not answered[label, 200]]
+    assert unreached == [], f"no 200 for existing ids; answered: {sorted(answered.items())}"
+    assert earnings_of_sellers > 0, "no earnings list of a seller the run created"

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -145,6 +146,15 @@ def test_invalid_sellers_are_422(client: TestClient, uid: str, terms: dict[str, 
     body = {"id": f"bad-{uid}", "name": "Bad", "currency": "USD", **terms}
     assert_problem(client.post("/v1/sellers", json=body), 422, "validation_error")
     assert_problem(client.get(f"/v1/sellers/bad-{uid}"), 404, "seller_not_found")
+
+
+def test_the_schema_says_which_seller_ids_are_valid(app: FastAPI) -> None:
+    """The id's pattern is in the OpenAPI schema, not only enforced: clients and Schemathesis
+    read it (pydantic leaves a pattern out after an AfterValidator)."""
+    schemas = app.openapi()["components"]["schemas"]
+    pattern = "^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+    assert schemas["SellerCreate"]["properties"]["id"]["pattern"] == pattern
+    assert schemas["DisputeCreate"]["properties"]["seller_id"]["pattern"] == pattern
 
 
 @pytest.mark.parametrize(
