@@ -205,6 +205,7 @@ class SellerBalancesOut(BaseModel):
     on_hold: int = Field(description="Net of earnings still in their hold period.")
     in_reserve: int = Field(description="Rolling reserves held back from posted earnings.")
     in_dispute: int = Field(description="Open chargebacks.")
+    in_transit: int = Field(description="Payouts reserved and not yet paid.")
     ledger_account_id: str
     lock_version: int
 

@@ -8,6 +8,10 @@ commits it: an API request, an activity, a test's ``engine.begin()``), the queue
 the COMMIT go to the server as one simple-protocol message (parameters bound on the client by
 psycopg, safely quoted). A rollback drops them.
 
+On a connection in autocommit mode (``isolation_level="AUTOCOMMIT"``: its reads each ran on
+their own, with no BEGIN round trip) the message is ``BEGIN; ...; COMMIT``: for a unit of work
+whose every write is deferred, that is the whole transaction in one message.
+
 What a deferred statement means for its caller:
 
 * it runs after every statement the caller executed directly, in the order deferred;
@@ -79,9 +83,16 @@ def _flush_with_commit(conn: Connection) -> None:
     statements: Sequence[Statement] | None = conn.info.pop(_KEY, None)
     if not statements:
         return
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    # A connection in autocommit mode (its reads ran as statements of their own) has no
+    # transaction open: the message opens one.
+    begin = (
+        "BEGIN;\n" if driver.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE else ""
+    )
     _send(
         conn,
-        ";\n".join(s.sql for s in statements) + ";\nCOMMIT",
+        begin + ";\n".join(s.sql for s in statements) + ";\nCOMMIT",
         [p for s in statements for p in s.params],
         committing=True,
     )

@@ -105,27 +105,8 @@ SELECT ledger_check_conditions(id, %s) FROM ledger_transactions WHERE id = %s
 
 
 # Set-based writes (also deferred to the commit, ledger_core.deferred): JSON arrays of rows.
-_SET_INSERT = """
-WITH txn AS (
-    INSERT INTO ledger_transactions (
-        id, ledger_id, status, effective_at, external_id, description, metadata, total_amount,
-        request_hash, created_at, updated_at, posted_at)
-    SELECT id, ledger_id, status, effective_at, external_id, description, metadata, total_amount,
-           request_hash, created_at, created_at, posted_at
-      FROM jsonb_to_recordset(%s::jsonb) AS x(
-           id uuid, ledger_id uuid, status text, effective_at timestamptz, external_id text,
-           description text, metadata jsonb, total_amount bigint, request_hash text,
-           created_at timestamptz, posted_at timestamptz)
-    RETURNING id, ledger_id, created_at
-)
-INSERT INTO ledger_entries (id, transaction_id, ledger_id, account_id, direction, amount,
-                            ordinal, created_at)
-SELECT e.id, txn.id, txn.ledger_id, e.account_id, e.direction, e.amount, e.ordinal, txn.created_at
-  FROM txn JOIN jsonb_to_recordset(%s::jsonb) AS e(
-       id uuid, transaction_id uuid, account_id uuid, direction text, amount bigint,
-       ordinal smallint) ON e.transaction_id = txn.id
- ORDER BY e.account_id, e.transaction_id
-"""
+# ledger_insert_transactions: see the 0006 migration (a function, so its plan is kept).
+_SET_INSERT = "SELECT ledger_insert_transactions(%s::jsonb, %s::jsonb)"
 _SET_CHECK = """
 SELECT ledger_check_conditions(x.id, x.conditions)
   FROM jsonb_to_recordset(%s::jsonb) AS x(id uuid, conditions jsonb)

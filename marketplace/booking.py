@@ -4,10 +4,11 @@ on hold; Temporal keeps the time).
 
 ``book_earnings`` reads what it needs in one statement (each seller's terms and any earning of
 the same seller and order), decides every item in Python, and writes set-based: one statement
-for the ledger transactions and entries, one for the earnings, one for the events, one for the
-hold clocks. With ``at_commit`` those statements go to PostgreSQL with the COMMIT as one message
-(``ledger_core.deferred``), so the hot rows they lock (the platform's clearing and fees
-accounts, which every order touches) are held only while the server works.
+for the earnings, one for the events, one for the hold clocks, and last one for the ledger
+transactions and entries. With ``at_commit`` those statements go to PostgreSQL with the COMMIT as
+one message (``ledger_core.deferred``), so the hot rows they lock (the platform's clearing and
+fees accounts, which every order touches) are held only while the server works, and only for the
+last statement and the COMMIT.
 
 Idempotent by (seller, order): an item booked before answers with the earning as it is now
 (``created`` False), or ``earning_conflict`` if its amount or fee differ. Two requests racing on
@@ -104,21 +105,9 @@ SELECT r.i, s.id AS seller_id, s.currency, s.ledger_account_id, s.hold_period_se
 """
 )
 
-# The earnings rows, new or fail: a concurrent booking of the same pair fails this commit.
-_INSERT = """
-INSERT INTO earnings (order_id, seller_id, currency, amount, fee, net, ledger_transaction_id,
-                      status, hold_until, reserve_percent_bp, reserve_period_seconds,
-                      reserve_amount, metadata, created_at, updated_at, refunded_amount)
-SELECT order_id, seller_id, currency, amount, fee, net, ledger_transaction_id, 'on_hold',
-       hold_until, reserve_percent_bp, reserve_period_seconds, reserve_amount, metadata,
-       created_at, created_at, 0
-  FROM jsonb_to_recordset(%s::jsonb) AS x(
-       order_id text, seller_id text, currency text, amount bigint, fee bigint, net bigint,
-       ledger_transaction_id uuid, hold_until timestamptz, reserve_percent_bp int,
-       reserve_period_seconds bigint, reserve_amount bigint, metadata jsonb,
-       created_at timestamptz)
- ORDER BY seller_id, order_id
-"""
+# The earnings rows, new or fail: a concurrent booking of the same pair fails this commit
+# (marketplace_insert_earnings, in the 0006 migration).
+_INSERT = "SELECT marketplace_insert_earnings(%s::jsonb)"
 
 
 class Booking:
@@ -270,10 +259,11 @@ class Booking:
         *,
         at_commit: bool,
     ) -> None:
-        # Ledger first (it locks the accounts, in id order), then the rows whose triggers keep
-        # the sellers' totals, the events, the clocks: the order every writer of a seller's
-        # money follows, so that none of them deadlock.
-        self.market.ledger.create_transactions(conn, txns, ids=ids, at_commit=at_commit)
+        # The earnings first: their trigger locks the sellers' running totals (in seller order),
+        # which every writer of a seller's money takes before the ledger's accounts
+        # (Marketplace.lock_seller). Then the events and the clocks (the sellers' own rows), and
+        # the ledger last: the platform's clearing and fees accounts, which every order touches,
+        # are locked only for that statement and the COMMIT.
         rows = [
             {
                 "order_id": e.order_id,
@@ -308,6 +298,7 @@ class Booking:
             at_commit=at_commit,
         )
         run(conn, clock_statement(_earliest(earnings)), at_commit=at_commit)
+        self.market.ledger.create_transactions(conn, txns, ids=ids, at_commit=at_commit)
 
 
 def _earliest(earnings: list[Earning]) -> dict[str, datetime]:

@@ -209,50 +209,11 @@ class DeliveryRequest:
 
 # -------------------------------------------------------------------- recording
 
-# Events of several sellers in one statement: each seller's stream moves on by its number of
-# events (the row lock orders a seller's events: sequence order is commit order), the events get
-# consecutive sequences in input order, and every subscribed endpoint one pending delivery; one
-# notification per delivery stream. ``{input}`` yields (ord, id, seller_id, type, data, available):
-# the JSON rows given, or the seller's balance event when its available balance moved.
-_RECORD = """
-WITH input AS ({input}),
-counts AS (
-    SELECT seller_id, count(*) AS n,
-           (array_agg(available ORDER BY ord DESC) FILTER (WHERE available IS NOT NULL))[1]
-               AS available
-      FROM input GROUP BY seller_id
-), stream AS (
-    INSERT INTO event_streams AS s (seller_id, last_sequence, last_available)
-    SELECT seller_id, n, available FROM counts ORDER BY seller_id
-    ON CONFLICT (seller_id) DO UPDATE
-        SET last_sequence = s.last_sequence + EXCLUDED.last_sequence,
-            last_available = COALESCE(EXCLUDED.last_available, s.last_available)
-    RETURNING s.seller_id, s.last_sequence
-), ev AS (
-    INSERT INTO events (id, seller_id, sequence, type, data, created_at)
-    SELECT i.id, i.seller_id,
-           st.last_sequence - c.n + row_number() OVER (PARTITION BY i.seller_id ORDER BY i.ord),
-           i.type, i.data, %s
-      FROM input i JOIN stream st USING (seller_id) JOIN counts c USING (seller_id)
-     ORDER BY i.ord
-    RETURNING id, seller_id, sequence, type
-), fan AS (
-    INSERT INTO webhook_deliveries
-        (id, event_id, endpoint_id, seller_id, sequence, status, created_at, updated_at)
-    SELECT 'whd_' || lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
-                  || substr(md5(random()::text || e.id || ev.id), 1, 20),
-           ev.id, e.id, ev.seller_id, ev.sequence, 'pending', %s, %s
-    FROM ev CROSS JOIN webhook_endpoints e
-    WHERE e.deleted_at IS NULL AND (ev.type = ANY (e.event_types) OR '*' = ANY (e.event_types))
-    RETURNING endpoint_id, seller_id
-)
-SELECT count(pg_notify('webhook_deliveries', endpoint_id || ' ' || seller_id))
-  FROM (SELECT DISTINCT endpoint_id, seller_id FROM fan) streams
-"""
-_GIVEN = """
-SELECT ord, id, seller_id, type, data, NULL::bigint AS available
-  FROM jsonb_to_recordset(%s::jsonb) AS x(ord int, id text, seller_id text, type text, data jsonb)
-"""
+# Events of several sellers in one statement (marketplace_record_events, in the 0006 migration):
+# each seller's stream moves on by its number of events (the row lock orders a seller's events:
+# sequence order is commit order), the events get consecutive sequences in input order, and every
+# subscribed endpoint one pending delivery; one notification per delivery stream.
+_RECORD = "SELECT marketplace_record_events(%s::jsonb, %s)"
 # A credit-normal seller account's views (DESIGN.md); the previous available is what the stream
 # last reported (0 before any). The caller's writes locked the account, so a seller's balance
 # events are serialised and each compares with the one before.
@@ -273,6 +234,13 @@ SELECT 1 AS ord, %s::text AS id, b.seller_id, 'balance.available_changed'::text 
           FROM ledger_accounts a WHERE a.id = %s) b
  WHERE b.available <> b.before
 """
+# Constant text: the subquery is this module's own SQL, the values are parameters.
+_RECORD_AVAILABLE_CHANGED = f"""
+SELECT marketplace_record_events(
+    coalesce((SELECT jsonb_agg(to_jsonb(changed)) FROM ({_AVAILABLE_CHANGED}) changed),
+             '[]'::jsonb),
+    %s)
+"""  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,13 +273,8 @@ def record_events(
         }
         for i, (event_id, e) in enumerate(zip(ids, new, strict=True))
     ]
-    now = _now()
     data = json.dumps(rows, default=_json_default, separators=(",", ":"))
-    run(
-        conn,
-        Statement(_RECORD.format(input=_GIVEN), (data, now, now, now)),
-        at_commit=at_commit,
-    )
+    run(conn, Statement(_RECORD, (data, _now())), at_commit=at_commit)
     return ids
 
 
@@ -336,8 +299,8 @@ def record_available_change(
     run(
         conn,
         Statement(
-            _RECORD.format(input=_AVAILABLE_CHANGED),
-            (new_event_id(), seller_id, currency, seller_id, account_id, *([_now()] * 3)),
+            _RECORD_AVAILABLE_CHANGED,
+            (new_event_id(), seller_id, currency, seller_id, account_id, _now()),
         ),
         at_commit=at_commit,
     )

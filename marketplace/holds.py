@@ -16,8 +16,9 @@ signals the workflow on the notification; its sweep (``sellers_to_wake``) wakes 
 whose request went unanswered or whose timer passed unobserved, so a lost notification (the
 dispatcher was down, Temporal was) delays a release, never strands it.
 
-Lock order, as every writer of a seller's money: earnings rows, ledger accounts (in id order),
-the seller's running totals, its event stream, its clock.
+Lock order, as every writer of a seller's money: earnings rows, the seller's running totals
+(``Marketplace.lock_seller``), then the ledger's accounts, its event stream and its clock in
+whatever order (the seller's lock is held by one writer at a time).
 """
 
 from __future__ import annotations
@@ -56,24 +57,9 @@ def reserve_external_id(seller_id: str, order_id: str) -> str:
 
 
 # A booking's hold ends at ``due`` (the earliest per seller of one commit): it asks for a wake
-# if the workflow would look later than max(due, not_before), and then notifies. The upsert locks
-# the clock row either way, so it is ordered with the workflow's turn that rewrites the clock.
-_CLOCK = """
-WITH req AS (
-    SELECT seller_id, due FROM jsonb_to_recordset(%s::jsonb) AS x(seller_id text, due timestamptz)
-), woken AS (
-    INSERT INTO seller_hold_clocks AS c
-        (seller_id, wake_requested_at, wake_requested_on, updated_at)
-    SELECT seller_id, due, now(), now() FROM req ORDER BY seller_id
-    ON CONFLICT (seller_id) DO UPDATE
-        SET wake_requested_at = greatest(EXCLUDED.wake_requested_at, c.not_before),
-            wake_requested_on = now()
-        WHERE greatest(EXCLUDED.wake_requested_at, coalesce(c.not_before, '-infinity'))
-              < least(coalesce(c.timer_at, 'infinity'), coalesce(c.wake_requested_at, 'infinity'))
-    RETURNING c.seller_id
-)
-SELECT count(pg_notify('seller_holds', seller_id)) FROM woken
-"""
+# if the workflow would look later than max(due, not_before), and then notifies
+# (marketplace_request_wakes, in the 0006 migration).
+_CLOCK = "SELECT marketplace_request_wakes(%s::jsonb)"
 
 
 def clock_statement(due: dict[str, datetime]) -> Statement:
@@ -111,6 +97,10 @@ UPDATE seller_hold_clocks c
   FROM timer
  WHERE c.seller_id = %s
 """
+
+_LOCK_SELLER = (
+    "SELECT count(*) FROM (SELECT 1 FROM seller_balances WHERE seller_id = %s FOR NO KEY UPDATE) s"
+)
 
 _DUE_HOLDS = text(
     """
@@ -313,6 +303,8 @@ class Holds:
                 }
             )
         if updates:
+            # The seller first, then its accounts (Marketplace.lock_seller).
+            run(conn, Statement(_LOCK_SELLER, (seller_id,)), at_commit=True)
             accounts = [
                 account_id,
                 platform.account(PlatformAccount.CLEARING),

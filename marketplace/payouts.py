@@ -359,6 +359,7 @@ class Payouts:
                 f"seller {seller_id!r} has no payout account; it is not paid until it has one",
                 seller_id=seller_id,
             ) from None
+        self.marketplace.lock_seller(conn, seller_id)
         available = self.marketplace.seller_balances(conn, seller_id).available
         if amount is None:
             if available <= 0:
@@ -565,9 +566,11 @@ class Payouts:
         return payout
 
     def _locked(self, conn: Connection, payout_id: str) -> Row[Any]:
+        """The payout's row, locked, and then its seller (``Marketplace.lock_seller``)."""
         row = self._payout_row(conn, payout_id, for_update=True)
         if row is None:
             raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+        self.marketplace.lock_seller(conn, row.seller_id)
         return row
 
     @staticmethod
@@ -630,6 +633,7 @@ class Payouts:
             raise market_errors.EarningNotFound(
                 f"earning of order {order_id!r} of seller {seller_id!r} not found"
             )
+        self.marketplace.lock_seller(conn, seller_id)
         existing = self._refund_row(conn, refund_id)
         if existing is not None:
             if (existing.seller_id, existing.order_id) != (seller_id, order_id) or (

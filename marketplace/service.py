@@ -40,6 +40,7 @@ from ledger_core import (
     NewEntry,
     NewLedgerTransaction,
     NormalBalance,
+    RunningTotals,
     TransactionStatus,
     ValidationFailed,
 )
@@ -170,6 +171,14 @@ class Marketplace:
             with self._cache_lock:
                 self._platforms[currency] = platform
         return platform
+
+    def lock_seller(self, conn: Connection, seller_id: str) -> None:
+        """Lock the seller's running totals (``seller_balances``) until the database transaction
+        ends. Every writer of a seller's money takes this lock before the ledger's accounts (a
+        booking's earnings insert takes it by its trigger), so writers of one seller queue here
+        and the platform accounts they all touch are locked only by whoever holds it: no lock
+        cycle, whatever order their statements come in."""
+        conn.execute(_LOCK_SELLER, {"seller": seller_id})
 
     def seller_account(self, conn: Connection, seller_id: str) -> tuple[uuid.UUID, str]:
         """The seller's ledger account and currency (``SellerNotFound`` if unknown)."""
@@ -626,11 +635,13 @@ class Marketplace:
         return str(found[0])
 
     def _locked_earning(self, conn: Connection, seller_id: str, order_id: str) -> Row[Any]:
+        """The earning's row, locked, and then the seller (``lock_seller``)."""
         row = self._earning_row(conn, seller_id, order_id, for_update=True)
         if row is None:
             raise errors.EarningNotFound(
                 f"earning of order {order_id!r} of seller {seller_id!r} not found"
             )
+        self.lock_seller(conn, seller_id)
         return row
 
     @staticmethod
@@ -675,6 +686,7 @@ class Marketplace:
             return _same_dispute(existing, seller_id, order_id, amount)
         seller = self.get_seller(conn, seller_id)
         platform = self.platform_ledger(conn, seller.currency)
+        self.lock_seller(conn, seller_id)
         try:
             txn = self.ledger.create_transaction(
                 conn,
@@ -743,6 +755,7 @@ class Marketplace:
         if row is None:
             raise errors.DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
         if row.status == DisputeStatus.OPEN:
+            self.lock_seller(conn, row.seller_id)
             if outcome is DisputeOutcome.WON:
                 self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             else:
@@ -829,8 +842,16 @@ class Marketplace:
             in_transit=row.in_transit,
             ledger_account_id=row.ledger_account_id,
             lock_version=row.lock_version,
+            totals=RunningTotals(
+                pending_debits=row.pending_debits,
+                pending_credits=row.pending_credits,
+                posted_debits=row.posted_debits,
+                posted_credits=row.posted_credits,
+            ),
         )
 
+
+_LOCK_SELLER = text("SELECT 1 FROM seller_balances WHERE seller_id = :seller FOR NO KEY UPDATE")
 
 # Seller accounts are credit-normal (what the platform owes); the views follow DESIGN.md.
 _BALANCES = text(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from ledger_core.types import NormalBalance
+from ledger_core.types import Balances, NormalBalance, RunningTotals
 
 T = TypeVar("T")
 
@@ -190,6 +190,12 @@ class SellerBalances:
     in_transit: int
     ledger_account_id: uuid.UUID
     lock_version: int
+    totals: RunningTotals
+    """The seller account's running totals (each view's credits and debits: ``views``)."""
+
+    @property
+    def views(self) -> Balances:
+        return self.totals.balances(NormalBalance.CREDIT)
 
 
 @dataclass(frozen=True, slots=True)

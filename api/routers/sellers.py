@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.auth import CurrentPrincipal
-from api.dependencies import DbConnection, LedgerServiceDep
+from api.dependencies import DbConnection
 from api.marketplace_schemas import SellerBalancesOut, SellerCreate, SellerOut, SellerUpdate
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
 from api.routing import ApiRoute
@@ -118,15 +118,14 @@ def get_seller_balances(
     seller_id: str,
     conn: DbConnection,
     market: MarketplaceDep,
-    ledger: LedgerServiceDep,
     principal: CurrentPrincipal,
 ) -> SellerBalancesOut:
     """Pending, posted and available (DESIGN.md, "The seller's money, step by step"), each with
-    its credits and debits, and what is on hold, in reserve and in dispute."""
+    its credits and debits, and what is on hold, in reserve, in dispute and in transit (running
+    totals: the same cost whatever the seller's history)."""
     check_seller_visible(principal, seller_id)
-    summary = market.seller_balances(conn, seller_id)
-    account = ledger.get_account(conn, summary.ledger_account_id)
-    views, currency, exponent = account.balances, summary.currency, summary.currency_exponent
+    summary = market.seller_balances(conn, seller_id)  # one statement, O(1)
+    views, currency, exponent = summary.views, summary.currency, summary.currency_exponent
     return SellerBalancesOut(
         seller_id=seller_id,
         currency=currency,
@@ -137,6 +136,7 @@ def get_seller_balances(
         on_hold=summary.on_hold,
         in_reserve=summary.in_reserve,
         in_dispute=summary.in_dispute,
-        ledger_account_id=str(account.id),
-        lock_version=account.lock_version,
+        in_transit=summary.in_transit,
+        ledger_account_id=str(summary.ledger_account_id),
+        lock_version=summary.lock_version,
     )

@@ -44,6 +44,10 @@ ALTER TABLE refunds ADD CONSTRAINT fk_refunds_earning FOREIGN KEY (seller_id, or
 DROP INDEX ix_refunds_order_id;
 CREATE INDEX ix_refunds_earning ON refunds (seller_id, order_id);
 CREATE INDEX ix_disputes_order ON disputes (seller_id, order_id);
+-- Checked at commit: a booking writes its earning before its ledger transaction, so that the
+-- hot platform accounts are locked last, for as short a time as possible (marketplace.booking).
+ALTER TABLE earnings ALTER CONSTRAINT earnings_ledger_transaction_id_fkey
+    DEFERRABLE INITIALLY DEFERRED;
 -- A seller's holds in the order they end (the workflow's next due time, the holds list).
 DROP INDEX ix_earnings_on_hold;
 CREATE INDEX ix_earnings_on_hold ON earnings (seller_id, hold_until, order_id)
@@ -344,15 +348,158 @@ CREATE TRIGGER ledger_transactions_status_apply AFTER UPDATE OF status ON ledger
 """
 
 
+# The set-based writes that commits carry (ledger_core.deferred) as functions: PL/pgSQL keeps
+# their plans for the session, so a booking's statements are not planned again on every call.
+# Each takes JSON arrays of rows; the callers (ledger_core.ledger, marketplace.booking,
+# marketplace.events, marketplace.holds) document what the rows hold.
+SET_BASED_FUNCTIONS = r"""
+-- New transactions and their entries, new or fail (an external_id that exists: unique
+-- violation). Entries go in in account-id order across the set, so writers never deadlock.
+CREATE FUNCTION ledger_insert_transactions(p_txns jsonb, p_entries jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH txn AS (
+        INSERT INTO ledger_transactions (
+            id, ledger_id, status, effective_at, external_id, description, metadata,
+            total_amount, request_hash, created_at, updated_at, posted_at)
+        SELECT x.id, x.ledger_id, x.status, x.effective_at, x.external_id, x.description,
+               x.metadata, x.total_amount, x.request_hash, x.created_at, x.created_at,
+               x.posted_at
+          FROM jsonb_to_recordset(p_txns) AS x(
+               id uuid, ledger_id uuid, status text, effective_at timestamptz,
+               external_id text, description text, metadata jsonb, total_amount bigint,
+               request_hash text, created_at timestamptz, posted_at timestamptz)
+        RETURNING id, ledger_id, created_at
+    )
+    INSERT INTO ledger_entries (id, transaction_id, ledger_id, account_id, direction, amount,
+                                ordinal, created_at)
+    SELECT e.id, txn.id, txn.ledger_id, e.account_id, e.direction, e.amount, e.ordinal,
+           txn.created_at
+      FROM txn JOIN jsonb_to_recordset(p_entries) AS e(
+           id uuid, transaction_id uuid, account_id uuid, direction text, amount bigint,
+           ordinal smallint) ON e.transaction_id = txn.id
+     ORDER BY e.account_id, e.transaction_id;
+END $$;
+
+-- New earnings on hold, new or fail: a concurrent booking of the same seller and order fails.
+CREATE FUNCTION marketplace_insert_earnings(p_rows jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO earnings (order_id, seller_id, currency, amount, fee, net,
+                          ledger_transaction_id, status, hold_until, reserve_percent_bp,
+                          reserve_period_seconds, reserve_amount, metadata, created_at,
+                          updated_at, refunded_amount)
+    SELECT x.order_id, x.seller_id, x.currency, x.amount, x.fee, x.net,
+           x.ledger_transaction_id, 'on_hold', x.hold_until, x.reserve_percent_bp,
+           x.reserve_period_seconds, x.reserve_amount, x.metadata, x.created_at, x.created_at, 0
+      FROM jsonb_to_recordset(p_rows) AS x(
+           order_id text, seller_id text, currency text, amount bigint, fee bigint, net bigint,
+           ledger_transaction_id uuid, hold_until timestamptz, reserve_percent_bp int,
+           reserve_period_seconds bigint, reserve_amount bigint, metadata jsonb,
+           created_at timestamptz)
+     ORDER BY x.seller_id, x.order_id;
+END $$;
+
+-- Events of several sellers: each seller's stream moves on by its number of events (the row
+-- lock orders a seller's events: sequence order is commit order), the events get consecutive
+-- sequences in input order ("ord"), every subscribed endpoint one pending delivery, and each
+-- delivery stream one notification at commit. "available" (balance events) is remembered as
+-- the last available balance reported.
+CREATE FUNCTION marketplace_record_events(p_events jsonb, p_now timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_notified bigint;
+BEGIN
+    IF jsonb_array_length(p_events) = 0 THEN
+        RETURN;
+    END IF;
+    WITH input AS (
+        SELECT * FROM jsonb_to_recordset(p_events) AS x(
+            ord int, id text, seller_id text, type text, data jsonb, available bigint)
+    ), counts AS (
+        SELECT i.seller_id, count(*) AS n,
+               (array_agg(i.available ORDER BY i.ord DESC)
+                    FILTER (WHERE i.available IS NOT NULL))[1] AS available
+          FROM input i GROUP BY i.seller_id
+    ), stream AS (
+        INSERT INTO event_streams AS s (seller_id, last_sequence, last_available)
+        SELECT c.seller_id, c.n, c.available FROM counts c ORDER BY c.seller_id
+        ON CONFLICT (seller_id) DO UPDATE
+            SET last_sequence = s.last_sequence + EXCLUDED.last_sequence,
+                last_available = COALESCE(EXCLUDED.last_available, s.last_available)
+        RETURNING s.seller_id, s.last_sequence
+    ), ev AS (
+        INSERT INTO events (id, seller_id, sequence, type, data, created_at)
+        SELECT i.id, i.seller_id,
+               st.last_sequence - c.n
+                   + row_number() OVER (PARTITION BY i.seller_id ORDER BY i.ord),
+               i.type, i.data, p_now
+          FROM input i JOIN stream st ON st.seller_id = i.seller_id
+          JOIN counts c ON c.seller_id = i.seller_id
+         ORDER BY i.ord
+        RETURNING events.id, events.seller_id, events.sequence, events.type
+    ), fan AS (
+        INSERT INTO webhook_deliveries
+            (id, event_id, endpoint_id, seller_id, sequence, status, created_at, updated_at)
+        SELECT 'whd_' || lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint),
+                              12, '0')
+                      || substr(md5(random()::text || w.id || ev.id), 1, 20),
+               ev.id, w.id, ev.seller_id, ev.sequence, 'pending', p_now, p_now
+          FROM ev CROSS JOIN webhook_endpoints w
+         WHERE w.deleted_at IS NULL
+           AND (ev.type = ANY (w.event_types) OR '*' = ANY (w.event_types))
+        RETURNING webhook_deliveries.endpoint_id, webhook_deliveries.seller_id
+    )
+    SELECT count(pg_notify('webhook_deliveries', f.endpoint_id || ' ' || f.seller_id))
+      INTO v_notified
+      FROM (SELECT DISTINCT fan.endpoint_id, fan.seller_id FROM fan) f;
+END $$;
+
+-- Bookings' hold ends ("due", the earliest per seller of one commit): ask for a wake where the
+-- seller's hold workflow would look later than max(due, not_before), and notify those sellers.
+-- The upsert locks each clock row either way, so it is ordered with the workflow's turn that
+-- rewrites the clock.
+CREATE FUNCTION marketplace_request_wakes(p_rows jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_notified bigint;
+BEGIN
+    WITH woken AS (
+        INSERT INTO seller_hold_clocks AS c
+            (seller_id, wake_requested_at, wake_requested_on, updated_at)
+        SELECT x.seller_id, x.due, now(), now()
+          FROM jsonb_to_recordset(p_rows) AS x(seller_id text, due timestamptz)
+         ORDER BY x.seller_id
+        ON CONFLICT (seller_id) DO UPDATE
+            SET wake_requested_at = greatest(EXCLUDED.wake_requested_at, c.not_before),
+                wake_requested_on = now()
+            WHERE greatest(EXCLUDED.wake_requested_at, coalesce(c.not_before, '-infinity'))
+                  < least(coalesce(c.timer_at, 'infinity'),
+                          coalesce(c.wake_requested_at, 'infinity'))
+        RETURNING c.seller_id
+    )
+    SELECT count(pg_notify('seller_holds', w.seller_id)) INTO v_notified FROM woken w;
+END $$;
+"""
+
+
 def upgrade() -> None:
     op.execute(EARNINGS_BY_SELLER)
     op.execute(CLOCKS)
     op.execute(SELLER_BALANCES)
     op.execute(SELLER_BALANCE_TRIGGERS)
     op.execute(SET_BASED_STATUS)
+    op.execute(SET_BASED_FUNCTIONS)
 
 
 def downgrade() -> None:
+    for fn in (
+        "ledger_insert_transactions(jsonb, jsonb)",
+        "marketplace_insert_earnings(jsonb)",
+        "marketplace_record_events(jsonb, timestamptz)",
+        "marketplace_request_wakes(jsonb)",
+    ):
+        op.execute(f"DROP FUNCTION {fn}")
     op.execute(ROW_STATUS)
     op.execute("DROP FUNCTION ledger_require(boolean, text, text)")
     for table in ("earnings", "disputes", "payouts"):
@@ -369,6 +516,7 @@ DROP FUNCTION earning_on_hold(text, bigint, bigint, bigint);
 DROP FUNCTION earning_in_reserve(uuid, timestamptz, bigint);
 DROP TABLE seller_hold_clocks;
 DROP INDEX ix_disputes_order;
+ALTER TABLE earnings ALTER CONSTRAINT earnings_ledger_transaction_id_fkey NOT DEFERRABLE;
 DROP INDEX ix_refunds_earning;
 DROP INDEX ix_earnings_on_hold;
 CREATE INDEX ix_earnings_on_hold ON earnings (seller_id, hold_until) WHERE status = 'on_hold';
