@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
+from api.auth import KeyCache
+from api.booking import BookingBatcher
 from api.links import document_links
 from api.observability import install_observability, readiness
 from api.problems import (
@@ -33,7 +35,7 @@ from api.routers import (
     sellers,
     webhooks,
 )
-from api.routing import HARD_MAX_BODY_SIZE
+from api.routing import HARD_MAX_BODY_SIZE, Admission
 from ledger_core import LedgerService
 from marketplace import Marketplace
 from observability.metrics import MeteredLedgerService
@@ -41,6 +43,13 @@ from workflows.registry import TASK_QUEUE
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient
+
+# An API key is checked against the database at most this often per key and process: a revoked
+# key stops working within this many seconds (PAYOUTS_API_KEY_CACHE_SECONDS).
+DEFAULT_KEY_CACHE_SECONDS = 5.0
+# PAYOUTS_API_REQUEST_TIMEOUT, PAYOUTS_API_MAX_IN_FLIGHT.
+DEFAULT_REQUEST_TIMEOUT = 2.0
+DEFAULT_MAX_IN_FLIGHT = 200
 
 DESCRIPTION = """
 A payout platform: sellers, their earnings held by Temporal workflows until they post, chargebacks,
@@ -67,11 +76,19 @@ def create_app(
     *,
     temporal_client: TemporalClient | None = None,
     workflow_task_queue: str = TASK_QUEUE,
+    key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> FastAPI:
     """Build the API on ``engine``. ``ledger`` defaults to a new ``LedgerService``;
     ``temporal_client`` is for the routes that start and steer workflows (without one they answer
     503 ``temporal_unavailable``); ``workflow_task_queue`` is where new workflows are started
-    (tests use a queue of their own)."""
+    (tests use a queue of their own); ``key_cache_seconds`` how long an authenticated key is
+    remembered (``api.auth.KeyCache``: a revoked key is refused at most that long after);
+    ``request_timeout`` the time within which every request is answered and ``max_in_flight``
+    the requests served at once (beyond either: a 503 with Retry-After; ``api.routing``). The
+    engine should bound its pool wait and statements within ``request_timeout`` too
+    (``payouts.database.create_api_engine``)."""
     app = FastAPI(
         title="Payouts API",
         version="1.0.0",
@@ -79,8 +96,11 @@ def create_app(
         max_body_size=HARD_MAX_BODY_SIZE,
     )
     app.state.engine = engine
+    app.state.key_cache = KeyCache(key_cache_seconds)
+    app.state.admission = Admission(max_in_flight, request_timeout)
     app.state.ledger = ledger if ledger is not None else MeteredLedgerService()
     app.state.marketplace = Marketplace(app.state.ledger)
+    app.state.bookings = BookingBatcher(engine, app.state.marketplace)
     app.state.temporal_client = temporal_client
     app.state.workflow_task_queue = workflow_task_queue
     install_problem_handlers(app)

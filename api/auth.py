@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -207,12 +209,62 @@ def bearer_token(authorization: str | None) -> str:
 
 def authenticate(conn: Connection, token: str) -> ApiKeyRecord:
     """The active key whose hash matches ``token``, or a 401 problem."""
-    row = conn.execute(
-        select(api_keys).where(api_keys.c.key_hash == hash_api_key(token))
-    ).one_or_none()
-    if row is None or row.revoked_at is not None:
+    record = lookup_key(conn, hash_api_key(token))
+    if record is None:
         raise _unauthorized("The API key is invalid or revoked.", invalid_token=True)
+    return record
+
+
+def lookup_key(conn: Connection, key_hash: str) -> ApiKeyRecord | None:
+    """The active key with this hash (None: no such key, or revoked)."""
+    row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
     return _record(row)
+
+
+class KeyCache:
+    """Authenticated keys, remembered for ``ttl`` seconds so that a request needs no query to
+    authenticate. A revoked key is refused, and a new key accepted, at most ``ttl`` seconds after
+    the change (an unknown key is remembered as unknown for as long: a key is created before it
+    is handed out, so this only delays a key used before it existed). ``ttl`` 0: no cache."""
+
+    def __init__(self, ttl: float, *, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> tuple[bool, ApiKeyRecord | None]:
+        """(known, record): known False when the cache has nothing fresh for this hash."""
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key_hash: str, record: ApiKeyRecord | None) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.size:
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+                if len(self._entries) >= self.size:
+                    self._entries.clear()
+            self._entries[key_hash] = (time.monotonic() + self.ttl, record)
+
+    def authenticate(self, engine: Engine, token: str) -> ApiKeyRecord:
+        """``authenticate`` through the cache (a query only on a miss). Blocking: call it from a
+        thread, or after ``get`` answered."""
+        key_hash = hash_api_key(token)
+        known, record = self.get(key_hash)
+        if not known:
+            with engine.connect() as conn:
+                record = lookup_key(conn, key_hash)
+            self.put(key_hash, record)
+        if record is None:
+            raise _unauthorized("The API key is invalid or revoked.", invalid_token=True)
+        return record
 
 
 async def get_principal(

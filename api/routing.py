@@ -2,17 +2,30 @@
 
 Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the route:
 
-1. reads the bearer token (401 without one, before any database work or body parsing);
-2. opens a connection and a database transaction, authenticates the key in it;
-3. on POST with an ``Idempotency-Key``: claims the key in the same transaction (or replays);
-4. runs the endpoint (dependencies and all), which uses that transaction through
-   ``DbConnection`` and never commits;
-5. on success stores the idempotent response and commits; on any error rolls back. Errors raised
-   by the commit itself (deferred constraint triggers) become the ledger's domain errors;
-6. retries the whole unit of work on a deadlock or serialization failure (SQLSTATE 40P01/40001),
+1. reads the bearer token (401 without one, before any database work or body parsing) and
+   authenticates it: from the app's key cache (``api.auth.KeyCache``, no query while the key is
+   fresh there; a revoked or new key takes effect within ``PAYOUTS_API_KEY_CACHE_SECONDS``), else
+   with one query;
+2. runs the endpoint (dependencies and all). Its database connection (``DbConnection``) is opened
+   in the endpoint's own thread, as the endpoint starts: for a request that writes (every method
+   but GET and HEAD) inside a database transaction, for a read in autocommit mode (no BEGIN, no
+   COMMIT: a read is one statement where it can be). On POST with an ``Idempotency-Key`` the key
+   is claimed first thing in the transaction (or its stored response replayed);
+3. on success commits, in the endpoint's thread, right after it returns (so a write is one
+   thread-pool hop, and the statements deferred to the commit, ``ledger_core.deferred``, go with
+   the COMMIT). With an ``Idempotency-Key`` it first stores the response (one more hop, once the
+   response is rendered). On any error it rolls back. Errors raised by the commit itself
+   (deferred constraint triggers) become the ledger's domain errors;
+4. retries the whole unit of work on a deadlock or serialization failure (SQLSTATE 40P01/40001),
    which PostgreSQL resolves by aborting one transaction, so re-running it is safe, and on a
    unique violation (a concurrent request created the same key: the re-run is its replay);
-7. answers 503 ``database_unavailable`` (``Retry-After``) when PostgreSQL cannot be reached or
+5. answers quickly when it cannot serve (``Admission``): beyond ``max_in_flight`` requests at once
+   a 503 ``overloaded`` at once; a request that has not been answered within ``request_timeout``
+   a 503 ``timeout``; a pooled connection not free within a quarter of that, or a statement
+   PostgreSQL cancelled at half of it (``payouts.database.create_api_engine``), a 503
+   ``overloaded``; all with ``Retry-After``. Every write is keyed, so a retry is safe, whether the
+   timed-out attempt committed or not;
+6. answers 503 ``database_unavailable`` (``Retry-After``) when PostgreSQL cannot be reached or
    drops the connection (down, restarting). A pooled connection that a PostgreSQL restart left
    stale fails on the request's first statement, before anything was written: the pool then
    replaces its connections and the unit of work runs again (what ``pool_pre_ping`` would buy,
@@ -20,16 +33,20 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
 
 Endpoints may be ``def`` (FastAPI runs them in the thread pool) or ``async def``. An async endpoint
 (one that awaits Temporal) must run its database work through ``run_in_threadpool``: the
-connection is synchronous. Its unit of work is the same: the transaction (and a pooled
-connection) stays open while it awaits the workflow, so an ``Idempotency-Key`` still covers the
-whole request and a concurrent duplicate waits for the first to finish. A retried unit of work
-calls the workflow again, which is safe because every workflow request is keyed (order id,
-dispute id, update id). The price is one connection per request in flight: size the API's pool
+connection is synchronous. Its connection is opened before it starts and its transaction stays
+open while it awaits the workflow, so an ``Idempotency-Key`` still covers the whole request and a
+concurrent duplicate waits for the first to finish. A retried unit of work calls the workflow
+again, which is safe because every workflow request is keyed (order id, dispute id, update id).
+The price is one connection per request in flight: size the API's pool
 (``PAYOUTS_DB_POOL_SIZE``) for the concurrent workflow requests it should carry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -39,11 +56,13 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api import idempotency
-from api.auth import ApiKeyRecord, authenticate, bearer_token
+from api.auth import ApiKeyRecord, KeyCache, bearer_token, hash_api_key
+from api.dependencies import PENDING_CONNECTION
 from api.problems import Problem, problem_responses
 from ledger_core import translate_database_error
 from observability.logs import bind_log_context
@@ -63,6 +82,7 @@ RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serial
 # at once fails the second one's commit). Running the unit of work again answers as a replay of
 # what committed; a violation that stays is a 409.
 RERUN_SQLSTATES = frozenset({"23505"})
+QUERY_CANCELED = "57014"  # statement_timeout: the statement ran past its share of the deadline
 # admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections (and class 08,
 # connection_exception): the server is going away, restarting or full, not the request's fault.
 UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
@@ -121,14 +141,186 @@ def _domain_error(exc: BaseException) -> Exception | None:
     return None
 
 
-def _begin(engine: Engine) -> Connection:
-    conn = engine.connect()
+class Admission:
+    """How much an API process takes on: ``max_in_flight`` requests at once, each answered
+    within ``request_timeout`` seconds."""
+
+    def __init__(self, max_in_flight: int, request_timeout: float) -> None:
+        self.max_in_flight = max_in_flight
+        self.request_timeout = request_timeout
+        self.in_flight = 0
+
+
+def overloaded(detail: str) -> Problem:
+    return Problem(503, "overloaded", detail, headers={"Retry-After": "1"})
+
+
+def no_free_connection() -> Problem:
+    return overloaded("No database connection was free in time; retry shortly.")
+
+
+def database_too_busy() -> Problem:
+    return overloaded("The database did not answer in time (too busy); retry shortly.")
+
+
+_UNIT = contextvars.ContextVar["UnitOfWork | None"]("api_unit_of_work", default=None)
+READS = frozenset({"GET", "HEAD"})
+_ONE_MESSAGE = "__payouts_commits_in_one_message__"
+
+
+_ONLY_WITH_KEY = "__payouts_connection_only_with_idempotency_key__"
+
+
+def connection_only_with_idempotency_key(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint that uses its ``DbConnection`` only for a request with an
+    Idempotency-Key (whose record must commit with its writes); without one it gets None and
+    writes through other means (``api.booking``)."""
+    setattr(endpoint, _ONLY_WITH_KEY, True)
+    return endpoint
+
+
+def commits_in_one_message(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint whose every write is deferred to the commit (``ledger_core.deferred``):
+    without an Idempotency-Key its reads run in autocommit mode and its writes go to PostgreSQL
+    as one message, ``BEGIN; ...; COMMIT`` (no BEGIN round trip, no transaction held open while
+    the endpoint computes). A write that is not deferred would commit on its own there: do not
+    mark such an endpoint."""
+    setattr(endpoint, _ONE_MESSAGE, True)
+    return endpoint
+
+
+class Replay(Exception):
+    """The Idempotency-Key's stored response: answer it, run nothing."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class UnitOfWork:
+    """One attempt at a request's database work (``run_unit_of_work`` makes the attempts)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        principal: ApiKeyRecord,
+        *,
+        writes: bool,
+        idem: idempotency.IdempotentRequest | None,
+        one_message: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.principal = principal
+        self.writes = writes
+        self.idem = idem
+        # The endpoint's writes are all deferred: its transaction is the commit's one message.
+        self.one_message = one_message and idem is None
+        self.conn: Connection | None = None
+        self.started = False
+        """The endpoint ran: a failure from now on may have written something."""
+        self.committed = False
+
+    def open(self) -> Connection:
+        """Blocking. The connection, in a transaction for a write (claiming the key, which may
+        raise ``Replay``), in autocommit mode for a read."""
+        conn = self.engine.connect()
+        try:
+            if not self.writes:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            elif self.one_message:
+                # BEGIN is sent with the deferred writes, at the commit (ledger_core.deferred).
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.begin()
+            else:
+                conn.begin()
+                if self.idem is not None:
+                    replay = idempotency.claim(conn, self.principal.id, self.idem)
+                    if replay is not None:
+                        raise Replay(replay)
+        except BaseException:
+            _close(conn)
+            raise
+        self.conn = conn
+        return conn
+
+    def commit(self, response: Response | None = None) -> None:
+        """Blocking. Store the idempotent response (when keyed) and commit."""
+        if self.conn is None or not self.writes:
+            return
+        if self.idem is not None:
+            assert response is not None
+            idempotency.store(self.conn, self.principal.id, self.idem, response)
+        self.conn.commit()
+        self.committed = True
+
+    def close(self) -> None:
+        """Blocking. Rolls back whatever was not committed."""
+        if self.conn is not None:
+            _close(self.conn)
+            self.conn = None
+
+
+def _enter_endpoint(unit: UnitOfWork | None, kwargs: dict[str, Any], only_with_key: bool) -> None:
+    """Open the endpoint's connection where ``DbConnection`` left the placeholder (an endpoint
+    that asks for none gets none)."""
+    names = [name for name, value in kwargs.items() if value is PENDING_CONNECTION]
+    if not names:
+        return
+    conn = None
+    if unit is not None and not (only_with_key and unit.idem is None):
+        conn = unit.open()
+    if unit is not None:
+        unit.started = True
+    for name in names:
+        kwargs[name] = conn
+
+
+def _commits_in_thread(unit: UnitOfWork | None, result: Any) -> bool:
+    """A write without an Idempotency-Key commits as the endpoint returns, in its thread (a
+    response the endpoint built as an error is rolled back instead)."""
+    if unit is None or unit.idem is not None:
+        return False
+    return not (isinstance(result, Response) and result.status_code >= 400)
+
+
+def wrap_endpoint(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """The endpoint inside its unit of work: the connection opened as it starts, committed (or
+    not) as it returns, in its own thread for a ``def`` endpoint."""
+    only_with_key = bool(getattr(endpoint, _ONLY_WITH_KEY, False))
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            unit = _UNIT.get()
+            if any(v is PENDING_CONNECTION for v in kwargs.values()) and not (
+                only_with_key and unit is not None and unit.idem is None
+            ):
+                await run_in_threadpool(_enter_endpoint, unit, kwargs, only_with_key)
+            else:
+                _enter_endpoint(unit, kwargs, only_with_key)  # no connection: no thread
+            result = await endpoint(*args, **kwargs)
+            if unit is not None and _commits_in_thread(unit, result):
+                await run_in_threadpool(_finish, unit)
+            return result
+
+        return run_async
+
+    @functools.wraps(endpoint)
+    def run_sync(*args: Any, **kwargs: Any) -> Any:
+        unit = _UNIT.get()
+        _enter_endpoint(unit, kwargs, only_with_key)
+        result = endpoint(*args, **kwargs)
+        if unit is not None and _commits_in_thread(unit, result):
+            _finish(unit)
+        return result
+
+    return run_sync
+
+
+def _finish(unit: UnitOfWork) -> None:
     try:
-        conn.begin()
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+        unit.commit()
+    finally:
+        unit.close()
 
 
 def _close(conn: Connection) -> None:
@@ -138,33 +330,61 @@ def _close(conn: Connection) -> None:
         log.warning("closing a request connection failed", exc_info=True)
 
 
-def _prepare(
-    conn: Connection, token: str, idem: idempotency.IdempotentRequest | None
-) -> tuple[ApiKeyRecord, Response | None]:
-    principal = authenticate(conn, token)
-    replay = idempotency.claim(conn, principal.id, idem) if idem is not None else None
-    return principal, replay
+async def _authenticate(request: Request, token: str) -> ApiKeyRecord:
+    cache: KeyCache = request.app.state.key_cache
+    known, record = cache.get(hash_api_key(token))
+    if known and record is not None:
+        return record
+    try:
+        return await run_in_threadpool(cache.authenticate, request.app.state.engine, token)
+    except SQLAlchemyTimeoutError as exc:
+        raise no_free_connection() from exc
+    except (DBAPIError, psycopg.Error) as exc:
+        if sqlstate(exc) == QUERY_CANCELED:
+            raise database_too_busy() from exc
+        if is_database_unavailable(exc):
+            raise database_unavailable(exc) from exc
+        raise
 
 
-def _finish(
-    conn: Connection,
-    principal: ApiKeyRecord,
-    idem: idempotency.IdempotentRequest | None,
-    response: Response,
-) -> None:
-    if idem is not None:
-        idempotency.store(conn, principal.id, idem, response)
-    conn.commit()
+async def run_unit_of_work(
+    request: Request, handler: Handler, *, idempotent: bool, one_message: bool = False
+) -> Response:
+    """Run ``handler`` as one authenticated, idempotent, retried database transaction,
+    admitted and answered in time (``Admission``)."""
+    admission: Admission = request.app.state.admission
+    if admission.in_flight >= admission.max_in_flight:
+        raise overloaded(
+            f"This API process serves {admission.max_in_flight} requests at once; retry shortly."
+        )
+    admission.in_flight += 1
+    try:
+        async with asyncio.timeout(admission.request_timeout):
+            return await _unit_of_work(
+                request, handler, idempotent=idempotent, one_message=one_message
+            )
+    except TimeoutError as exc:
+        raise Problem(
+            503,
+            "timeout",
+            f"The request could not be answered within {admission.request_timeout:g} s; retry it "
+            "(with the same Idempotency-Key): a write is never done twice.",
+            headers={"Retry-After": "1"},
+        ) from exc
+    finally:
+        admission.in_flight -= 1
 
 
-async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bool) -> Response:
-    """Run ``handler`` as one authenticated, idempotent, retried database transaction."""
+async def _unit_of_work(
+    request: Request, handler: Handler, *, idempotent: bool, one_message: bool
+) -> Response:
     token = bearer_token(request.headers.get("authorization"))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_SIZE:
         raise Problem(
             413, "payload_too_large", f"The request body is larger than {MAX_BODY_SIZE} bytes."
         )
+    principal = await _authenticate(request, token)
     idem: idempotency.IdempotentRequest | None = None
     raw_key = request.headers.get(idempotency.IDEMPOTENCY_HEADER)
     if idempotent and raw_key is not None:
@@ -175,33 +395,30 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
             path=path,
             request_hash=idempotency.body_hash(await request.body()),
         )
+    request.state.principal = principal
+    # Every log line of the request names the seller it concerns (api.observability).
+    bind_log_context(seller_id=principal.seller_id or request.path_params.get("seller_id"))
     engine: Engine = request.app.state.engine
+    writes = request.method not in READS
 
     attempt = 0
     while True:
         attempt += 1
+        unit = UnitOfWork(engine, principal, writes=writes, idem=idem, one_message=one_message)
+        token_var = _UNIT.set(unit)
         try:
-            conn = await run_in_threadpool(_begin, engine)
-        except (DBAPIError, psycopg.Error) as exc:
-            if is_database_unavailable(exc):
-                raise database_unavailable(exc) from exc
-            raise
-        prepared = False
-        try:
-            principal, replay = await run_in_threadpool(_prepare, conn, token, idem)
-            prepared = True
-            if replay is not None:
-                return replay
-            request.state.db = conn
-            request.state.principal = principal
-            # Every log line of the request names the seller it concerns (api.observability).
-            bind_log_context(seller_id=principal.seller_id or request.path_params.get("seller_id"))
             response = await handler(request)
-            if response.status_code >= 400:
-                return response  # an error answer: roll back, store nothing
-            await run_in_threadpool(_finish, conn, principal, idem, response)
+            if unit.conn is not None and response.status_code < 400 and not unit.committed:
+                # Keyed (the stored response needs the rendered body) or an async endpoint.
+                await run_in_threadpool(unit.commit, response)
             return response
+        except Replay as replay:
+            return replay.response
+        except SQLAlchemyTimeoutError as exc:
+            raise no_free_connection() from exc
         except (DBAPIError, psycopg.Error) as exc:
+            if sqlstate(exc) == QUERY_CANCELED:
+                raise database_too_busy() from exc
             if sqlstate(exc) in RERUN_SQLSTATES and attempt < MAX_ATTEMPTS:
                 log.info(
                     "re-running %s %s after a concurrent insert", request.method, request.url.path
@@ -218,7 +435,7 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
                     headers={"Retry-After": "1"},
                 ) from exc
             if is_database_unavailable(exc):
-                if not prepared and attempt < MAX_ATTEMPTS:
+                if not unit.started and attempt < MAX_ATTEMPTS:
                     # Nothing was written yet: most likely a connection a restart left stale.
                     log.info(
                         "retrying %s %s on a fresh connection", request.method, request.url.path
@@ -230,8 +447,9 @@ async def run_unit_of_work(request: Request, handler: Handler, *, idempotent: bo
                 raise domain from exc
             raise
         finally:
-            request.state.db = None
-            await run_in_threadpool(_close, conn)
+            _UNIT.reset(token_var)
+            if unit.conn is not None:
+                await run_in_threadpool(unit.close)
 
 
 class ApiRoute(APIRoute):
@@ -248,13 +466,17 @@ class ApiRoute(APIRoute):
                 *(kwargs.get("dependencies") or ()),
                 Depends(idempotency.document_idempotency_key),
             ]
-        super().__init__(path, endpoint, **kwargs)
+        self.one_message = bool(getattr(endpoint, _ONE_MESSAGE, False))
+        super().__init__(path, wrap_endpoint(endpoint), **kwargs)
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         idempotent = "POST" in (self.methods or set())
+        one_message = self.one_message
 
         async def unit_of_work(request: Request) -> Response:
-            return await run_unit_of_work(request, handler, idempotent=idempotent)
+            return await run_unit_of_work(
+                request, handler, idempotent=idempotent, one_message=one_message
+            )
 
         return unit_of_work

@@ -31,9 +31,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long a request waits for a workflow's answer. Booking an earning is one activity (a few
-# milliseconds); this only bounds a request while Temporal or every worker is down.
-WORKFLOW_CALL_TIMEOUT = 30.0
+# How long a request waits for a workflow's answer by default: an operator's update is one
+# activity (milliseconds); this bounds a request while Temporal or every worker is down or slow.
+# The app caps it at three quarters of its request timeout (api.routing.Admission).
+WORKFLOW_CALL_TIMEOUT = 1.5
 RETRY_AFTER = {"Retry-After": "2"}
 _TRANSIENT = frozenset(
     {
@@ -57,21 +58,25 @@ class Workflows:
 
     client: Client | None
     task_queue: str
+    timeout: float = WORKFLOW_CALL_TIMEOUT
 
     async def call(
-        self, request: Callable[[Client], Awaitable[T]], *, timeout: float = WORKFLOW_CALL_TIMEOUT
+        self, request: Callable[[Client], Awaitable[T]], *, timeout: float | None = None
     ) -> T:
         if self.client is None:
             raise _unavailable("This API runs without a Temporal connection; workflows are off.")
-        return await call_workflow(request(self.client), timeout=timeout)
+        return await call_workflow(request(self.client), timeout=timeout or self.timeout)
 
 
 async def get_workflows(request: Request) -> Workflows:
     client = getattr(request.app.state, "temporal_client", None)
     queue = getattr(request.app.state, "workflow_task_queue", None)
+    admission = getattr(request.app.state, "admission", None)
+    budget = getattr(admission, "request_timeout", None)
     return Workflows(
         client=client if isinstance(client, Client) else None,
         task_queue=queue if isinstance(queue, str) else TASK_QUEUE,
+        timeout=budget * 0.75 if isinstance(budget, float | int) else WORKFLOW_CALL_TIMEOUT,
     )
 
 

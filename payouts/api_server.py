@@ -150,7 +150,16 @@ async def _serve(
     temporal = await Client.connect(
         temporal_address(settings), namespace=settings.temporal_namespace, lazy=True
     )
-    config = uvicorn_config(settings, create_app(engine, temporal_client=temporal))
+    config = uvicorn_config(
+        settings,
+        create_app(
+            engine,
+            temporal_client=temporal,
+            key_cache_seconds=settings.payouts_api_key_cache_seconds,
+            request_timeout=settings.payouts_api_request_timeout,
+            max_in_flight=settings.payouts_api_max_in_flight,
+        ),
+    )
     config.load()  # imports the protocol now, so the line below names what really serves
     log.info(
         "API server process %d serving on %s loop with %s",
@@ -323,7 +332,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from payouts.cli import configure_process_logging
-    from payouts.database import create_db_engine
+    from payouts.database import create_api_engine
     from payouts.settings import get_settings
 
     settings = get_settings()
@@ -332,7 +341,11 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         log.error("DATABASE_URL is not set: API worker processes are started by `payouts api`")
         return 2
     sock = socket.socket(fileno=args.listen_fd)
-    engine = create_db_engine(settings.database_url, pool_size=settings.payouts_db_pool_size)
+    engine = create_api_engine(
+        settings.database_url,
+        pool_size=settings.payouts_db_pool_size,
+        request_timeout=settings.payouts_api_request_timeout,
+    )
     try:
         serve_api(settings, engine, sockets=[sock], stop=stop)
     finally:

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from payouts.database import create_db_engine, database, migrate
+from payouts.database import create_api_engine, create_db_engine, database, migrate
 from payouts.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -148,7 +148,11 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
     workers = settings.payouts_api_workers
     with database(settings, migrate_embedded=True) as url:
-        engine = create_db_engine(url, pool_size=settings.payouts_db_pool_size)
+        engine = create_api_engine(
+            url,
+            pool_size=settings.payouts_db_pool_size,
+            request_timeout=settings.payouts_api_request_timeout,
+        )
         try:
             key = ensure_admin_key(engine, settings.payouts_admin_api_key)
             if key:

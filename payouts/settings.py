@@ -92,6 +92,26 @@ class Settings(BaseSettings):
         ge=1,
         description="Attempts of a delivery before it is marked failed (re-sendable by API).",
     )
+    payouts_api_request_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds within which every API request is answered: a connection is "
+        "waited for at most a quarter of it, a statement runs at most half of it, a workflow "
+        "call waits at most three quarters; past that the answer is a 503 with Retry-After.",
+    )
+    payouts_api_max_in_flight: int = Field(
+        default=200,
+        ge=1,
+        description="Requests an API process serves at once; more are answered at once with "
+        "503 overloaded and Retry-After.",
+    )
+    payouts_api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an API process remembers an authenticated key (no query per "
+        "request): a revoked key is refused, and a new one accepted, at most this long after "
+        "the change. 0: every request asks the database.",
+    )
     payouts_hold_release_window: float = Field(
         default=5.0,
         ge=0,

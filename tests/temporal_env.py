@@ -68,6 +68,11 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
     )
 
 
+# A test app's request timeout (production's is 2 s, PAYOUTS_API_REQUEST_TIMEOUT): a loaded test
+# machine may take longer to answer a workflow call, and a 503 there would be noise.
+TEST_REQUEST_TIMEOUT = 15.0
+
+
 def new_task_queue(prefix: str = "test") -> str:
     """A task queue of one test's own, so tests sharing a server never steal each other's tasks."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -95,6 +95,9 @@ EXEMPT: dict[str, dict[str, str]] = {
         "PAYOUTS_API_PORT": "the API's setting",
         "PAYOUTS_API_WORKERS": "the API's setting",
         "PAYOUTS_ADMIN_API_KEY": "the API's setting (the worker needs no key)",
+        "PAYOUTS_API_REQUEST_TIMEOUT": "the API's setting",
+        "PAYOUTS_API_MAX_IN_FLIGHT": "the API's setting",
+        "PAYOUTS_API_KEY_CACHE_SECONDS": "the API's setting",
     },
     "rail": {
         "PAYOUTS_RAIL_URL": "the platform's address of the bank; the bank does not read it",

@@ -21,7 +21,7 @@ from api.marketplace_schemas import (
     EarningOut,
 )
 from api.problems import ledger_error_status
-from api.routing import ApiRoute
+from api.routing import ApiRoute, commits_in_one_message
 from api.scoping import MarketplaceDep, PlatformAccess
 from marketplace import EarningRequest
 
@@ -29,6 +29,7 @@ router = APIRouter(prefix="/v1/earnings", tags=["earnings and holds"], route_cla
 
 
 @router.post("/batch", dependencies=[PlatformAccess])
+@commits_in_one_message
 def book_earnings(
     body: EarningBatchCreate, conn: DbConnection, market: MarketplaceDep
 ) -> EarningBatchOut:

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
+from api.booking import BookingBatcher
 from api.dependencies import DbConnection
 from api.marketplace_schemas import (
     EarningCreate,
@@ -42,7 +43,7 @@ from api.pagination import (
     paginate_keyed,
 )
 from api.problems import Problem
-from api.routing import ApiRoute
+from api.routing import ApiRoute, commits_in_one_message, connection_only_with_idempotency_key
 from api.schemas import ListResponse
 from api.scoping import (
     AnyRole,
@@ -67,31 +68,44 @@ router = APIRouter(
 )
 
 
+async def get_bookings(request: Request) -> BookingBatcher:
+    bookings = request.app.state.bookings
+    assert isinstance(bookings, BookingBatcher)
+    return bookings
+
+
+BookingsDep = Annotated[BookingBatcher, Depends(get_bookings)]
+
+
 @router.post(
     "/earnings",
     status_code=201,
     dependencies=[PlatformAccess],
     responses={200: {"model": EarningOut, "description": "The order was booked before."}},
 )
-def create_earning(
+@commits_in_one_message
+@connection_only_with_idempotency_key
+async def create_earning(
     seller_id: str,
     body: EarningCreate,
     conn: DbConnection,
     market: MarketplaceDep,
+    bookings: BookingsDep,
     response: Response,
 ) -> EarningOut:
     """Book an order's earning: a pending ledger transaction (clearing -> seller for
     amount - fee, clearing -> fees revenue for the fee), on hold until ``hold_until`` (now + the
-    seller's hold period), when the seller's hold workflow posts it."""
+    seller's hold period), when the seller's hold workflow posts it. Committed before the answer
+    (group commit with the bookings in flight at the same moment: ``api.booking``)."""
     # Ids are free text: percent-encoded, since a header must be Latin-1 (and a URL, ASCII).
     response.headers["Location"] = (
         f"/v1/sellers/{quote(seller_id, safe='')}/earnings/{quote(body.order_id, safe='')}"
     )
-    [outcome] = market.book_earnings(
-        conn,
-        [EarningRequest(seller_id, body.order_id, body.amount, body.fee, dict(body.metadata))],
-        at_commit=True,
-    )
+    request = EarningRequest(seller_id, body.order_id, body.amount, body.fee, dict(body.metadata))
+    if conn is None:  # no Idempotency-Key: booked with the other requests of the moment
+        outcome = await bookings.book(request)
+    else:  # its key's record commits with it, in a transaction of its own
+        [outcome] = await run_in_threadpool(market.book_earnings, conn, [request], at_commit=True)
     if outcome.error is not None:
         raise outcome.error
     assert outcome.earning is not None

@@ -76,7 +76,10 @@ async def refund_earning(
             raise Problem(
                 422, "refund_id_required", "Send a refund_id or an Idempotency-Key header."
             )
-        digest = hashlib.sha256(f"{order_id}\n{idempotency_key}".encode()).hexdigest()[:24]
+        # The order's earning is the seller's: another seller's share of the same order, refunded
+        # with the same key, is another refund.
+        key = f"{seller_id}\n{order_id}\n{idempotency_key}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
         refund_id = f"rf_{digest}"
     result = await calls.call(
         lambda client: payout_client.refund_earning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.auth import ApiKeyRole, create_api_key, ensure_admin_key, hash_api_key, revoke_api_key
+from api.auth import (
+    ApiKeyRole,
+    _insert_key,
+    create_api_key,
+    ensure_admin_key,
+    generate_api_key,
+    hash_api_key,
+    revoke_api_key,
+)
 from payouts.database import create_db_engine, migrate
 from tests.api.conftest import client_for, make_key
 from tests.api.helpers import assert_problem, create_account, post_transaction, transfer
@@ -38,6 +47,39 @@ def test_requests_without_a_valid_key_are_401(app: FastAPI, engine: Engine) -> N
         assert_problem(invalid, 401, "unauthorized")
         assert "invalid_token" in invalid.headers["WWW-Authenticate"]
 
+
+def test_a_revoked_or_new_key_takes_effect_within_the_cache_time(engine: Engine) -> None:
+    """Keys are authenticated from a cache (no query per request): a revoked key is refused,
+    and a key created after it was first tried is accepted, within ``key_cache_seconds``."""
+    app = create_app(engine, key_cache_seconds=1.0)
+    key = make_key(engine, ApiKeyRole.OPERATOR)
+    with client_for(app, key) as operator:
+        assert operator.get("/v1/ledgers").status_code == 200
+        with engine.begin() as conn:
+            record = conn.execute(
+                text("SELECT id FROM api_keys WHERE key_hash = :h"), {"h": hash_api_key(key)}
+            ).scalar_one()
+            revoke_api_key(conn, record)
+        # Within the bound the cached key may still pass; after it, it never does.
+        deadline = time.monotonic() + 1.0
+        while operator.get("/v1/ledgers").status_code == 200:
+            assert time.monotonic() < deadline, "a revoked key outlived the cache time"
+            time.sleep(0.05)
+        assert_problem(operator.get("/v1/ledgers"), 401, "unauthorized")
+
+    future = generate_api_key()
+    with client_for(app, future) as early:
+        assert_problem(early.get("/v1/ledgers"), 401, "unauthorized")
+        with engine.begin() as conn:
+            _insert_key(conn, key=future, role=ApiKeyRole.OPERATOR, seller_id=None, name="late")
+        deadline = time.monotonic() + 1.0
+        while early.get("/v1/ledgers").status_code == 401:
+            assert time.monotonic() < deadline, "a new key was refused past the cache time"
+            time.sleep(0.05)
+
+
+def test_without_a_cache_every_request_asks_the_database(engine: Engine) -> None:
+    app = create_app(engine, key_cache_seconds=0)
     key = make_key(engine, ApiKeyRole.OPERATOR)
     with client_for(app, key) as operator:
         assert operator.get("/v1/ledgers").status_code == 200

@@ -50,7 +50,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from api.auth import ApiKeyRole
 from tests.api.conftest import make_key
-from tests.temporal_env import new_task_queue, running_worker
+from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, running_worker
 
 FUZZ_EXAMPLES = int(os.environ.get("PAYOUTS_FUZZ_EXAMPLES", "15"))
 FUZZ_SCENARIOS = int(os.environ.get("PAYOUTS_FUZZ_SCENARIOS", "60"))
@@ -120,7 +120,10 @@ def fuzz_admin_key(engine: Engine) -> str:
 @pytest.fixture(scope="module")
 def fuzzed_app(engine: Engine, temporal_env: WorkflowEnvironment, fuzz_task_queue: str) -> FastAPI:
     return create_app(
-        engine, temporal_client=temporal_env.client, workflow_task_queue=fuzz_task_queue
+        engine,
+        temporal_client=temporal_env.client,
+        workflow_task_queue=fuzz_task_queue,
+        request_timeout=TEST_REQUEST_TIMEOUT,
     )
 
 

@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from api.auth import ApiKeyRole
 from tests.api.conftest import make_key
-from tests.temporal_env import new_task_queue, running_worker
+from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, running_worker
 
 T = TypeVar("T")
 
@@ -49,7 +49,13 @@ class Stack:
 @pytest.fixture(scope="module")
 async def stack(temporal_env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[Stack]:
     task_queue = new_task_queue("e2e")
-    app = create_app(engine, temporal_client=temporal_env.client, workflow_task_queue=task_queue)
+    # A loaded test machine may take longer than production's 2 s to answer a workflow call.
+    app = create_app(
+        engine,
+        temporal_client=temporal_env.client,
+        workflow_task_queue=task_queue,
+        request_timeout=TEST_REQUEST_TIMEOUT,
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -43,7 +43,7 @@ from payouts.settings import get_settings
 from payouts.worker import build_worker
 from tests.api.conftest import make_key
 from tests.e2e.conftest import add_earning, balances, create_seller, eventually, money
-from tests.temporal_env import new_task_queue, waking_holds
+from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, waking_holds
 from workflows.payout_client import get_payout_state
 
 SECRET = "whsec_e2e_payouts"
@@ -89,7 +89,10 @@ async def payout_stack(
         env_vars.setenv("PAYOUTS_RETURN_WINDOW", str(RETURN_WINDOW_DAYS))
         get_settings.cache_clear()
         app = create_app(
-            engine, temporal_client=temporal_env.client, workflow_task_queue=task_queue
+            engine,
+            temporal_client=temporal_env.client,
+            workflow_task_queue=task_queue,
+            request_timeout=TEST_REQUEST_TIMEOUT,
         )
         server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
         async with AsyncExitStack() as exits:

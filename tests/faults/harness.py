@@ -262,6 +262,9 @@ class FaultStack:
             PAYOUTS_WORKER_METRICS_PORT="0",
             PAYOUTS_RAIL_POLL_SECONDS=str(POLL_SECONDS),
             PAYOUTS_RETURN_WINDOW="0",
+            # Holds: released at most every half second per seller; a lost wake swept for every 2 s.
+            PAYOUTS_HOLD_RELEASE_WINDOW="0.5",
+            PAYOUTS_HOLD_SWEEP_SECONDS="2",
             # The bank: its own service, its state in $PAYOUTS_DATA_DIR/rail.
             PAYOUTS_RAIL_URL=self.rail_url,
             PAYOUTS_RAIL_API_KEY=RAIL_API_KEY,

@@ -15,14 +15,19 @@ from api.app import create_app
 from api.auth import ApiKeyRole
 from tests.api.conftest import make_key
 from tests.schedules.conftest import eventually, new_seller, workflows_with_stand_in
-from tests.temporal_env import running_worker
+from tests.temporal_env import TEST_REQUEST_TIMEOUT, running_worker
 
 
 @pytest.fixture
 async def http(
     temporal_client: Client, engine: Engine, task_queue: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(engine, temporal_client=temporal_client, workflow_task_queue=task_queue)
+    app = create_app(
+        engine,
+        temporal_client=temporal_client,
+        workflow_task_queue=task_queue,
+        request_timeout=TEST_REQUEST_TIMEOUT,
+    )
     async with (
         running_worker(
             temporal_client, engine, task_queue=task_queue, workflows=workflows_with_stand_in()
