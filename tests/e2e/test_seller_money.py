@@ -287,3 +287,75 @@ async def test_retried_earnings_book_exactly_once(admin: httpx.AsyncClient, uid:
         )
         assert len(found.json()["items"]) == 1, found.text
     assert len(await holds(admin, seller)) == 3
+
+
+async def test_an_order_paying_several_sellers(admin: httpx.AsyncClient, uid: str) -> None:
+    """A multi-seller cart: one order id, an earning per seller, each on its seller's hold,
+    read, refunded and paid under that seller only."""
+    quick, slow, order = f"cart-quick-{uid}", f"cart-slow-{uid}", f"cart-{uid}"
+    await create_seller(admin, quick, hold_period=HOLD)
+    await create_seller(admin, slow, hold_period="P1D")
+    response = await admin.post(
+        "/v1/earnings/batch",
+        json={
+            "earnings": [
+                {"seller_id": quick, "order_id": order, "amount": 6_000, "fee": 600},
+                {"seller_id": slow, "order_id": order, "amount": 4_000, "fee": 400},
+            ]
+        },
+    )
+    assert response.status_code == 200, response.text
+    batch = response.json()
+    assert [r["status"] for r in batch["results"]] == [201, 201]
+    assert (batch["created"], batch["existing"], batch["failed"]) == (2, 0, 0)
+    # The same order booked again for one of them, one by one: that seller's earning, as it was.
+    again = await admin.post(
+        f"/v1/sellers/{slow}/earnings", json={"order_id": order, "amount": 4_000, "fee": 400}
+    )
+    assert again.status_code == 200, again.text
+    assert again.json() == batch["results"][1]["earning"]
+
+    quick_earning = (await admin.get(f"/v1/sellers/{quick}/earnings/{order}")).json()
+    slow_earning = (await admin.get(f"/v1/sellers/{slow}/earnings/{order}")).json()
+    assert (quick_earning["seller_id"], quick_earning["net"]) == (quick, 5_400)
+    assert (slow_earning["seller_id"], slow_earning["net"]) == (slow, 3_600)
+    assert quick_earning["ledger_transaction_id"] != slow_earning["ledger_transaction_id"]
+    for seller in (quick, slow):
+        found = await admin.get(
+            "/v1/ledger_transactions", params={"external_id": f"earning:{seller}/{order}"}
+        )
+        assert len(found.json()["items"]) == 1, found.text
+
+    # Each hold is its seller's: the quick one posts, the slow one stays on hold.
+    async def quick_posted() -> None:
+        assert await balances(admin, quick) == money(5_400, 5_400, 5_400)
+
+    await eventually(quick_posted)
+    assert await balances(admin, slow) == money(3_600, 0, 0, on_hold=3_600)
+    assert [h["order_id"] for h in await holds(admin, slow)] == [order]
+
+    # A refund of each seller's share: two refunds of one order, each its seller's. (One
+    # Idempotency-Key names one request: sent again for the other seller, it is refused.)
+    refunds = []
+    for seller, amount in ((quick, 3_000), (slow, 4_000)):
+        refunded = await admin.post(
+            f"/v1/sellers/{seller}/earnings/{order}/refund",
+            json={"amount": amount},
+            headers={"Idempotency-Key": f"refund-{seller}"},
+        )
+        assert refunded.status_code == 201, refunded.text
+        assert refunded.json()["seller_id"] == seller
+        refunds.append(refunded.json())
+    assert refunds[0]["id"] != refunds[1]["id"]
+    reused = await admin.post(
+        f"/v1/sellers/{slow}/earnings/{order}/refund",
+        json={"amount": 3_000},
+        headers={"Idempotency-Key": f"refund-{quick}"},
+    )
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert (refunds[0]["kind"], refunds[0]["seller_amount"]) == ("after_posting", 2_700)
+    assert refunds[1]["earning_status"] == "cancelled"
+    assert await balances(admin, quick) == money(2_700, 2_700, 2_700)
+    assert await balances(admin, slow) == money(0, 0, 0)
+    assert await holds(admin, slow) == []
