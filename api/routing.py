@@ -23,8 +23,11 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
    a 503 ``overloaded`` at once; a request that has not been answered within ``request_timeout``
    a 503 ``timeout``; a pooled connection not free within a quarter of that, or a statement
    PostgreSQL cancelled at half of it (``payouts.database.create_api_engine``), a 503
-   ``overloaded``; all with ``Retry-After``. Every write is keyed, so a retry is safe, whether the
-   timed-out attempt committed or not;
+   ``overloaded``; all with ``Retry-After``. A request answered ``timeout`` has its work
+   abandoned: it ends in its own task (the thread holding its connection rolls it back), commits
+   nothing from then on, and counts as in flight until it ended. Its commit may already have
+   been under way: every write is keyed, so a retry is safe, whether that attempt committed or
+   not;
 6. answers 503 ``database_unavailable`` (``Retry-After``) when PostgreSQL cannot be reached or
    drops the connection (down, restarting). A pooled connection that a PostgreSQL restart left
    stale fails on the request's first statement, before anything was written: the pool then
@@ -150,6 +153,10 @@ class Admission:
         self.request_timeout = request_timeout
         self.in_flight = 0
 
+    def release(self, _work: object = None) -> None:
+        """A request's work has ended (answered in time or not)."""
+        self.in_flight -= 1
+
 
 def overloaded(detail: str) -> Problem:
     return Problem(503, "overloaded", detail, headers={"Retry-After": "1"})
@@ -196,6 +203,11 @@ class Replay(Exception):
         self.response = response
 
 
+class Abandoned(Exception):
+    """The request was answered (503 ``timeout``) before its unit of work was done: the work
+    rolls back at its next step instead of committing."""
+
+
 class UnitOfWork:
     """One attempt at a request's database work (``run_unit_of_work`` makes the attempts)."""
 
@@ -218,10 +230,24 @@ class UnitOfWork:
         self.started = False
         """The endpoint ran: a failure from now on may have written something."""
         self.committed = False
+        self.abandoned = False
+        """Set from the event loop when the request was answered without waiting for this."""
+
+    def abandon(self) -> None:
+        """The request has been answered: open nothing more, commit nothing (``Abandoned``).
+        The thread that holds the connection rolls it back and returns it, as it always does;
+        a statement in flight ends by itself within the statement timeout. (It is not cancelled
+        from here: the cancel could reach the connection's next user in the pool.)"""
+        self.abandoned = True
+
+    def _check_abandoned(self) -> None:
+        if self.abandoned:
+            raise Abandoned("the request was answered before its unit of work was done")
 
     def open(self) -> Connection:
         """Blocking. The connection, in a transaction for a write (claiming the key, which may
         raise ``Replay``), in autocommit mode for a read."""
+        self._check_abandoned()
         conn = self.engine.connect()
         try:
             if not self.writes:
@@ -246,6 +272,7 @@ class UnitOfWork:
         """Blocking. Store the idempotent response (when keyed) and commit."""
         if self.conn is None or not self.writes:
             return
+        self._check_abandoned()
         if self.idem is not None:
             assert response is not None
             idempotency.store(self.conn, self.principal.id, self.idem, response)
@@ -357,13 +384,25 @@ async def run_unit_of_work(
         raise overloaded(
             f"This API process serves {admission.max_in_flight} requests at once; retry shortly."
         )
+    # The work runs as a task of its own, so that the answer can be given at the deadline while
+    # the work ends in order: a thread that holds the request's connection is never raced by a
+    # cleanup from here. Until it ends it counts as in flight.
     admission.in_flight += 1
+    attempts: list[UnitOfWork] = []
+    work = asyncio.ensure_future(
+        _unit_of_work(
+            request, handler, idempotent=idempotent, one_message=one_message, attempts=attempts
+        )
+    )
+    work.add_done_callback(admission.release)
     try:
-        async with asyncio.timeout(admission.request_timeout):
-            return await _unit_of_work(
-                request, handler, idempotent=idempotent, one_message=one_message
-            )
+        return await asyncio.wait_for(asyncio.shield(work), admission.request_timeout)
     except TimeoutError as exc:
+        if work.done():  # the work itself timed out (a TimeoutError of its own)
+            raise
+        for unit in attempts:
+            unit.abandon()
+        work.add_done_callback(_abandoned_outcome)
         raise Problem(
             503,
             "timeout",
@@ -371,12 +410,28 @@ async def run_unit_of_work(
             "(with the same Idempotency-Key): a write is never done twice.",
             headers={"Retry-After": "1"},
         ) from exc
-    finally:
-        admission.in_flight -= 1
+
+
+def _abandoned_outcome(work: asyncio.Future[Response]) -> None:
+    """How the work of a request answered 503 ``timeout`` ended (logged, never raised)."""
+    if work.cancelled():
+        return
+    error = work.exception()
+    if error is None:
+        # Finished past the deadline but before its commit could be stopped: the client's retry
+        # with the same key (or the write's own key) answers with what it did.
+        log.info("a request answered 503 timeout completed its work after the deadline")
+    elif not isinstance(error, Abandoned):
+        log.info("a request answered 503 timeout failed afterwards: %r", error)
 
 
 async def _unit_of_work(
-    request: Request, handler: Handler, *, idempotent: bool, one_message: bool
+    request: Request,
+    handler: Handler,
+    *,
+    idempotent: bool,
+    one_message: bool,
+    attempts: list[UnitOfWork],
 ) -> Response:
     token = bearer_token(request.headers.get("authorization"))
     declared = request.headers.get("content-length", "")
@@ -405,6 +460,7 @@ async def _unit_of_work(
     while True:
         attempt += 1
         unit = UnitOfWork(engine, principal, writes=writes, idem=idem, one_message=one_message)
+        attempts.append(unit)
         token_var = _UNIT.set(unit)
         try:
             response = await handler(request)

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.auth import ApiKeyRole
+from api import idempotency
+from api.auth import ApiKeyRole, hash_api_key
 from marketplace import Marketplace
 from payouts.database import create_api_engine
 from tests.api.conftest import make_key
@@ -113,3 +114,51 @@ async def test_beyond_max_in_flight_requests_are_refused_at_once(
     assert refused.headers["Retry-After"] == "1"
     assert booked.status_code == 201, booked.text
     assert served.status_code == 200, served.text
+
+
+async def test_work_past_the_deadline_is_answered_in_time_and_never_commits(
+    engine: Engine, seller: str
+) -> None:
+    """Nothing cancels a statement here (the engine has no statement timeout): the request waits
+    past the deadline for its Idempotency-Key, which another transaction holds. The client has
+    its 503 at the deadline; the work, abandoned, goes on once the key is free, rolls back
+    instead of committing, and counts as in flight until then. The client's retry with the same
+    key books the order once."""
+    app = create_app(engine, request_timeout=TIMEOUT)
+    token = make_key(engine, ApiKeyRole.ADMIN)
+    path = f"/v1/sellers/{seller}/earnings"
+    order = {"order_id": "late-1", "amount": 700}
+    key = f"late-{seller}"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+    ) as http:
+        with engine.connect() as blocker:
+            key_id = blocker.execute(
+                text("SELECT id FROM api_keys WHERE key_hash = :h"), {"h": hash_api_key(token)}
+            ).scalar_one()
+            held = idempotency.IdempotentRequest(key, "POST", path, "another request's hash")
+            assert idempotency.claim(blocker, key_id, held) is None
+            started = time.monotonic()
+            late = await http.post(path, json=order)
+            took = time.monotonic() - started
+            assert app.state.admission.in_flight == 1, "the abandoned work no longer counts"
+            blocker.rollback()
+        deadline = time.monotonic() + 10
+        while app.state.admission.in_flight:
+            assert time.monotonic() < deadline, "the abandoned work never ended"
+            await asyncio.sleep(0.05)
+        with engine.connect() as conn:
+            booked = conn.execute(
+                text("SELECT count(*) FROM earnings WHERE seller_id = :s"), {"s": seller}
+            ).scalar_one()
+            claimed = conn.execute(
+                text("SELECT count(*) FROM idempotency_keys WHERE key = :k"), {"k": key}
+            ).scalar_one()
+        retried = await http.post(path, json=order)
+    assert took < TIMEOUT + 0.5, f"answered after {took:.2f} s"
+    assert_problem(late, 503, "timeout")  # type: ignore[arg-type]
+    assert late.headers["Retry-After"] == "1"
+    assert (booked, claimed) == (0, 0), "the abandoned work committed"
+    assert retried.status_code == 201, retried.text
