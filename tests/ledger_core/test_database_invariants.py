@@ -4,6 +4,7 @@ rejected (deferred checks fire at commit, so every test commits), while legitima
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -514,3 +515,72 @@ def test_legitimate_raw_writes_still_work(world: World) -> None:
     assert triple(seller, "pending") == (129, 0, 129)
     assert seller.lock_version == version + 2
     assert book.txn(world.pending).status.value == "posted"
+
+
+def test_one_statement_of_many_transactions_moves_each_account_once(world: World) -> None:
+    """A set-based write (migration 0007: the totals move once per statement): a hundred
+    transactions through the same two accounts, pending and posted, in one INSERT. The totals
+    are the entries' sums and lock_version grows by one per entry, as one write at a time."""
+    book, s, c = world.book, world.seller.id, world.cash.id
+    before_seller, before_cash = book.get(world.seller), book.get(world.cash)
+    txns = [(uuid.uuid4(), "pending" if n % 2 else "posted", n + 1) for n in range(100)]
+    with world.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO ledger_transactions (id, ledger_id, status, effective_at,"
+                " total_amount) SELECT id, :ledger, status, now(), amount"
+                " FROM jsonb_to_recordset(CAST(:txns AS jsonb))"
+                " AS x(id uuid, status text, amount bigint)"
+            ),
+            {
+                "ledger": book.id,
+                "txns": json.dumps([{"id": str(i), "status": t, "amount": a} for i, t, a in txns]),
+            },
+        )
+        conn.execute(
+            text(
+                "INSERT INTO ledger_entries"
+                " (id, transaction_id, ledger_id, account_id, direction, amount, ordinal)"
+                " SELECT gen_random_uuid(), x.id, :ledger, e.account, e.direction, x.amount,"
+                "        e.ordinal"
+                " FROM jsonb_to_recordset(CAST(:txns AS jsonb)) AS x(id uuid, amount bigint),"
+                "      (VALUES (CAST(:cash AS uuid), 'debit', 0), (CAST(:seller AS uuid),"
+                "               'credit', 1)) AS e(account, direction, ordinal)"
+            ),
+            {
+                "ledger": book.id,
+                "cash": c,
+                "seller": s,
+                "txns": json.dumps([{"id": str(i), "amount": a} for i, _, a in txns]),
+            },
+        )
+    posted = sum(a for _, st, a in txns if st == "posted")
+    pending = sum(a for _, st, a in txns if st == "pending")
+    seller, cash = book.get(world.seller), book.get(world.cash)
+    assert seller.totals.posted_credits == before_seller.totals.posted_credits + posted
+    assert seller.totals.pending_credits == before_seller.totals.pending_credits + pending
+    assert cash.totals.posted_debits == before_cash.totals.posted_debits + posted
+    assert cash.totals.pending_debits == before_cash.totals.pending_debits + pending
+    assert seller.lock_version == before_seller.lock_version + 100
+    assert cash.lock_version == before_cash.lock_version + 100
+
+
+def test_one_bad_entry_fails_the_whole_statement(world: World, rejected: Any) -> None:
+    """Entries of one INSERT, one of them on an account of another ledger: nothing is written,
+    with the error the entry alone would get."""
+    book, s, c = world.book, world.seller.id, world.cash.id
+
+    def write(conn: Connection) -> None:
+        txn = insert_transaction(conn, book.id, 5, [])
+        conn.execute(
+            text(
+                "INSERT INTO ledger_entries"
+                " (id, transaction_id, ledger_id, account_id, direction, amount, ordinal)"
+                " VALUES (gen_random_uuid(), :t, :l, :c, 'debit', 5, 0),"
+                "        (gen_random_uuid(), :t, :l, :s, 'credit', 4, 1),"
+                "        (gen_random_uuid(), :t, :l, :far, 'credit', 1, 2)"
+            ),
+            {"t": txn, "l": book.id, "c": c, "s": s, "far": world.far.id},
+        )
+
+    rejected(FOREIGN_KEY_VIOLATION, write)
