@@ -72,17 +72,19 @@ class BookingBatcher:
         answer: asyncio.Future[BookingOutcome] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(request, answer))
         if len(self._writers) < self.concurrency:
-            writer = asyncio.create_task(self._drain())
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+            self._writers.add(asyncio.create_task(self._drain()))
         return await answer
 
     async def _drain(self) -> None:
-        """Write batches while requests wait (no await between the last look at the queue and
-        the end, so a request is never left without a writer)."""
-        while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            await self._write(batch)
+        """Write batches while requests wait. The writer leaves the set of writers itself, with
+        no await between its last look at the queue and leaving (a done-callback would leave a
+        moment later, when a request queued in between would find no writer to take it)."""
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                await self._write(batch)
+        finally:
+            self._writers.discard(asyncio.current_task())
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
