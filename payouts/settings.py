@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         "window (one wake per seller per window). Short for demos; a day in production costs "
         "one wake per seller a day and releases funds once a day.",
     )
+    payouts_worker_max_cached_workflows: int = Field(
+        default=10_000,
+        ge=0,
+        description="Workflows a worker keeps in memory between their tasks (a few tens of KB "
+        "each). Fewer than the workflows that wake together (one hold workflow per seller with "
+        "holds ending) and every task of theirs replays its history from the start.",
+    )
     payouts_hold_sweep_seconds: float = Field(
         default=10.0,
         gt=0,

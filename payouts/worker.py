@@ -75,6 +75,7 @@ def build_worker(
         ),
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
+        max_cached_workflows=settings.payouts_worker_max_cached_workflows,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         # Log context (workflow_id, seller_id) and outcome counts for every activity.
         interceptors=[ActivityObservabilityInterceptor()],

@@ -86,6 +86,7 @@ EXEMPT: dict[str, dict[str, str]] = {
     "api": {
         **_PLATFORM_EXEMPT,
         "PAYOUTS_WORKER_MAX_CONCURRENT_ACTIVITIES": "the worker's setting",
+        "PAYOUTS_WORKER_MAX_CACHED_WORKFLOWS": "the worker's setting",
         "PAYOUTS_WORKER_METRICS_HOST": "the worker's setting (the API serves /metrics itself)",
         "PAYOUTS_WORKER_METRICS_PORT": "the worker's setting (the API serves /metrics itself)",
     },
