@@ -1327,16 +1327,17 @@ def check_exactly_once(sim: Simulation, exp: Expected, payouts: list[Json]) -> l
     return, and one per earning booked again; none for anything the bench did not do."""
     booked = transactions_by_external_id(sim.engine)
     want: Counter[str] = Counter()
-    for order_id in sim.facts.orders:
-        want[f"earning:{order_id}"] = 1
+    for order_id, order in sim.facts.orders.items():
+        key = f"{order.plan.seller}/{order_id}"  # an earning is its seller's and its order's
+        want[f"earning:{key}"] = 1
         for n in range(1, exp.rebooks[order_id] + 1):
-            want[f"earning:{order_id}:rebook:{n}"] = 1
+            want[f"rebook:{n}:{key}"] = 1
     for refund_id in exp.after_posting_refunds:
         want[f"refund:{refund_id}"] = 1
     for dispute_id in sim.facts.disputes:
         want[f"dispute:{dispute_id}"] = 1
     for order_id in exp.reserves:
-        want[f"reserve:{order_id}"] = 1
+        want[f"reserve:{sim.facts.orders[order_id].plan.seller}/{order_id}"] = 1
     for p in payouts:
         want[f"payout:{p['id']}"] = 1
         if exp.payouts[p["id"]] == "returned":
