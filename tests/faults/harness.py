@@ -414,6 +414,11 @@ class Tally:
         """Requests sent before ``start`` and answered after ``end`` (caught by an outage)."""
         return sum(1 for sent, answered in self.spans if sent < start and answered > end)
 
+    def overlapping(self, start: float, end: float) -> int:
+        """Requests in flight at some moment between ``start`` and ``end`` (that met an
+        outage, whether they were sent before it or during it)."""
+        return sum(1 for sent, answered in self.spans if sent < end and answered > start)
+
 
 class RetryingClient:
     """An API client that behaves like a real one: a connection error, a timeout or a 5xx is
