@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from temporalio.client import Client, RPCTimeoutOrCancelledError
@@ -83,10 +83,28 @@ async def get_workflows(request: Request) -> Workflows:
 WorkflowsDep = Annotated[Workflows, Depends(get_workflows)]
 
 
+def _drop_late_answer(request: asyncio.Future[Any]) -> None:
+    """The answer of a workflow request the client was told to retry (it is keyed, so the
+    retry finds what it did): consumed, logged."""
+    if not request.cancelled() and request.exception() is not None:
+        log.info("a workflow request answered 503 failed afterwards: %r", request.exception())
+
+
 async def call_workflow(call: Awaitable[T], *, timeout: float = WORKFLOW_CALL_TIMEOUT) -> T:
-    """Await a ``workflows.client`` call; every failure becomes a ``Problem``."""
+    """Await a ``workflows.client`` call; every failure becomes a ``Problem``. Past ``timeout``
+    the call is left to finish by itself instead of being cancelled: cancelling the SDK in the
+    middle of an update-with-start leaves a future of its own unanswered (an asyncio ERROR per
+    call), and the request is keyed, so the client's retry joins it anyway."""
+    request = asyncio.ensure_future(call)
     try:
-        return await asyncio.wait_for(call, timeout)
+        try:
+            await asyncio.wait((request,), timeout=timeout)
+        finally:
+            if not request.done():  # past the deadline, or this request itself was cancelled
+                request.add_done_callback(_drop_late_answer)
+        if not request.done():
+            raise TimeoutError
+        return request.result()
     except WorkflowRequestError as err:
         status = domain_error_status(err.code)
         if status is None:
