@@ -1,6 +1,6 @@
-"""What the API (and tests) call to drive payouts and refunds: start a payout and hear whether
-its money was reserved, cancel it, read its state, hand it the rail's webhook events, refund an
-order.
+"""What the API (and tests) call to drive payouts: start a payout and hear whether its money was
+reserved, cancel it, read its state, hand it the rail's webhook events. (Refunds are the API's
+own database writes: ``api.routers.refunds``.)
 
 Errors are ``WorkflowRequestError`` with the domain's codes:
 
@@ -14,9 +14,6 @@ payout_conflict             the payout id exists for another seller or amount
 payout_not_found            cancel/get an unknown payout
 invalid_payout_state        cancel after the payout was submitted to the rail
 seller_not_found            unknown seller
-refund_exceeds_earning      more than what is left of the earning
-refund_conflict             the refund id exists for another order or amount
-earning_not_found           refund of an unknown order
 ==========================  ===============================================================
 """
 
@@ -27,7 +24,6 @@ from typing import Any
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
-    WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -39,7 +35,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payout_types import PayoutResult, RefundResult
+from activities.payout_types import PayoutResult
 from payment_rail import RailEvent
 from workflows.errors import WorkflowRequestError, request_error
 from workflows.payout_types import (
@@ -50,22 +46,17 @@ from workflows.payout_types import (
     PayoutWorkflowInput,
     PayoutWorkflowState,
     RailEventSignal,
-    RefundInput,
     payout_workflow_id,
-    refund_workflow_id,
 )
 from workflows.payouts import PayoutWorkflow
-from workflows.refunds import RefundWorkflow
 from workflows.registry import TASK_QUEUE
 from workflows.types import SELLER_ID
 
 __all__ = [
     "PayoutResult",
     "PayoutWorkflowState",
-    "RefundResult",
     "cancel_payout",
     "get_payout_state",
-    "refund_earning",
     "signal_rail_event",
     "start_payout",
 ]
@@ -192,41 +183,3 @@ async def signal_rail_event(client: Client, event: RailEvent) -> bool:
             return False
         raise
     return True
-
-
-async def refund_earning(
-    client: Client,
-    seller_id: str,
-    order_id: str,
-    refund_id: str,
-    amount: int | None = None,
-    *,
-    metadata: dict[str, Any] | None = None,
-    task_queue: str = TASK_QUEUE,
-) -> RefundResult:
-    """Refund ``amount`` (None: all that is left) of the seller's share of an order, through a
-    ``RefundWorkflow`` (on hold: the earning is archived and the rest booked again; posted: the
-    seller is debited). Idempotent by refund id."""
-    try:
-        handle = await client.start_workflow(
-            RefundWorkflow.run,
-            RefundInput(
-                refund_id=refund_id,
-                seller_id=seller_id,
-                order_id=order_id,
-                amount=amount,
-                metadata=metadata or {},
-            ),
-            id=refund_workflow_id(refund_id),
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(SELLER_ID, seller_id)]),
-            static_summary=f"Refund {refund_id} of order {order_id}",
-        )
-    except WorkflowAlreadyStartedError:
-        handle = client.get_workflow_handle_for(RefundWorkflow.run, refund_workflow_id(refund_id))
-    try:
-        return await handle.result()
-    except WorkflowFailureError as err:
-        raise request_error(err) from err

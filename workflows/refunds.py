@@ -1,6 +1,9 @@
-"""Refunds of orders (DESIGN.md, "The seller's money", step 5): the ``RefundWorkflow`` (id
-``refund/<refund id>``) runs one idempotent activity (``refund_earning``, keyed by the refund id),
-which decides by the earning's status under its row lock:
+"""Refunds of orders (DESIGN.md, "The seller's money", step 5) by workflow: the ``RefundWorkflow``
+(id ``refund/<refund id>``) runs one idempotent activity (``refund_earning``, keyed by the refund
+id). Refunds are now written by the API in the request's own database transaction (no request
+waits on a workflow to record money); the workflow stays registered for the runs an earlier
+release started, which complete as they always did. The activity decides by the earning's status
+under its row lock:
 
 * still on hold: the pending earning is archived and the remainder (if any) booked again with the
   same hold end (the hold workflow posts whatever the earning points to when the hold ends);

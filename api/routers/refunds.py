@@ -1,11 +1,11 @@
 """``POST /v1/sellers/{id}/earnings/{order_id}/refund``: refund (part of) an order.
 
-A refund workflow (``refund/<id>``) does it: on hold, the pending earning is archived (and the
-rest booked again with the same hold end); posted, the seller is debited (and may go below
-zero). Idempotent by refund id: the
-body's ``refund_id``, else one derived from the ``Idempotency-Key`` (``rf_<hash>``); one of them
-is required. Errors: 422 ``refund_exceeds_earning``, 409 ``refund_conflict``, 404
-``earning_not_found``.
+Written in the request's own database transaction (``marketplace.Payouts.refund_earning``, under
+the earning's row lock, which the hold's release takes too): on hold, the pending earning is
+archived (and the rest booked again with the same hold end); posted, the seller is debited (and
+may go below zero). Idempotent by refund id: the body's ``refund_id``, else one derived from the
+``Idempotency-Key`` (``rf_<hash>``); one of them is required. Errors: 422
+``refund_exceeds_earning``, 409 ``refund_conflict``, 404 ``earning_not_found``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from typing import Any
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from api.dependencies import DbConnection
 from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas import RequestModel
 from api.scoping import MarketplaceDep, PlatformAccess, earning_not_found
-from api.workflow_calls import WorkflowsDep
-from marketplace import EarningNotFound
-from workflows import payout_client
+from marketplace import EarningNotFound, Payouts
 
 router = APIRouter(tags=["refunds"], route_class=ApiRoute)
 
@@ -57,19 +54,16 @@ class RefundOut(BaseModel):
     status_code=201,
     dependencies=[PlatformAccess],
 )
-async def refund_earning(
+def refund_earning(
     seller_id: str,
     order_id: str,
     body: RefundCreate,
     conn: DbConnection,
     market: MarketplaceDep,
-    calls: WorkflowsDep,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> RefundOut:
-    try:
-        await run_in_threadpool(market.get_earning, conn, seller_id, order_id)
-    except EarningNotFound:
-        raise earning_not_found(order_id) from None
+    """Refund (part of) the seller's share of an order, in this request's own database
+    transaction: committed before the answer, nothing waits for a workflow."""
     refund_id = body.refund_id
     if refund_id is None:
         if not idempotency_key:
@@ -81,28 +75,30 @@ async def refund_earning(
         key = f"{seller_id}\n{order_id}\n{idempotency_key}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:24]
         refund_id = f"rf_{digest}"
-    result = await calls.call(
-        lambda client: payout_client.refund_earning(
-            client,
-            seller_id,
-            order_id,
-            refund_id,
-            body.amount,
-            metadata=body.metadata,
-            task_queue=calls.task_queue,
+    try:
+        refund = Payouts(market).refund_earning(
+            conn,
+            refund_id=refund_id,
+            seller_id=seller_id,
+            order_id=order_id,
+            amount=body.amount,
+            metadata=dict(body.metadata),
         )
-    )
+    except EarningNotFound:
+        raise earning_not_found(order_id) from None
     return RefundOut(
-        id=result.id,
-        order_id=result.order_id,
-        seller_id=result.seller_id,
-        currency=result.currency,
-        amount=result.amount,
-        fee_amount=result.fee_amount,
-        seller_amount=result.seller_amount,
-        kind=result.kind,
-        status=result.status,
-        ledger_transaction_id=result.ledger_transaction_id,
-        earning_status=result.earning.status,
-        created_at=result.created_at,
+        id=refund.id,
+        order_id=refund.order_id,
+        seller_id=refund.seller_id,
+        currency=refund.currency,
+        amount=refund.amount,
+        fee_amount=refund.fee_amount,
+        seller_amount=refund.seller_amount,
+        kind=refund.kind,
+        status=refund.status,
+        ledger_transaction_id=(
+            str(refund.ledger_transaction_id) if refund.ledger_transaction_id else None
+        ),
+        earning_status=refund.earning_status,
+        created_at=refund.created_at,
     )

@@ -11,7 +11,9 @@ import uuid
 
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.payout_types import RefundResult
 from marketplace import Payouts
 from payment_rail import RailOutcome, SimulatedBank
 from tests.payouts.conftest import (
@@ -24,8 +26,9 @@ from tests.payouts.conftest import (
     views,
 )
 from tests.workflows.conftest import eventually
-from workflows.payout_client import refund_earning, start_payout
-from workflows.payout_types import payout_workflow_id
+from workflows.payout_client import start_payout
+from workflows.payout_types import RefundInput, payout_workflow_id, refund_workflow_id
+from workflows.refunds import RefundWorkflow
 
 
 async def test_worker_stopped_at_each_step_pays_once(
@@ -98,6 +101,27 @@ async def test_duplicate_webhooks_and_duplicate_requests(
     assert webhooks.delivered >= 3 and final["rail_events"] == 1
     exactly_once(engine, bank, pid)
     assert views(engine, payouts, seller) == (0, 0, 0)
+
+
+async def refund_earning(
+    client: Client,
+    seller_id: str,
+    order_id: str,
+    refund_id: str,
+    amount: int | None = None,
+    *,
+    task_queue: str,
+) -> RefundResult:
+    """A refund as an earlier release made it, by a ``RefundWorkflow`` run (the API writes
+    refunds itself now; the workflow stays for the runs such a release started)."""
+    result: RefundResult = await client.execute_workflow(
+        RefundWorkflow.run,
+        RefundInput(refund_id=refund_id, seller_id=seller_id, order_id=order_id, amount=amount),
+        id=refund_workflow_id(refund_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    return result
 
 
 async def test_refunds_through_the_workflows(
