@@ -3,7 +3,7 @@ resolve it (won: archive, lost: post). Idempotent by dispute id."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from temporalio import activity
 
 from activities.database import in_transaction
@@ -14,7 +14,7 @@ from activities.types import (
     OpenDisputeInput,
     ResolveDisputeInput,
 )
-from marketplace import Dispute, Marketplace
+from marketplace import Dispute, DisputeAlreadyResolved, Marketplace
 
 
 def dispute_result(dispute: Dispute) -> DisputeResult:
@@ -58,9 +58,15 @@ class DisputeActivities:
 
     @activity.defn(name=RESOLVE_DISPUTE)
     def resolve_dispute(self, input: ResolveDisputeInput) -> DisputeResult:
-        return in_transaction(
-            self.engine,
-            lambda conn: dispute_result(
-                self.marketplace.resolve_dispute(conn, input.dispute_id, input.outcome)
-            ),
-        )
+        """Resolve the dispute with the workflow's outcome, or return it as it is when it was
+        resolved otherwise first: an operator's resolution is written by the API in its own
+        transaction, and one that came as the deadline passed may be written before this; the
+        database decides, the workflow records what it says."""
+
+        def resolve(conn: Connection) -> Dispute:
+            try:
+                return self.marketplace.resolve_dispute(conn, input.dispute_id, input.outcome)
+            except DisputeAlreadyResolved:
+                return self.marketplace.get_dispute(conn, input.dispute_id)
+
+        return dispute_result(in_transaction(self.engine, resolve))

@@ -22,7 +22,7 @@ database transaction the caller owns, never commits, and is idempotent by a key:
   Asking for the state a payout is already in is a no-op; an impossible move raises
   ``InvalidPayoutState``.
 * refunds of an order's earning, keyed by the refund id (``refund_earning``): on hold, the pending
-  earning is archived and the remainder, if any, booked again (``earning:<order>:rebook:<n>``,
+  earning is archived and the remainder, if any, booked again (``rebook:<n>:<seller>/<order>``,
   same hold end) so the hold workflow posts the remainder; posted, a posted debit of the seller
   (``refund:<id>``) that may take the seller below zero (a refund is not optional). A negative
   seller is paid nothing (``nothing_to_pay``) until later earnings cover it.

@@ -24,6 +24,7 @@ its own database transaction (``marketplace.booking``), not through a workflow.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -163,6 +164,76 @@ async def cancel_hold(client: Client, seller_id: str, order_id: str) -> EarningR
     )
 
 
+def _dispute_start(
+    dispute_id: str,
+    seller_id: str,
+    order_id: str,
+    amount: int,
+    deadline: datetime,
+    reason: str,
+    metadata: dict[str, Any] | None,
+    task_queue: str,
+) -> dict[str, Any]:
+    """The dispute workflow's start: its input and options, one for every way it is started."""
+    return {
+        "workflow": DisputeWorkflow.run,
+        "arg": DisputeInput(
+            dispute_id=dispute_id,
+            seller_id=seller_id,
+            order_id=order_id,
+            amount=amount,
+            deadline=deadline,
+            reason=reason,
+            metadata=metadata or {},
+        ),
+        "id": dispute_workflow_id(dispute_id),
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        # A dispute whose opening failed (e.g. unknown seller) may be opened again; one that
+        # ran is never started twice.
+        "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        "search_attributes": _seller_attributes(seller_id),
+        "static_summary": f"Dispute {dispute_id} of seller {seller_id}, order {order_id}",
+    }
+
+
+async def start_dispute(
+    client: Client,
+    dispute_id: str,
+    seller_id: str,
+    order_id: str,
+    amount: int,
+    deadline: datetime,
+    reason: str = "",
+    metadata: dict[str, Any] | None = None,
+    *,
+    task_queue: str = TASK_QUEUE,
+) -> None:
+    """Start the dispute workflow (it keeps the deadline and opens the pending debit if nobody
+    has), answered once Temporal has recorded the start: nothing waits for the workflow to run.
+    The API writes the dispute itself, after this. A repeat does nothing (the workflow runs, or
+    ran)."""
+    options = _dispute_start(
+        dispute_id, seller_id, order_id, amount, deadline, reason, metadata, task_queue
+    )
+    workflow = options.pop("workflow")
+    arg = options.pop("arg")
+    with contextlib.suppress(WorkflowAlreadyStartedError):  # it ran and completed
+        await client.start_workflow(workflow, arg, **options)
+
+
+async def tell_dispute_outcome(client: Client, dispute_id: str, outcome: str) -> None:
+    """Tell the dispute's workflow its outcome (the ``resolve_signal``: it stops waiting for the
+    deadline and records the outcome the database has). A workflow that no longer runs (ended,
+    or never started) has nothing to hear."""
+    handle = client.get_workflow_handle_for(DisputeWorkflow.run, dispute_workflow_id(dispute_id))
+    try:
+        await handle.signal(DisputeWorkflow.resolve_signal, ResolveDisputeRequest(outcome=outcome))
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
 async def open_dispute(
     client: Client,
     dispute_id: str,
@@ -175,29 +246,14 @@ async def open_dispute(
     *,
     task_queue: str = TASK_QUEUE,
 ) -> DisputeResult:
-    """Start the dispute workflow and return the dispute once its pending debit is written.
-    Idempotent by dispute id: a repeat returns the dispute as it is now (also after it ended).
-    """
-    start = WithStartWorkflowOperation(
-        DisputeWorkflow.run,
-        DisputeInput(
-            dispute_id=dispute_id,
-            seller_id=seller_id,
-            order_id=order_id,
-            amount=amount,
-            deadline=deadline,
-            reason=reason,
-            metadata=metadata or {},
-        ),
-        id=dispute_workflow_id(dispute_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        # A dispute whose opening failed (e.g. unknown seller) may be opened again; one that
-        # ran is never started twice.
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-        search_attributes=_seller_attributes(seller_id),
-        static_summary=f"Dispute {dispute_id} of seller {seller_id}, order {order_id}",
+    """Start the dispute workflow and return the dispute once its pending debit is written (the
+    workflow's ``opened`` update). Idempotent by dispute id: a repeat returns the dispute as it
+    is now (also after it ended). For callers that want the workflow to open the dispute; the
+    API opens it itself (``start_dispute``)."""
+    options = _dispute_start(
+        dispute_id, seller_id, order_id, amount, deadline, reason, metadata, task_queue
     )
+    start = WithStartWorkflowOperation(options.pop("workflow"), options.pop("arg"), **options)
     try:
         result: DisputeResult = await client.execute_update_with_start_workflow(
             DisputeWorkflow.opened, start_workflow_operation=start, id="opened"

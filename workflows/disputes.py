@@ -1,9 +1,11 @@
 """The dispute (chargeback) workflow (id ``dispute/<dispute id>``).
 
-Opens a pending debit on the seller (activity: available drops, posted does not), then waits for
+Opens a pending debit on the seller (activity: available drops, posted does not; the API has
+usually written it already, in its own transaction, and the activity finds it), then waits for
 the outcome: a ``resolve`` update (or signal) with won or lost, until the deadline; unresolved by
 then, the dispute is lost. Won archives the debit, lost posts it. Both activities are idempotent
-by dispute id.
+by dispute id; the API writes an operator's resolution itself and signals it here, and the
+database decides a resolution that races the deadline.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ class DisputeWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RESOLVE_RETRY,
             )
+            if dispute.status in OUTCOMES and dispute.status != self._state.outcome:
+                # An operator's resolution reached the database first (as the deadline passed).
+                self._state.outcome = dispute.status
+                self._state.resolved_by = "operator"
             self._record(dispute)
         workflow.set_current_details(f"{dispute.status} ({self._state.resolved_by or 'earlier'})")
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -172,3 +178,6 @@ class DisputeWorkflow:
     def _record(self, dispute: DisputeResult) -> None:
         self._state.dispute = dispute
         self._state.status = dispute.status
+        if dispute.status in OUTCOMES and self._state.outcome is None:
+            # Resolved before this workflow saw it open (by a request that came first).
+            self._state.outcome = dispute.status

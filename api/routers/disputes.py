@@ -1,7 +1,8 @@
-"""``/v1/disputes``: chargebacks. Opening one starts the dispute workflow (``dispute/<id>``), which
-puts a pending debit on the seller (available drops, posted does not) and waits for the outcome:
-``resolve`` with won (the debit is archived) or lost (it is posted); unresolved by the deadline,
-the dispute is lost.
+"""``/v1/disputes``: chargebacks. Opening one writes a pending debit on the seller (available
+drops, posted does not) in the request's own transaction and starts the dispute workflow
+(``dispute/<id>``), which keeps the deadline; ``resolve`` with won (the debit is archived) or lost
+(it is posted) is written by its request too and signalled to the workflow; unresolved by the
+deadline, the dispute is lost.
 
 Platform keys open and resolve disputes; a seller key reads its own seller's disputes only.
 """
@@ -95,8 +96,12 @@ async def open_dispute(
         return DisputeOut.of(existing)
     if deadline <= datetime.now(UTC):
         raise Problem(422, "validation_failed", "deadline must be in the future", field="deadline")
-    dispute = await temporal.call(
-        lambda client: workflows.open_dispute(
+    # The workflow (the deadline's timer) first: started, not waited for; then the pending debit
+    # in this request's transaction, so the seller's money is locked only while it is written.
+    # If the commit does not happen, the workflow opens the dispute itself (its activity is
+    # keyed by the dispute id) and the client's retry finds it.
+    await temporal.call(
+        lambda client: workflows.start_dispute(
             client,
             dispute_id,
             body.seller_id,
@@ -106,6 +111,18 @@ async def open_dispute(
             body.reason,
             dict(body.metadata),
             task_queue=temporal.task_queue,
+        )
+    )
+    dispute = await run_in_threadpool(
+        lambda: market.open_dispute(
+            conn,
+            dispute_id=dispute_id,
+            seller_id=body.seller_id,
+            order_id=body.order_id,
+            amount=body.amount,
+            deadline=deadline,
+            reason=body.reason,
+            metadata=dict(body.metadata),
         )
     )
     return DisputeOut.of(dispute)
@@ -156,9 +173,11 @@ async def resolve_dispute(
 ) -> DisputeOut:
     """Won: the pending debit is archived (available comes back). Lost: it is posted (posted
     drops). The same outcome again returns the dispute; the other is a 409
-    ``dispute_already_resolved``."""
+    ``dispute_already_resolved``. Written in this request's transaction, after the dispute's
+    workflow was told (a signal: it stops waiting for the deadline and records the outcome)."""
     await run_in_threadpool(market.get_dispute, conn, dispute_id)
-    dispute = await temporal.call(
-        lambda client: workflows.resolve_dispute(client, dispute_id, body.outcome)
+    await temporal.call(
+        lambda client: workflows.tell_dispute_outcome(client, dispute_id, body.outcome)
     )
+    dispute = await run_in_threadpool(market.resolve_dispute, conn, dispute_id, body.outcome)
     return DisputeOut.of(dispute)

@@ -133,3 +133,70 @@ async def test_a_dispute_for_an_unknown_seller_fails_and_can_be_retried(
         )
         assert opened.status == "open"
         assert balances(engine, marketplace, seller).available == 9_900
+
+
+async def test_the_api_s_way_the_request_writes_and_the_workflow_keeps_the_deadline(
+    skipping_env: SkippingEnv,
+    engine: Engine,
+    marketplace: Marketplace,
+    uid: str,
+    task_queue: str,
+) -> None:
+    """As the API does it: the workflow started (not waited for), the pending debit written by
+    the request, the operator's outcome written by its request and signalled. The workflow finds
+    the dispute open, stops waiting for the deadline and records the outcome. One resolved by
+    the request with the other outcome than the deadline's (they raced): the database decides,
+    the workflow records what it says and completes."""
+    env, seller = skipping_env, f"s-{uid}"
+    seller_with_posted_money(engine, marketplace, seller)
+    deadline = (await env.get_current_time()) + timedelta(days=10)
+    async with running_worker(env.client, engine, task_queue=task_queue, wake_holds=False):
+        for name in ("signalled", "raced"):
+            dispute_id = f"{name}-{uid}"
+            await wf.start_dispute(
+                env.client,
+                dispute_id,
+                seller,
+                f"{seller}-o",
+                1_000,
+                deadline,
+                task_queue=task_queue,
+            )
+            with engine.begin() as conn:
+                marketplace.open_dispute(
+                    conn,
+                    dispute_id=dispute_id,
+                    seller_id=seller,
+                    order_id=f"{seller}-o",
+                    amount=1_000,
+                    deadline=deadline,
+                )
+        assert views(balances(engine, marketplace, seller)) == (8_000, 10_000, 8_000)
+
+        async def both_waiting() -> None:
+            for name in ("signalled", "raced"):
+                state = await wf.get_dispute(env.client, f"{name}-{uid}")
+                assert (state.status, state.outcome) == ("open", None), name
+
+        await eventually(both_waiting)
+        await wf.tell_dispute_outcome(env.client, f"signalled-{uid}", "won")
+        with engine.begin() as conn:
+            marketplace.resolve_dispute(conn, f"signalled-{uid}", "won")
+        # The other is won by its request as the deadline passes (no signal reached it in time).
+        with engine.begin() as conn:
+            marketplace.resolve_dispute(conn, f"raced-{uid}", "won")
+        await env.sleep(timedelta(days=10, minutes=1))
+
+        async def both_recorded() -> None:
+            for name in ("signalled", "raced"):
+                state = await wf.get_dispute(env.client, f"{name}-{uid}")
+                assert (state.status, state.outcome, state.resolved_by) == (
+                    "won",
+                    "won",
+                    "operator",
+                ), name
+
+        await eventually(both_recorded)
+        assert views(balances(engine, marketplace, seller)) == (10_000, 10_000, 10_000)
+        # Telling a dispute whose workflow has ended is nothing to hear.
+        await wf.tell_dispute_outcome(env.client, f"signalled-{uid}", "won")
