@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, select, text, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
@@ -402,10 +402,12 @@ class Marketplace:
     ) -> Page[Earning]:
         """The seller's earnings by order id (raises ``SellerNotFound`` for an unknown seller),
         in one statement."""
-        query = select(earnings).where(earnings.c.seller_id == seller_id)
+        _check_limit(limit)
+        params: dict[str, Any] = {"seller": seller_id, "limit": limit + 1, "after": after}
         if status is not None:
-            query = query.where(earnings.c.status == str(EarningStatus(status)))
-        page = _page(conn, query, earnings.c.order_id, after, limit, _earning)
+            params["status"] = str(EarningStatus(status))
+        rows = conn.execute(_EARNINGS_PAGES[status is not None, after is not None], params).all()
+        page = _page_of(rows, limit, _earning, "order_id")
         if not page.items:
             self.get_seller(conn, seller_id)  # an empty page of an unknown seller is a 404
         return page
@@ -949,19 +951,39 @@ def _seller_query() -> Select[Any]:
     )
 
 
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(f"per_page must be between 1 and {MAX_PAGE}", field="per_page")
+
+
 def _page(
     conn: Connection, query: Select[Any], key: Any, after: str | None, limit: int, build: Any
 ) -> Page[Any]:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed(f"per_page must be between 1 and {MAX_PAGE}", field="per_page")
+    _check_limit(limit)
     if after is not None:
         query = query.where(key > after)
     rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    return _page_of(rows, limit, build, key.name)
+
+
+def _page_of(rows: Sequence[Row[Any]], limit: int, build: Any, key: str) -> Page[Any]:
+    """A page of ``limit`` from ``rows`` (``limit`` + 1 read: one more means a next page)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(
-        items=[build(r) for r in rows], next_after=getattr(rows[-1], key.name) if more else None
-    )
+    return Page(items=[build(r) for r in rows], next_after=getattr(rows[-1], key) if more else None)
+
+
+def _earnings_page(by_status: bool, after: bool) -> Select[Any]:
+    query = select(earnings).where(earnings.c.seller_id == bindparam("seller"))
+    if by_status:
+        query = query.where(earnings.c.status == bindparam("status"))
+    if after:
+        query = query.where(earnings.c.order_id > bindparam("after"))
+    return query.order_by(earnings.c.order_id).limit(bindparam("limit"))
+
+
+# A seller's earnings page, a hot read: its four statements built once.
+_EARNINGS_PAGES = {(s, a): _earnings_page(s, a) for s in (False, True) for a in (False, True)}
 
 
 def _seller(row: Row[Any]) -> Seller:
