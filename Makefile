@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run worker api migrate test lint typecheck pytest install demo bench bench-holds bench-marketplace clean
+.PHONY: run worker api migrate test lint typecheck pytest install demo bench bench-api bench-holds bench-marketplace clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -52,9 +52,14 @@ demo: install
 bench: install
 	$(BIN)/python bench/ledger_throughput.py
 
-# Earnings through the API on an embedded stack of its own; see bench/holds.py for flags.
+# The API next to a minimal FastAPI app on the same PostgreSQL, with wrk; see bench/api.py.
+bench-api: install
+	$(BIN)/python bench/api.py $(ARGS)
+
+# Order intake next to ledger_core's write rate (ARGS="--releases": the release of holds);
+# on an embedded stack of its own; see bench/holds.py for flags.
 bench-holds: install
-	$(BIN)/python bench/holds.py
+	$(BIN)/python bench/holds.py $(ARGS)
 
 # A month of a marketplace through the API, checked to the cent against a model. Full size takes
 # hours; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (flags: see the file).
