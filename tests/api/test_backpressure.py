@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from api.app import create_app
 from api import idempotency
+from api.app import create_app
 from api.auth import ApiKeyRole, hash_api_key
 from marketplace import Marketplace
 from payouts.database import create_api_engine
