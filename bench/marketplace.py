@@ -141,7 +141,6 @@ BAD_ACCOUNTS = {"fail": ACCOUNT_CLOSED, "return": ACCOUNT_RETURNED}
 ATTEMPTS = 10
 SETUP = "setup (sellers, accounts, schedules)"
 OBSERVE_TIMEOUT = 120.0
-OVERLAP_ATTEMPTS = 5
 SETTLING = ("payouts_in_flight", "returns_due", "runs_deciding", "payouts_reserving")
 SCHEDULE_CONCURRENCY = 8
 
@@ -890,8 +889,11 @@ class Simulation:
     async def observe_run(self, seller_id: str) -> Json | None:
         """Trigger the seller's schedule and return the run it made (None: none seen). A trigger
         while the previous run still goes is skipped by the schedule (overlap policy): then it
-        is triggered again."""
-        for _ in range(OVERLAP_ATTEMPTS):
+        is triggered again, at growing intervals, for up to ``OBSERVE_TIMEOUT`` (a run is short,
+        but on a saturated dev server it may take a while to get its turn)."""
+        give_up = time.monotonic() + OBSERVE_TIMEOUT
+        pause = 1.0  # run ids have whole seconds
+        while time.monotonic() < give_up:
             before = await self.schedule(seller_id)
             if before is None:
                 return None
@@ -915,14 +917,17 @@ class Simulation:
                     return dict(new[0])
                 if now["runs_skipped_overlapping"] > before["runs_skipped_overlapping"]:
                     self.counts["observed triggers skipped (a run was still going)"] += 1
-                    await asyncio.sleep(1.0)  # run ids have whole seconds
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 8.0)
                     break
             else:
                 self.problems.append(
                     f"seller {seller_id}: no run {OBSERVE_TIMEOUT:.0f} s after a trigger"
                 )
                 return None
-        self.problems.append(f"seller {seller_id}: {OVERLAP_ATTEMPTS} triggers skipped in a row")
+        self.problems.append(
+            f"seller {seller_id}: every trigger skipped for {OBSERVE_TIMEOUT:.0f} s (a run going)"
+        )
         return None
 
     async def wait_for_payout(self, payout_id: str) -> bool:
