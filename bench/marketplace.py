@@ -142,6 +142,7 @@ BAD_ACCOUNTS = {"fail": ACCOUNT_CLOSED, "return": ACCOUNT_RETURNED}
 ATTEMPTS = 10
 SETUP = "setup (sellers, accounts, schedules)"
 OBSERVE_TIMEOUT = 120.0
+SKIP_CHECK = 3.0  # seconds between looks at the schedule while a triggered run does not show
 SETTLING = ("payouts_in_flight", "returns_due", "runs_deciding", "payouts_reserving")
 SCHEDULE_CONCURRENCY = 8
 
@@ -887,18 +888,28 @@ class Simulation:
     async def schedule(self, seller_id: str) -> Json | None:
         return await self.api.json("schedule_get", f"/v1/sellers/{seller_id}/payout_schedule")
 
+    def recorded_runs(self, seller_id: str) -> dict[str, Json]:
+        """The seller's payout runs as recorded (read from the database: polling the schedule's
+        description instead, a Temporal query per poll, loads the very server the runs wait on)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT id, outcome, payout_id FROM payout_runs WHERE seller_id = :s"),
+                {"s": seller_id},
+            ).mappings()
+            return {row["id"]: dict(row) for row in rows}
+
     async def observe_run(self, seller_id: str) -> Json | None:
         """Trigger the seller's schedule and return the run it made (None: none seen). A trigger
-        while the previous run still goes is skipped by the schedule (overlap policy): then it
-        is triggered again, at growing intervals, for up to ``OBSERVE_TIMEOUT`` (a run is short,
-        but on a saturated dev server it may take a while to get its turn)."""
+        while the previous run still goes is skipped by the schedule (overlap policy; its count
+        is in the schedule's description, asked every ``SKIP_CHECK`` seconds while no run shows):
+        then it is triggered again, at growing intervals, for up to ``OBSERVE_TIMEOUT``."""
         give_up = time.monotonic() + OBSERVE_TIMEOUT
         pause = 1.0  # run ids have whole seconds
         while time.monotonic() < give_up:
             before = await self.schedule(seller_id)
             if before is None:
                 return None
-            known = {r["id"] for r in before["recent_runs"]}
+            known = set(await asyncio.to_thread(self.recorded_runs, seller_id))
             triggered = await self.api.call(
                 "payout_trigger",
                 "POST",
@@ -908,15 +919,20 @@ class Simulation:
             if triggered is None:
                 return None
             deadline = time.monotonic() + OBSERVE_TIMEOUT
+            check = time.monotonic() + SKIP_CHECK
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
-                now = await self.schedule(seller_id)
-                if now is None:
-                    continue
-                new = [r for r in now["recent_runs"] if r["id"] not in known]
+                runs = await asyncio.to_thread(self.recorded_runs, seller_id)
+                new = [run for run_id, run in runs.items() if run_id not in known]
                 if new:
-                    return dict(new[0])
-                if now["runs_skipped_overlapping"] > before["runs_skipped_overlapping"]:
+                    return new[0]
+                if time.monotonic() < check:
+                    continue
+                check = time.monotonic() + SKIP_CHECK
+                now = await self.schedule(seller_id)
+                if now is not None and (
+                    now["runs_skipped_overlapping"] > before["runs_skipped_overlapping"]
+                ):
                     self.counts["observed triggers skipped (a run was still going)"] += 1
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 8.0)
