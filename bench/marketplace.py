@@ -893,7 +893,10 @@ class Simulation:
         description instead, a Temporal query per poll, loads the very server the runs wait on)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                text("SELECT id, outcome, payout_id FROM payout_runs WHERE seller_id = :s"),
+                text(
+                    "SELECT id, outcome, payout_id, amount, reason FROM payout_runs"
+                    " WHERE seller_id = :s"
+                ),
                 {"s": seller_id},
             ).mappings()
             return {row["id"]: dict(row) for row in rows}
