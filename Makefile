@@ -62,7 +62,7 @@ bench-holds: install
 	$(BIN)/python bench/holds.py $(ARGS)
 
 # A month of a marketplace through the API, checked to the cent against a model. Full size takes
-# about 30 minutes; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (see the file).
+# about 35 minutes; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (see the file).
 bench-marketplace: install
 	$(BIN)/python bench/marketplace.py $(ARGS)
 

@@ -8,8 +8,8 @@ it (``PAYOUTS_RAIL_URL``) and its signed webhooks going to the stack's ``/v1/rai
 bench then asks the bank itself (``/admin/payouts``) whether any payout left it twice.
 
 **Time.** A simulated day lasts ``--day-seconds`` real seconds (default: what spreads ``--orders``
-over ``--days`` at ``--rate`` orders per second, 40 by default: about 42 s a day at full size, so
-that it runs in under 30 minutes; 10 s, the least, at ``--orders 2000``). Every duration the
+over ``--days`` at ``--rate`` orders per second, 40 by default: about 42 s a day at full size, a
+21-minute month; 10 s, the least, at ``--orders 2000``). Every duration the
 platform keeps is given in those seconds: hold periods and rolling-reserve periods as ISO 8601
 durations on the sellers (``PT84S`` for a 2-day hold in days of 42 s), dispute deadlines, the
 bank's settle and return delays, the payout return window. Orders are spread uniformly over the
