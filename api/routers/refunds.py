@@ -11,11 +11,12 @@ may go below zero). Idempotent by refund id: the body's ``refund_id``, else one 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Header
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.dependencies import DbConnection
 from api.problems import Problem
@@ -47,6 +48,11 @@ class RefundOut(BaseModel):
     ledger_transaction_id: str | None
     earning_status: str
     created_at: datetime
+
+    @field_validator("ledger_transaction_id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, uuid.UUID) else value
 
 
 @router.post(
@@ -86,19 +92,4 @@ def refund_earning(
         )
     except EarningNotFound:
         raise earning_not_found(order_id) from None
-    return RefundOut(
-        id=refund.id,
-        order_id=refund.order_id,
-        seller_id=refund.seller_id,
-        currency=refund.currency,
-        amount=refund.amount,
-        fee_amount=refund.fee_amount,
-        seller_amount=refund.seller_amount,
-        kind=refund.kind,
-        status=refund.status,
-        ledger_transaction_id=(
-            str(refund.ledger_transaction_id) if refund.ledger_transaction_id else None
-        ),
-        earning_status=refund.earning_status,
-        created_at=refund.created_at,
-    )
+    return RefundOut.model_validate(refund, from_attributes=True)
