@@ -42,7 +42,7 @@ COPY marketplace ./marketplace
 COPY workflows ./workflows
 COPY activities ./activities
 COPY api ./api
-COPY payouts ./payouts
+COPY server ./server
 COPY payment_rail ./payment_rail
 COPY observability ./observability
 COPY signatures ./signatures

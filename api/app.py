@@ -88,7 +88,7 @@ def create_app(
     ``request_timeout`` the time within which every request is answered and ``max_in_flight``
     the requests served at once (beyond either: a 503 with Retry-After; ``api.routing``). The
     engine should bound its pool wait and statements within ``request_timeout`` too
-    (``payouts.database.create_api_engine``)."""
+    (``server.database.create_api_engine``)."""
     app = FastAPI(
         title="Payouts API",
         version="1.0.0",

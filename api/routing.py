@@ -22,7 +22,7 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
 5. answers quickly when it cannot serve (``Admission``): beyond ``max_in_flight`` requests at once
    a 503 ``overloaded`` at once; a request that has not been answered within ``request_timeout``
    a 503 ``timeout``; a pooled connection not free within a quarter of that, or a statement
-   PostgreSQL cancelled at half of it (``payouts.database.create_api_engine``), a 503
+   PostgreSQL cancelled at half of it (``server.database.create_api_engine``), a 503
    ``overloaded``; all with ``Retry-After``. A request answered ``timeout`` has its work
    abandoned: it ends in its own task (the thread holding its connection rolls it back), commits
    nothing from then on, and counts as in flight until it ended. Its commit may already have

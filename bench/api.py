@@ -43,7 +43,7 @@ from common import analyze, create_sellers, embedded_stack, first_earnings
 from wrk import WrkResult, lua_string, run_wrk
 
 from marketplace import EarningRequest, Marketplace, Payouts
-from payouts.database import create_db_engine
+from server.database import create_db_engine
 
 WARM_UP = 3.0  # seconds of load before each measurement, not counted
 STYLES = ("def", "async")  # bench/minimal_app.py's two ways of writing its endpoints

@@ -32,8 +32,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 @contextmanager
 def embedded_stack(**settings: str) -> Iterator[tuple[Any, str]]:
-    from payouts.settings import Settings
-    from payouts.stack import Stack
+    from server.settings import Settings
+    from server.stack import Stack
 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     key = "sk_bench_" + secrets.token_urlsafe(24)
@@ -73,7 +73,7 @@ def analyze(database_url: str) -> None:
     depend on when autovacuum ran."""
     from sqlalchemy import text
 
-    from payouts.database import create_db_engine
+    from server.database import create_db_engine
 
     engine = create_db_engine(database_url, pool_size=1)
     try:
@@ -90,7 +90,7 @@ def first_earnings(url: str, sellers: Sequence[str], timeout: float = 120) -> No
     from sqlalchemy import text
 
     from marketplace import EarningRequest, Marketplace
-    from payouts.database import create_db_engine
+    from server.database import create_db_engine
 
     market = Marketplace()
     engine = create_db_engine(url, pool_size=1)

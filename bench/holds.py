@@ -1,7 +1,7 @@
 """Earnings at ledger speed: order intake over HTTP and the release of holds, on the embedded
 stack, next to ledger_core's own write rate measured in the same run.
 
-The stack is the one ``make run`` starts (``payouts.stack.Stack``): an embedded PostgreSQL and a
+The stack is the one ``make run`` starts (``server.stack.Stack``): an embedded PostgreSQL and a
 Temporal dev server in a temporary folder, the worker and the API (its production server) as
 child processes, all on free ports. The load generator is wrk (``bench/wrk.py``; its own CPU time
 is printed with each figure, to show it is not the limit).
@@ -69,8 +69,8 @@ from ledger_core import (
     NormalBalance,
     TransactionStatus,
 )
-from payouts.database import create_db_engine
-from payouts.settings import Settings
+from server.database import create_db_engine
+from server.settings import Settings
 
 # --------------------------------------------------------------------------- ledger baseline
 

@@ -49,7 +49,7 @@ from ledger_core import (
     NormalBalance,
 )
 from ledger_core.ids import uuid7
-from payouts.database import EmbeddedPostgres, create_db_engine, migrate
+from server.database import EmbeddedPostgres, create_db_engine, migrate
 
 N_ACCOUNTS = 1000
 # Measured side by side in each round: ledger_core's one-shot write (its own database

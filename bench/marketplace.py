@@ -1,7 +1,7 @@
 """A month of a marketplace through the API, on the embedded stack, checked to the cent against an
 independent model of the same events.
 
-The stack is the one ``make run`` starts (``payouts.stack.Stack``: embedded PostgreSQL, Temporal dev
+The stack is the one ``make run`` starts (``server.stack.Stack``: embedded PostgreSQL, Temporal dev
 server, worker and API as child processes, free ports, a temporary folder), except that the
 simulated bank runs as its own HTTP service (``python -m payment_rail``) with the worker pointed at
 it (``PAYOUTS_RAIL_URL``) and its signed webhooks going to the stack's ``/v1/rail/webhooks``: the
@@ -105,7 +105,7 @@ from temporalio.service import RPCError
 
 from payment_rail import ACCOUNT_CLOSED, ACCOUNT_PAID, ACCOUNT_RETURNED, TEST_ROUTING_NUMBER
 from payment_rail.client import SimulatedBankAdmin
-from payouts.database import create_db_engine
+from server.database import create_db_engine
 
 # ---------------------------------------------------------------------------- the month's shape
 
@@ -1550,8 +1550,8 @@ def main() -> int:
     args = parser.parse_args()
     day_seconds = args.day_seconds or max(10.0, args.orders / args.days / args.rate)
 
-    from payouts.settings import Settings
-    from payouts.stack import Stack
+    from server.settings import Settings
+    from server.stack import Stack
 
     folder = Path(tempfile.mkdtemp(prefix="bench-marketplace-"))
     key = "sk_bench_" + secrets.token_urlsafe(24)

@@ -1,7 +1,7 @@
 """Scheduled payouts for many sellers at once, on the embedded stack; next to the same Temporal
 server's trivial-workflow rate, measured in the same run.
 
-The stack is the one ``make run`` starts (``payouts.stack.Stack``: embedded PostgreSQL, Temporal
+The stack is the one ``make run`` starts (``server.stack.Stack``: embedded PostgreSQL, Temporal
 dev server, worker and API as child processes, free ports, a temporary folder), with the
 in-process simulated bank settling after ``--settle`` seconds. Then:
 
@@ -54,7 +54,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from marketplace import Marketplace
 from marketplace.payouts import Payouts
-from payouts.database import create_db_engine
+from server.database import create_db_engine
 from workflows.payout_client import get_payout_state
 from workflows.schedule_client import put_payout_schedule, trigger_payout_schedule
 
@@ -208,8 +208,8 @@ def main() -> int:
         asyncio.run(noop_worker(args.noop_worker))
         return 0
 
-    from payouts.settings import Settings
-    from payouts.stack import Stack
+    from server.settings import Settings
+    from server.stack import Stack
 
     folder = Path(tempfile.mkdtemp(prefix="bench-payouts-"))
     os.environ.update(

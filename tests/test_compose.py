@@ -29,8 +29,8 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 from sqlalchemy import create_engine
 
-from payouts.settings import Settings, available_cpus
-from payouts.temporal_server import SEARCH_ATTRIBUTES, search_attribute_args
+from server.settings import Settings, available_cpus
+from server.temporal_server import SEARCH_ATTRIBUTES, search_attribute_args
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -201,7 +201,7 @@ def _module_name(path: Path) -> str:
 
 def settings_classes(packages: tuple[str, ...] = APP_PACKAGES) -> list[type[BaseSettings]]:
     """Every ``class X(BaseSettings)`` in the packages (found by reading the source, so no module
-    is imported that runs something on import, like ``payouts/__main__.py``)."""
+    is imported that runs something on import, like ``server/__main__.py``)."""
     found: list[type[BaseSettings]] = []
     for package in packages:
         for path in _package_sources(package):
@@ -541,7 +541,7 @@ def test_dockerfile_installs_exactly_the_lock_file() -> None:
     order = [args for keyword, args in instructions if keyword in ("COPY", "RUN")]
     lock_copy = next(i for i, a in enumerate(order) if "uv.lock" in a and a.startswith("pyproject"))
     first_sync = order.index(syncs[0])
-    source_copy = next(i for i, a in enumerate(order) if a.startswith("payouts "))
+    source_copy = next(i for i, a in enumerate(order) if a.startswith("server "))
     assert lock_copy < first_sync < source_copy
 
 

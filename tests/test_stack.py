@@ -140,7 +140,11 @@ def stop_stack(
 
 def api_processes(stack: RunningStack) -> tuple[psutil.Process, list[psutil.Process]]:
     """``payouts api`` and its worker processes."""
-    api = next(p for p in stack.descendants() if p.cmdline()[-2:] == ["payouts", "api"])
+    api = next(
+        p
+        for p in stack.descendants()
+        if [Path(a).name for a in p.cmdline()[-2:]] == ["payouts", "api"]
+    )
     return api, api.children()
 
 
@@ -161,7 +165,7 @@ def assert_api_runs_workers(stack: RunningStack, port: int) -> None:
     with that pid."""
     api, workers = api_processes(stack)
     assert len(workers) == API_WORKERS, [w.cmdline() for w in workers]
-    assert all("payouts.api_server" in w.cmdline() for w in workers)
+    assert all("server.api_server" in w.cmdline() for w in workers)
 
     def listens(process: psutil.Process) -> bool:
         return any(

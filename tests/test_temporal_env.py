@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from sqlalchemy import Engine
     from temporalio.testing import WorkflowEnvironment
 
-    from payouts.temporal_server import SEARCH_ATTRIBUTES
+    from server.temporal_server import SEARCH_ATTRIBUTES
     from tests.temporal_env import new_task_queue, running_worker
 
 

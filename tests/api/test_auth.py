@@ -22,7 +22,7 @@ from api.auth import (
     hash_api_key,
     revoke_api_key,
 )
-from payouts.database import create_db_engine, migrate
+from server.database import create_db_engine, migrate
 from tests.api.conftest import client_for, make_key
 from tests.api.helpers import assert_problem, create_account, post_transaction, transfer
 

@@ -17,7 +17,7 @@ from api import idempotency
 from api.app import create_app
 from api.auth import ApiKeyRole, hash_api_key
 from marketplace import Marketplace
-from payouts.database import create_api_engine
+from server.database import create_api_engine
 from tests.api.conftest import make_key
 from tests.api.helpers import assert_problem
 

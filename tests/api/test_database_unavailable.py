@@ -19,7 +19,7 @@ from api.app import create_app
 from api.auth import WriteAccess
 from api.dependencies import DbConnection
 from api.routing import ApiRoute
-from payouts.database import create_db_engine
+from server.database import create_db_engine
 from tests.api.helpers import assert_problem
 
 outage_router = APIRouter(prefix="/test", route_class=ApiRoute, dependencies=[WriteAccess])

@@ -1,5 +1,5 @@
 """The whole stack over HTTP: the real API (uvicorn on a free port, in the test's event loop), the
-platform's worker (``payouts.worker.build_worker``) on a task queue of its own, the session's
+platform's worker (``server.worker.build_worker``) on a task queue of its own, the session's
 Temporal dev server (real time) and PostgreSQL. Holds last a few seconds.
 
 ``stack.client(key)`` is an ``httpx.AsyncClient`` on the API with that key; ``stack.key(role,

@@ -39,8 +39,8 @@ from payment_rail import (
     SimulatedBank,
 )
 from payment_rail.simulated import WebhookState
-from payouts.settings import get_settings
-from payouts.worker import build_worker
+from server.settings import get_settings
+from server.worker import build_worker
 from tests.api.conftest import make_key
 from tests.e2e.conftest import add_earning, balances, create_seller, eventually, money
 from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, waking_holds

@@ -42,8 +42,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from payment_rail import SimulatedBankAdmin
-from payouts.database import migrate, to_sqlalchemy_url
-from payouts.temporal_server import connect_when_ready, dev_server_command
+from server.database import migrate, to_sqlalchemy_url
+from server.temporal_server import connect_when_ready, dev_server_command
 from workflows.registry import TASK_QUEUE
 
 START_TIMEOUT = 90.0  # two CPUs shared with other suites: Python processes start slowly
@@ -239,7 +239,7 @@ class FaultStack:
         self.engine = create_engine(to_sqlalchemy_url(self.database_url), poolclass=NullPool)
         for name in ("worker", "api"):
             part = Part(
-                name, [python, "-m", "payouts", name], self._env(), self.folder / f"{name}.log"
+                name, [python, "-m", "server", name], self._env(), self.folder / f"{name}.log"
             )
             self.parts[name] = part
             part.start()

@@ -19,7 +19,7 @@ from ledger_core import (
     NotFound,
     Unbalanced,
 )
-from payouts.database import create_db_engine
+from server.database import create_db_engine
 from tests.ledger_core.conftest import PENDING, Book, cond, credit, debit, triple
 
 

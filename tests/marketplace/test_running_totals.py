@@ -21,7 +21,7 @@ from api.app import create_app
 from api.auth import ApiKeyRole
 from ledger_core import LedgerService
 from marketplace import DisputeOutcome, EarningRequest, Marketplace, Payouts, RollingReserve
-from payouts.database import create_db_engine
+from server.database import create_db_engine
 from tests.api.conftest import client_for, make_key
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from marketplace import Marketplace, Payouts
-from payouts.worker_observability import WorkerMetrics
+from server.worker_observability import WorkerMetrics
 from tests.api.helpers import create_account, post_transaction, transfer
 from tests.payouts.conftest import seller_with_available
 from tests.temporal_env import running_worker

@@ -26,8 +26,8 @@ from marketplace.reconciliation import (
     get_statement,
     reconcile_statement,
 )
-from payouts import cli
-from payouts.settings import get_settings
+from server import cli
+from server.settings import get_settings
 from tests.api.conftest import make_key
 
 HEADER = "date,amount,currency,reference\n"

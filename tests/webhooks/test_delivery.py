@@ -22,7 +22,7 @@ from api.auth import ApiKeyRole
 from marketplace import Marketplace
 from marketplace.events import WebhookEndpoint, Webhooks
 from observability.metrics import WEBHOOK_DELIVERIES
-from payouts.dispatcher import Dispatcher, WebhookChannel
+from server.dispatcher import Dispatcher, WebhookChannel
 from tests.api.conftest import client_for, make_key
 from tests.temporal_env import running_worker
 from tests.webhooks.conftest import Receiver, new_seller

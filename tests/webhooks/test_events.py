@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from marketplace import DisputeOutcome, Marketplace, Payouts, RollingReserve
 from marketplace.events import NOTIFY_CHANNEL, Webhooks
 from payment_rail import ACCOUNT_PAID, TEST_ROUTING_NUMBER
-from payouts.dispatcher import libpq_url
+from server.dispatcher import libpq_url
 from tests.webhooks.conftest import new_seller, seller_events
 
 market = Marketplace()

@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger_core.schema import ledger_transactions
 from marketplace import Marketplace, RollingReserve, SellerBalances
-from payouts.temporal_server import SEARCH_ATTRIBUTES
+from server.temporal_server import SEARCH_ATTRIBUTES
 
 T = TypeVar("T")
 

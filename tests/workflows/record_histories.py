@@ -26,8 +26,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from marketplace import Marketplace, RollingReserve
-from payouts.database import create_db_engine, migrate
-from payouts.temporal_server import SEARCH_ATTRIBUTES
+from server.database import create_db_engine, migrate
+from server.temporal_server import SEARCH_ATTRIBUTES
 from tests.temporal_env import new_task_queue, running_worker, start_time_skipping_server
 from workflows import client as wf
 from workflows.types import dispute_workflow_id, seller_holds_workflow_id

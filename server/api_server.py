@@ -1,7 +1,7 @@
 """The HTTP API's server: uvicorn on uvloop and httptools, in ``PAYOUTS_API_WORKERS`` processes.
 
 One worker: ``payouts api`` serves in its own process, as it always did. N > 1: ``payouts api``
-binds the listening socket once, starts N worker processes (``python -m payouts.api_server
+binds the listening socket once, starts N worker processes (``python -m server.api_server
 --listen-fd FD``) that all accept on it, and supervises them:
 
 - SIGINT or SIGTERM: every worker gets SIGTERM and stops the way uvicorn does (no new
@@ -22,7 +22,7 @@ loop.
 
 Each worker builds what is its own: a SQLAlchemy engine (``PAYOUTS_DB_POOL_SIZE`` per process) and
 a lazy Temporal client. The admin key and the embedded PostgreSQL are the parent's business
-(``payouts.cli.cmd_api``, once, before the workers start); it hands them ``DATABASE_URL``.
+(``server.cli.cmd_api``, once, before the workers start); it hands them ``DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from payouts.processes import parent_death_signal
+from server.processes import parent_death_signal
 
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
     from sqlalchemy import Engine
 
-    from payouts.settings import Settings
+    from server.settings import Settings
 
 # Only the standard library at the top: a worker process installs its signal handlers before it
 # imports the rest (worker_main).
@@ -143,7 +143,7 @@ async def _serve(
     from temporalio.client import Client
 
     from api.app import create_app
-    from payouts.cli import temporal_address
+    from server.cli import temporal_address
 
     # Lazy: the API starts (and serves the ledger) while Temporal is still coming up; the
     # connection is made on the first workflow call.
@@ -260,7 +260,7 @@ def _start_worker(index: int, sock: socket.socket, env: dict[str, str]) -> _Work
         [
             sys.executable,
             "-m",
-            "payouts.api_server",
+            "server.api_server",
             "--listen-fd",
             str(fd),
             "--worker-index",
@@ -323,17 +323,17 @@ def _stop_workers(workers: list[_Worker]) -> bool:
 
 
 def worker_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m payouts.api_server --listen-fd FD``: one worker, started by ``payouts api``."""
+    """``python -m server.api_server --listen-fd FD``: one worker, started by ``payouts api``."""
     # First, before the slow imports: a stop during start-up must not kill it half way.
     stop = install_stop_handlers()
-    parser = argparse.ArgumentParser(prog="python -m payouts.api_server")
+    parser = argparse.ArgumentParser(prog="python -m server.api_server")
     parser.add_argument("--listen-fd", type=int, required=True, help="the shared socket")
     parser.add_argument("--worker-index", type=int, default=0, help="for the logs")
     args = parser.parse_args(argv)
 
-    from payouts.cli import configure_process_logging
-    from payouts.database import create_api_engine
-    from payouts.settings import get_settings
+    from server.cli import configure_process_logging
+    from server.database import create_api_engine
+    from server.settings import get_settings
 
     settings = get_settings()
     configure_process_logging(settings)

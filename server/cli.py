@@ -7,7 +7,7 @@
     payouts api-keys create ...    create an API key and print it once
     payouts reconcile FILE         reconcile a bank statement CSV and print the report
 
-Configuration comes from the environment (payouts/settings.py). Without ``DATABASE_URL`` every
+Configuration comes from the environment (server/settings.py). Without ``DATABASE_URL`` every
 command uses the embedded PostgreSQL in ``$PAYOUTS_DATA_DIR/postgres`` (attaching to it when a
 running stack already started it); ``worker`` and ``api`` then also apply the migrations.
 """
@@ -23,14 +23,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from payouts.database import create_api_engine, create_db_engine, database, migrate
-from payouts.settings import Settings, get_settings
+from server.database import create_api_engine, create_db_engine, database, migrate
+from server.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from temporalio.runtime import Runtime
 
-    from payouts.worker_observability import WorkerMetrics
+    from server.worker_observability import WorkerMetrics
 
 # Each command imports what only it needs (the worker no web framework, the API no workflow
 # code): `payouts run` starts three Python processes at once, and imports are most of their
@@ -58,7 +58,7 @@ def temporal_address(settings: Settings) -> str:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from payouts.stack import run_stack
+    from server.stack import run_stack
 
     return run_stack(settings)
 
@@ -82,8 +82,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve_worker(settings: Settings, engine: Engine) -> None:
     """Connect to Temporal (retrying while it starts), then run until SIGTERM or SIGINT."""
-    from payouts.temporal_server import connect_when_ready
-    from payouts.worker import run_worker
+    from server.temporal_server import connect_when_ready
+    from server.worker import run_worker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,7 +121,7 @@ def _start_worker_metrics(settings: Settings) -> tuple[WorkerMetrics | None, Run
     """The worker's metrics endpoint (PAYOUTS_WORKER_METRICS_PORT, 0: none) and the Temporal
     runtime that exports the SDK's metrics to it. A port already taken costs the metrics, not
     the worker: it logs an error and runs without."""
-    from payouts.worker_observability import WorkerMetrics
+    from server.worker_observability import WorkerMetrics
 
     if settings.payouts_worker_metrics_port == 0:
         return None, None
@@ -142,9 +142,9 @@ def _start_worker_metrics(settings: Settings) -> tuple[WorkerMetrics | None, Run
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     """The admin key and the embedded database here, once; then the server, in this process
-    (PAYOUTS_API_WORKERS=1) or in N worker processes (payouts/api_server.py)."""
+    (PAYOUTS_API_WORKERS=1) or in N worker processes (server/api_server.py)."""
     from api.auth import ensure_admin_key
-    from payouts.api_server import run_api_workers, serve_api
+    from server.api_server import run_api_workers, serve_api
 
     workers = settings.payouts_api_workers
     with database(settings, migrate_embedded=True) as url:

@@ -20,9 +20,9 @@ from temporalio.worker import Worker
 from activities.payouts import LazyRail
 from activities.registry import build_activities
 from payment_rail import PaymentRail, open_payment_rail
-from payouts.dispatcher import Dispatcher, HoldChannel, WebhookChannel
-from payouts.settings import get_settings
-from payouts.worker_observability import ActivityObservabilityInterceptor
+from server.dispatcher import Dispatcher, HoldChannel, WebhookChannel
+from server.settings import get_settings
+from server.worker_observability import ActivityObservabilityInterceptor
 from workflows.registry import TASK_QUEUE, WORKFLOWS
 from workflows.webhook_types import WebhookRetry
 
@@ -84,7 +84,7 @@ def build_worker(
 
 def build_dispatcher(client: Client, engine: Engine, *, task_queue: str = TASK_QUEUE) -> Dispatcher:
     """The dispatcher that wakes webhook delivery workflows and sellers' hold workflows
-    (payouts.dispatcher), with the retry and sweep settings (``PAYOUTS_WEBHOOK_*``,
+    (server.dispatcher), with the retry and sweep settings (``PAYOUTS_WEBHOOK_*``,
     ``PAYOUTS_HOLD_SWEEP_SECONDS``)."""
     settings = get_settings()
     return Dispatcher(

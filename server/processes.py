@@ -7,7 +7,9 @@ import ctypes
 import os
 import signal
 import sys
+import sysconfig
 from collections.abc import Callable
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -26,3 +28,12 @@ def parent_death_signal() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return preexec
+
+
+def payouts_command(*args: str) -> list[str]:
+    """The command line of ``payouts ARGS`` for a child process: the installed ``payouts`` script
+    beside this interpreter (so ``ps`` shows ``payouts worker``), else ``python -m server``."""
+    script = Path(sysconfig.get_path("scripts")) / "payouts"
+    if script.is_file():
+        return [sys.executable, str(script), *args]
+    return [sys.executable, "-m", "server", *args]

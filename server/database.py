@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
-from payouts.settings import Settings
+from server.settings import Settings
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -32,10 +32,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from payouts.database import EmbeddedPostgres, create_db_engine, database, migrate
-from payouts.processes import parent_death_signal
-from payouts.settings import Settings
-from payouts.temporal_server import (
+from server.database import EmbeddedPostgres, create_db_engine, database, migrate
+from server.processes import parent_death_signal, payouts_command
+from server.settings import Settings
+from server.temporal_server import (
     connect_when_ready,
     dev_server_command,
     ensure_search_attributes,
@@ -143,8 +143,8 @@ class Stack:
             self._start_temporal()
         # The worker waits for Temporal by itself (as it must when scaled out) and the API
         # connects to it lazily, so both start while Temporal comes up: their imports overlap.
-        self._spawn("worker", [sys.executable, "-m", "payouts", "worker"])
-        self._spawn("api", [sys.executable, "-m", "payouts", "api"])
+        self._spawn("worker", payouts_command("worker"))
+        self._spawn("api", payouts_command("api"))
         asyncio.run(self._wait_until_ready(register=bool(s.temporal_address)))
 
     async def _wait_until_ready(self, *, register: bool) -> None:
