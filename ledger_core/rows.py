@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Connection
@@ -21,6 +22,8 @@ from ledger_core.types import (
     RunningTotals,
     TransactionStatus,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,85 +41,51 @@ def driver(conn: Connection) -> psycopg.Connection[Any]:
     return driver
 
 
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def from_row(cls: type[T], row: Row[Any] | Mapping[str, Any], **values: Any) -> T:
+    """A dataclass built from the row's columns of the same names as its fields; ``values``
+    give the fields the row has not (or has in another form, such as an enum's text)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    mapping = row._mapping if isinstance(row, Row) else row
+    return cls(**{n: mapping[n] for n in names if n not in values}, **values)
+
+
 def ledger_from_row(row: Row[Any]) -> Ledger:
-    return Ledger(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        currency=row.currency,
-        currency_exponent=row.currency_exponent,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(Ledger, row)
 
 
 def account_from_row(row: Row[Any], exponent: int) -> LedgerAccount:
-    return LedgerAccount(
-        id=row.id,
-        ledger_id=row.ledger_id,
-        name=row.name,
-        description=row.description,
+    return from_row(
+        LedgerAccount,
+        row,
         normal_balance=NormalBalance(row.normal_balance),
-        currency=row.currency,
         currency_exponent=exponent,
-        external_id=row.external_id,
-        metadata=row.metadata,
         totals=RunningTotals(
-            pending_debits=row.pending_debits,
-            pending_credits=row.pending_credits,
-            posted_debits=row.posted_debits,
-            posted_credits=row.posted_credits,
+            row.pending_debits, row.pending_credits, row.posted_debits, row.posted_credits
         ),
-        lock_version=row.lock_version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
     )
 
 
 def entry_from_row(row: Row[Any]) -> LedgerEntry:
-    return LedgerEntry(
-        id=row.id,
-        transaction_id=row.transaction_id,
-        ledger_id=row.ledger_id,
-        account_id=row.account_id,
-        direction=Direction(row.direction),
-        amount=row.amount,
-        status=TransactionStatus(row.status),
-        effective_at=row.effective_at,
-        created_at=row.created_at,
+    return from_row(
+        LedgerEntry, row, direction=Direction(row.direction), status=TransactionStatus(row.status)
     )
 
 
 def transaction_from_row(row: Row[Any], entry_rows: Sequence[Row[Any]]) -> LedgerTransaction:
     status = TransactionStatus(row.status)
     entries = tuple(
-        LedgerEntry(
-            id=e.id,
-            transaction_id=e.transaction_id,
-            ledger_id=e.ledger_id,
-            account_id=e.account_id,
+        from_row(
+            LedgerEntry,
+            e,
             direction=Direction(e.direction),
-            amount=e.amount,
             status=status,
             effective_at=row.effective_at,
-            created_at=e.created_at,
         )
         for e in entry_rows
     )
-    return LedgerTransaction(
-        id=row.id,
-        ledger_id=row.ledger_id,
-        status=status,
-        effective_at=row.effective_at,
-        external_id=row.external_id,
-        description=row.description,
-        metadata=row.metadata,
-        entries=entries,
-        reverses_id=row.reverses_id,
-        reversed_by_id=row.reversed_by_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        posted_at=row.posted_at,
-        archived_at=row.archived_at,
-    )
+    return from_row(LedgerTransaction, row, status=status, entries=entries)
