@@ -40,7 +40,7 @@ from sqlalchemy.engine import Row
 
 from ledger_core.deferred import Statement, run
 from ledger_core.errors import InvalidStateTransition, NotFound, ValidationFailed
-from marketplace.event_schema import (
+from marketplace.tables import (
     events,
     webhook_deliveries,
     webhook_delivery_attempts,

@@ -63,9 +63,8 @@ from ledger_core import (
 )
 from marketplace import errors as market_errors
 from marketplace.events import EventType, earning_object, record_event
-from marketplace.payout_schema import payout_accounts, payouts, refunds
-from marketplace.schema import earnings
 from marketplace.service import MAX_PAGE, Marketplace
+from marketplace.tables import earnings, payout_accounts, payouts, refunds
 from marketplace.types import EarningStatus, Page, PlatformAccount
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")

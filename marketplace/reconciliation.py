@@ -48,27 +48,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Date,
-    DateTime,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    and_,
-    column,
-    func,
-    select,
-    table,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Connection, and_, func, select
 
 from ledger_core import NotFound, ValidationFailed
 from ledger_core.currencies import resolve_exponent
 from ledger_core.ids import uuid7
+from marketplace.tables import payouts, reconciliation_lines, reconciliation_statements
 
 HEADER = ("date", "amount", "currency", "reference")
 MAX_LINES = 100_000
@@ -85,44 +70,6 @@ RESULTS = (
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")
 _DECIMAL = re.compile(r"^-?[0-9]*[.,][0-9]+$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-metadata = MetaData()
-
-reconciliation_statements = Table(
-    "reconciliation_statements",
-    metadata,
-    Column("id", Text, primary_key=True),
-    Column("filename", Text),
-    Column("content_sha256", Text, nullable=False),
-    Column("line_count", Integer, nullable=False),
-    Column("summary", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-reconciliation_lines = Table(
-    "reconciliation_lines",
-    metadata,
-    Column("statement_id", Text, primary_key=True),
-    Column("line_number", Integer, primary_key=True),
-    Column("value_date", Date),
-    Column("amount", BigInteger, comment="minor units, as the statement says"),
-    Column("currency", Text),
-    Column("reference", Text),
-    Column("result", Text, nullable=False),
-    Column("payout_id", Text),
-    Column("expected_amount", BigInteger, comment="minor units, the payout's"),
-    Column("detail", Text),
-)
-
-# Owned by the payouts domain; read only.
-_payouts = table(
-    "payouts",
-    column("id"),
-    column("amount"),
-    column("currency"),
-    column("status"),
-    column("paid_at"),
-)
 
 
 class StatementUnreadable(ValidationFailed):
@@ -261,9 +208,9 @@ def reconcile_statement(
     """Parse ``content``, match it against the payouts, store and return the report."""
     parsed = parse_statement(content)
     references = {p.reference for p in parsed if p.error is None and p.reference}
-    payouts = {
+    by_id = {
         row.id: row
-        for row in conn.execute(select(_payouts).where(_payouts.c.id.in_(sorted(references)))).all()
+        for row in conn.execute(select(payouts).where(payouts.c.id.in_(sorted(references)))).all()
     }
     lines: list[ReconciliationLine] = []
     seen: dict[str, int] = {}
@@ -279,7 +226,7 @@ def reconcile_statement(
             lines.append(ReconciliationLine(result="invalid", detail=p.error, **base))
             continue
         assert p.reference is not None
-        payout = payouts.get(p.reference)
+        payout = by_id.get(p.reference)
         if p.reference in seen:
             lines.append(
                 ReconciliationLine(
@@ -336,17 +283,17 @@ def reconcile_statement(
     start, end = (min(dates), max(dates)) if dates else (None, None)
     if start is not None and end is not None:
         missing = conn.execute(
-            select(_payouts)
+            select(payouts)
             .where(
                 and_(
-                    _payouts.c.status.in_(PAID_STATUSES),
-                    _payouts.c.paid_at >= datetime.combine(start, time(), tzinfo=UTC),
-                    _payouts.c.paid_at
+                    payouts.c.status.in_(PAID_STATUSES),
+                    payouts.c.paid_at >= datetime.combine(start, time(), tzinfo=UTC),
+                    payouts.c.paid_at
                     < datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
-                    _payouts.c.id.not_in(sorted(seen)),
+                    payouts.c.id.not_in(sorted(seen)),
                 )
             )
-            .order_by(_payouts.c.paid_at, _payouts.c.id)
+            .order_by(payouts.c.paid_at, payouts.c.id)
         ).all()
         for n, payout in enumerate(missing, start=1):
             lines.append(

@@ -56,7 +56,7 @@ from marketplace.events import (
     record_event,
 )
 from marketplace.holds import Holds, reserve_external_id
-from marketplace.schema import disputes, earnings, platform_ledgers, sellers
+from marketplace.tables import disputes, earnings, platform_ledgers, sellers
 from marketplace.types import (
     Dispute,
     DisputeOutcome,
