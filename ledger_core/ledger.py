@@ -21,7 +21,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import psycopg
@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
 from ledger_core import errors
+from ledger_core.checks import MAX_AMOUNT, MAX_PAGE, check_amount, check_aware, utc_now
 from ledger_core.currencies import resolve_exponent
 from ledger_core.deferred import Statement, run
 from ledger_core.ids import uuid7
@@ -51,10 +52,8 @@ from ledger_core.types import (
     TransactionStatus,
 )
 
-MAX_AMOUNT = 2**63 - 1
 _BALANCE_KINDS = frozenset(k.value for k in BalanceKind)
 _CONDITION_OPS = frozenset(o.value for o in ConditionOp)
-MAX_PAGE = 1000
 
 # SQLSTATEs raised by the schema's functions and triggers (see the 0001 migration).
 SQLSTATE_CONDITION_FAILED = "LC001"
@@ -159,30 +158,6 @@ class _AccountMeta:
     currency: str
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _check_aware(value: datetime | None, field: str) -> None:
-    if value is not None and value.tzinfo is None:
-        raise errors.ValidationFailed(f"{field} must include a time zone offset", field=field)
-
-
-def _check_amount(value: object, field: str, *, allow_zero: bool = False) -> int:
-    # bool is an int in Python; a float is never an amount: minor units are integers.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.ValidationFailed(
-            f"{field} must be an integer number of minor units", field=field
-        )
-    low = 0 if allow_zero else 1
-    if not low <= value <= MAX_AMOUNT:
-        raise errors.ValidationFailed(
-            f"{field} must be {'>= 0' if allow_zero else 'positive'} and at most {MAX_AMOUNT}",
-            field=field,
-        )
-    return value
-
-
 def _request_hash(new: NewLedgerTransaction, reverses_id: uuid.UUID | None) -> str:
     """A stable digest of what the client asked for (not of defaults filled in later)."""
     canonical = {
@@ -272,7 +247,7 @@ class LedgerService:
         exponent = resolve_exponent(currency, currency_exponent)
         if not name.strip():
             raise errors.ValidationFailed("name must not be empty", field="name")
-        now = _now()
+        now = utc_now()
         row = conn.execute(
             ledgers.insert()
             .values(
@@ -328,7 +303,7 @@ class LedgerService:
         if not name.strip():
             raise errors.ValidationFailed("name must not be empty", field="name")
         normal = NormalBalance(normal_balance)
-        now = _now()
+        now = utc_now()
         values = {
             "id": uuid7(),
             "ledger_id": ledger_id,
@@ -368,7 +343,7 @@ class LedgerService:
     ) -> LedgerAccount:
         """The account with O(1) running-total balances, or, with ``as_of``, balances summed
         from the entries effective at or before that instant (current statuses)."""
-        _check_aware(as_of, "as_of")
+        check_aware(as_of, "as_of")
         row = conn.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).one_or_none()
         if row is None:
             raise errors.NotFound(f"ledger account {account_id} not found", resource="account")
@@ -434,7 +409,7 @@ class LedgerService:
         conn.execute(
             ledger_accounts.update()
             .where(ledger_accounts.c.id == account_id)
-            .values(metadata=_merge_metadata(current, metadata), updated_at=_now())
+            .values(metadata=_merge_metadata(current, metadata), updated_at=utc_now())
         )
         return self.get_account(conn, account_id)
 
@@ -616,7 +591,7 @@ class LedgerService:
                     account_id=str(entry.account_id),
                 )
 
-        now = _now()
+        now = utc_now()
         txn_id = txn_id or uuid7()
         effective_at = new.effective_at or now
         posted_at = now if status is TransactionStatus.POSTED else None
@@ -742,7 +717,7 @@ class LedgerService:
             raise errors.ValidationFailed(
                 "a transaction is created pending or posted, never archived", field="status"
             )
-        _check_aware(new.effective_at, "effective_at")
+        check_aware(new.effective_at, "effective_at")
         if len(new.entries) < 2:
             raise errors.ValidationFailed(
                 "a ledger transaction needs at least two entries", field="ledger_entries"
@@ -753,7 +728,7 @@ class LedgerService:
             )
         debits = credits = 0
         for i, entry in enumerate(new.entries):
-            _check_amount(entry.amount, f"ledger_entries[{i}].amount")
+            check_amount(entry.amount, f"ledger_entries[{i}].amount")
             if entry.direction is Direction.DEBIT:
                 debits += entry.amount
             elif entry.direction is Direction.CREDIT:
@@ -851,8 +826,8 @@ class LedgerService:
             query = query.where(t.c.status == str(status))
         if external_id is not None:
             query = query.where(t.c.external_id == external_id)
-        _check_aware(effective_at_gte, "effective_at_gte")
-        _check_aware(effective_at_lt, "effective_at_lt")
+        check_aware(effective_at_gte, "effective_at_gte")
+        check_aware(effective_at_lt, "effective_at_lt")
         if effective_at_gte is not None:
             query = query.where(t.c.effective_at >= effective_at_gte)
         if effective_at_lt is not None:
@@ -892,7 +867,7 @@ class LedgerService:
                 raise errors.InvalidStateTransition(
                     "a transaction can only be moved to posted or archived"
                 )
-            now = _now()
+            now = utc_now()
             moved = conn.execute(
                 t.update()
                 .where(t.c.id == transaction_id, t.c.status == "pending")
@@ -929,7 +904,7 @@ class LedgerService:
             conn.execute(
                 t.update()
                 .where(t.c.id == transaction_id)
-                .values(metadata=_merge_metadata(current_meta, metadata), updated_at=_now())
+                .values(metadata=_merge_metadata(current_meta, metadata), updated_at=utc_now())
             )
         return self.get_transaction(conn, transaction_id)
 
@@ -1022,7 +997,7 @@ class LedgerService:
         ids = sorted(set(transaction_ids))
         if not ids:
             return
-        now = _now()
+        now = utc_now()
         run(
             conn,
             Statement(
@@ -1122,7 +1097,7 @@ class LedgerService:
         conn.execute(
             t.update()
             .where(t.c.id == transaction_id)
-            .values(reversed_by_id=reversal.id, updated_at=_now())
+            .values(reversed_by_id=reversal.id, updated_at=utc_now())
         )
         return reversal
 
@@ -1151,8 +1126,8 @@ class LedgerService:
             query = query.where(e.c.transaction_id == transaction_id)
         if status is not None:
             query = query.where(t.c.status == str(status))
-        _check_aware(effective_at_gte, "effective_at_gte")
-        _check_aware(effective_at_lt, "effective_at_lt")
+        check_aware(effective_at_gte, "effective_at_gte")
+        check_aware(effective_at_lt, "effective_at_lt")
         if effective_at_gte is not None:
             query = query.where(t.c.effective_at >= effective_at_gte)
         if effective_at_lt is not None:
