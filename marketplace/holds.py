@@ -17,7 +17,7 @@ whose request went unanswered or whose timer passed unobserved, so a lost notifi
 dispatcher was down, Temporal was) delays a release, never strands it.
 
 Lock order, as every writer of a seller's money: earnings rows, the seller's running totals
-(``Marketplace.lock_seller``), then the ledger's accounts, its event stream and its clock in
+(``MarketCore.lock_seller``), then the ledger's accounts, its event stream and its clock in
 whatever order (the seller's lock is held by one writer at a time).
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
@@ -33,8 +33,8 @@ from sqlalchemy.engine import Row
 
 from ledger_core import Direction, NewEntry, NewLedgerTransaction, TransactionStatus
 from ledger_core.deferred import Statement, run
-from ledger_core.errors import ValidationFailed
 from ledger_core.ids import uuid7
+from marketplace.checks import check_aware, check_limit, utc_now
 from marketplace.events import (
     EventType,
     NewEvent,
@@ -45,11 +45,10 @@ from marketplace.events import (
 from marketplace.types import Earning, EarningStatus, Hold, Page, PlatformAccount
 
 if TYPE_CHECKING:
-    from marketplace.service import Marketplace
+    from marketplace.earnings import Earnings
 
 NOTIFY_CHANNEL = "seller_holds"
 SETTLE_BATCH = 500
-MAX_PAGE = 1000
 
 
 def reserve_external_id(seller_id: str, order_id: str) -> str:
@@ -205,9 +204,9 @@ class HoldClock:
 
 
 class Holds:
-    """Settling holds, the hold clocks and the holds list of a ``Marketplace``."""
+    """Settling holds, the hold clocks and the holds list, for ``Earnings``."""
 
-    def __init__(self, market: Marketplace) -> None:
+    def __init__(self, market: Earnings) -> None:
         self.market = market
         self.ledger = market.ledger
 
@@ -226,15 +225,14 @@ class Holds:
         before ``at + window``. In the caller's database transaction; its writes go with the
         commit (``ledger_core.deferred``). Rows another transaction holds (a refund, an
         operator's release) are left for the next turn."""
-        if at.tzinfo is None:
-            raise ValidationFailed("at must include a time zone offset", field="at")
+        check_aware(at, "at")
         due = conn.execute(_DUE_HOLDS, {"seller": seller_id, "at": at, "limit": limit}).all()
         reserves = conn.execute(
             _DUE_RESERVES, {"seller": seller_id, "at": at, "limit": limit}
         ).all()
         account_id, currency = self.market.seller_account(conn, seller_id)
         platform = self.market.platform_ledger(conn, currency)
-        now = datetime.now(UTC)
+        now = utc_now()
         updates: list[dict[str, Any]] = []
         posted: list[Earning] = []
         reserve_txns: list[NewLedgerTransaction] = []
@@ -303,7 +301,7 @@ class Holds:
                 }
             )
         if updates:
-            # The seller first, then its accounts (Marketplace.lock_seller).
+            # The seller first, then its accounts (MarketCore.lock_seller).
             run(conn, Statement(_LOCK_SELLER, (seller_id,)), at_commit=True)
             accounts = [
                 account_id,
@@ -400,8 +398,7 @@ class Holds:
         """The seller's holds, the soonest end first: earnings on hold (ending at
         ``hold_until``) and reserves held after posting (ending at ``reserve_release_at``).
         ``after`` is the previous page's last (ends_at, order_id, kind)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise ValidationFailed(f"per_page must be between 1 and {MAX_PAGE}", field="per_page")
+        check_limit(limit)
         self.market.get_seller(conn, seller_id)
         rows = conn.execute(
             _HOLDS,

@@ -28,7 +28,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
 from ledger_core import BalanceConditionFailed, ValidationFailed
-from marketplace.payouts import PayoutAccountMissing, Payouts
+from marketplace.errors import PayoutAccountMissing
+from marketplace.payouts import Payouts
 from marketplace.service import Marketplace
 from marketplace.tables import payout_accounts, payout_runs
 

@@ -50,9 +50,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from ledger_core import NotFound, ValidationFailed
+from ledger_core import ValidationFailed
 from ledger_core.currencies import resolve_exponent
 from ledger_core.ids import uuid7
+from marketplace.errors import (
+    StatementNotFound,
+    StatementUnreadable,
+)
 from marketplace.tables import payouts, reconciliation_lines, reconciliation_statements
 
 HEADER = ("date", "amount", "currency", "reference")
@@ -70,16 +74,6 @@ RESULTS = (
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")
 _DECIMAL = re.compile(r"^-?[0-9]*[.,][0-9]+$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
-class StatementUnreadable(ValidationFailed):
-    """The file is not a statement CSV; ``line`` is where it went wrong (1 is the header)."""
-
-    code = "statement_unreadable"
-
-
-class StatementNotFound(NotFound):
-    code = "statement_not_found"
 
 
 @dataclass(frozen=True, slots=True)
