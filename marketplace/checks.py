@@ -1,18 +1,12 @@
-"""Checks of what callers pass to the marketplace, and its pages. The clock, amounts, aware
+"""Checks of what callers pass to the marketplace. The clock, amounts, aware
 datetimes and the page size are the ledger's (``ledger_core.checks``), re-used as they are."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
-
-from sqlalchemy import Connection, Select
-from sqlalchemy.engine import Row
 
 from ledger_core.checks import MAX_AMOUNT, MAX_PAGE, check_amount, check_aware, utc_now
 from ledger_core.errors import ValidationFailed
-from marketplace.types import Page
 
 __all__ = [
     "MAX_AMOUNT",
@@ -23,8 +17,6 @@ __all__ = [
     "check_id",
     "check_limit",
     "check_order_id",
-    "page",
-    "page_of",
     "utc_now",
 ]
 
@@ -49,33 +41,6 @@ def check_order_id(value: object) -> None:
 def check_limit(limit: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"per_page must be between 1 and {MAX_PAGE}", field="per_page")
-
-
-def page(
-    conn: Connection,
-    query: Select[Any],
-    key: Any,
-    after: str | None,
-    limit: int,
-    build: Callable[[Row[Any]], Any],
-) -> Page[Any]:
-    """A page of ``query`` ordered by the text column ``key``, after ``after``."""
-    check_limit(limit)
-    if after is not None:
-        query = query.where(key > after)
-    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
-    return page_of(rows, limit, build, key.name)
-
-
-def page_of(
-    rows: Sequence[Row[Any]], limit: int, build: Callable[[Row[Any]], Any], key: str
-) -> Page[Any]:
-    """A page of ``limit`` from ``rows`` (``limit`` + 1 read: one more means a next page); the
-    next page starts after the last row's ``key``."""
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_after = str(getattr(rows[-1], key)) if more else None
-    return Page(items=[build(r) for r in rows], next_after=next_after)
 
 
 def check_amount_or_none(value: object) -> None:

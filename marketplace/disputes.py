@@ -19,8 +19,9 @@ from ledger_core import (
     ValidationFailed,
 )
 from marketplace import errors
-from marketplace.checks import check_amount, check_aware, check_id, check_order_id, page, utc_now
+from marketplace.checks import check_amount, check_aware, check_id, check_order_id, utc_now
 from marketplace.events import EventType, dispute_object, record_event
+from marketplace.rows import from_row, page
 from marketplace.sellers import MarketCore
 from marketplace.tables import disputes
 from marketplace.types import Dispute, DisputeOutcome, DisputeStatus, Page, PlatformAccount
@@ -186,21 +187,7 @@ class Disputes(MarketCore):
 
 
 def _dispute(row: Row[Any]) -> Dispute:
-    return Dispute(
-        id=row.id,
-        seller_id=row.seller_id,
-        order_id=row.order_id,
-        currency=row.currency,
-        amount=row.amount,
-        reason=row.reason,
-        status=DisputeStatus(row.status),
-        deadline=row.deadline,
-        ledger_transaction_id=row.ledger_transaction_id,
-        resolved_at=row.resolved_at,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(Dispute, row, status=DisputeStatus(row.status))
 
 
 def _same_dispute(row: Row[Any], seller_id: str, order_id: str, amount: int) -> Dispute:

@@ -22,18 +22,15 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, selec
 from sqlalchemy.engine import Row
 
 from ledger_core import (
-    Direction,
     LedgerService,
-    NewEntry,
-    NewLedgerTransaction,
-    TransactionStatus,
     ValidationFailed,
 )
 from marketplace import errors
 from marketplace.booking import Booking, BookingOutcome, EarningRequest
-from marketplace.checks import check_aware, check_limit, page_of, utc_now
+from marketplace.checks import check_aware, check_limit, utc_now
 from marketplace.events import EventType, earning_object, record_event
-from marketplace.holds import Holds, reserve_external_id
+from marketplace.holds import Holds, reserve_transaction
+from marketplace.rows import from_row, page_of
 from marketplace.sellers import MarketCore
 from marketplace.tables import earnings
 from marketplace.types import Earning, EarningStatus, Hold, Page, PlatformAccount
@@ -172,10 +169,13 @@ class Earnings(MarketCore):
         if posting:
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
             now = utc_now()
-            conn.execute(
-                earnings.update()
-                .where(_key(seller_id, order_id))
-                .values(status=str(EarningStatus.POSTED), posted_at=now, updated_at=now)
+            _set(
+                conn,
+                seller_id,
+                order_id,
+                status=EarningStatus.POSTED,
+                posted_at=now,
+                updated_at=now,
             )
         elif row.status != EarningStatus.POSTED:
             raise errors.InvalidEarningState(
@@ -218,29 +218,16 @@ class Earnings(MarketCore):
         platform = self.platform_ledger(conn, currency)
         txn = self.ledger.create_transaction(
             conn,
-            NewLedgerTransaction(
-                ledger_id=platform.ledger_id,
-                entries=(
-                    NewEntry(account_id, Direction.DEBIT, row.reserve_amount),
-                    NewEntry(
-                        platform.account(PlatformAccount.ROLLING_RESERVE),
-                        Direction.CREDIT,
-                        row.reserve_amount,
-                    ),
-                ),
-                status=TransactionStatus.PENDING,
-                external_id=reserve_external_id(seller_id, order_id),
-                description=f"Rolling reserve of seller {seller_id} for order {order_id}",
-                metadata={"kind": "reserve", "seller_id": seller_id, "order_id": order_id},
-            ),
+            reserve_transaction(platform, account_id, seller_id, order_id, row.reserve_amount),
         )
         release_at = (at or utc_now()) + timedelta(seconds=row.reserve_period_seconds)
-        conn.execute(
-            earnings.update()
-            .where(_key(seller_id, order_id))
-            .values(
-                reserve_transaction_id=txn.id, reserve_release_at=release_at, updated_at=utc_now()
-            )
+        _set(
+            conn,
+            seller_id,
+            order_id,
+            reserve_transaction_id=txn.id,
+            reserve_release_at=release_at,
+            updated_at=utc_now(),
         )
         return self.get_earning(conn, seller_id, order_id)
 
@@ -255,11 +242,7 @@ class Earnings(MarketCore):
         if row.reserve_released_at is None:
             self.ledger.archive_transaction(conn, row.reserve_transaction_id)
             now = utc_now()
-            conn.execute(
-                earnings.update()
-                .where(_key(seller_id, order_id))
-                .values(reserve_released_at=now, updated_at=now)
-            )
+            _set(conn, seller_id, order_id, reserve_released_at=now, updated_at=now)
             self.note_available_balance(conn, seller_id)
         return self.get_earning(conn, seller_id, order_id)
 
@@ -275,10 +258,13 @@ class Earnings(MarketCore):
         if row.status == EarningStatus.ON_HOLD:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             now = utc_now()
-            conn.execute(
-                earnings.update()
-                .where(_key(seller_id, order_id))
-                .values(status=str(EarningStatus.CANCELLED), cancelled_at=now, updated_at=now)
+            _set(
+                conn,
+                seller_id,
+                order_id,
+                status=EarningStatus.CANCELLED,
+                cancelled_at=now,
+                updated_at=now,
             )
             cancelled = self.get_earning(conn, seller_id, order_id)
             record_event(
@@ -319,11 +305,7 @@ class Earnings(MarketCore):
                 field="hold_until",
             )
         if hold_until != row.hold_until:
-            conn.execute(
-                earnings.update()
-                .where(_key(seller_id, order_id))
-                .values(hold_until=hold_until, updated_at=utc_now())
-            )
+            _set(conn, seller_id, order_id, hold_until=hold_until, updated_at=utc_now())
         return self.get_earning(conn, seller_id, order_id)
 
     def list_holds(
@@ -393,6 +375,13 @@ def _key(seller_id: str, order_id: str) -> ColumnElement[bool]:
     return and_(earnings.c.seller_id == seller_id, earnings.c.order_id == order_id)
 
 
+def _set(conn: Connection, seller_id: str, order_id: str, **values: Any) -> None:
+    """Write the earning's new ``values`` (a status as its text)."""
+    if "status" in values:
+        values["status"] = str(values["status"])
+    conn.execute(earnings.update().where(_key(seller_id, order_id)).values(**values))
+
+
 def _earnings_page(by_status: bool, after: bool) -> Select[Any]:
     query = select(earnings).where(earnings.c.seller_id == bindparam("seller"))
     if by_status:
@@ -407,29 +396,13 @@ _EARNINGS_PAGES = {(s, a): _earnings_page(s, a) for s in (False, True) for a in 
 
 
 def _earning(row: Row[Any]) -> Earning:
-    return Earning(
-        order_id=row.order_id,
-        seller_id=row.seller_id,
-        currency=row.currency,
-        amount=row.amount,
-        fee=row.fee,
-        net=row.net,
+    return from_row(
+        Earning,
+        row,
         status=EarningStatus(row.status),
-        hold_until=row.hold_until,
-        posted_at=row.posted_at,
-        cancelled_at=row.cancelled_at,
-        ledger_transaction_id=row.ledger_transaction_id,
-        reserve_percent_bp=row.reserve_percent_bp,
         reserve_period=(
             timedelta(seconds=row.reserve_period_seconds)
             if row.reserve_period_seconds is not None
             else None
         ),
-        reserve_amount=row.reserve_amount,
-        reserve_transaction_id=row.reserve_transaction_id,
-        reserve_release_at=row.reserve_release_at,
-        reserve_released_at=row.reserve_released_at,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
     )

@@ -37,8 +37,9 @@ from sqlalchemy.engine import Row
 
 from ledger_core.deferred import Statement, run
 from ledger_core.errors import ValidationFailed
-from marketplace.checks import check_limit, page_of, utc_now
+from marketplace.checks import check_limit, utc_now
 from marketplace.errors import EventNotFound
+from marketplace.rows import from_row, page_of
 from marketplace.tables import events
 from marketplace.types import Dispute, Earning, Page
 
@@ -291,12 +292,4 @@ def check_event_types(types: Sequence[str], *, allow_all: bool = True) -> tuple[
 
 
 def event_from_row(row: Row[Any]) -> Event:
-    return Event(
-        id=row.id,
-        seller_id=row.seller_id,
-        sequence=row.sequence,
-        type=row.type,
-        data=row.data,
-        created_at=row.created_at,
-        position=row.position,
-    )
+    return from_row(Event, row)

@@ -24,6 +24,7 @@ whatever order (the seller's lock is held by one writer at a time).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,8 @@ from marketplace.events import (
     record_available_change,
     record_events,
 )
-from marketplace.types import Earning, EarningStatus, Hold, Page, PlatformAccount
+from marketplace.rows import from_row
+from marketplace.types import Earning, EarningStatus, Hold, Page, PlatformAccount, PlatformLedger
 
 if TYPE_CHECKING:
     from marketplace.earnings import Earnings
@@ -53,6 +55,24 @@ SETTLE_BATCH = 500
 
 def reserve_external_id(seller_id: str, order_id: str) -> str:
     return f"reserve:{seller_id}/{order_id}"
+
+
+def reserve_transaction(
+    platform: PlatformLedger, account_id: uuid.UUID, seller_id: str, order_id: str, amount: int
+) -> NewLedgerTransaction:
+    """An earning's rolling reserve: a pending debit of the seller's account (``account_id``)
+    to the platform's rolling reserve, until the reserve period ends."""
+    return NewLedgerTransaction(
+        ledger_id=platform.ledger_id,
+        entries=(
+            NewEntry(account_id, Direction.DEBIT, amount),
+            NewEntry(platform.account(PlatformAccount.ROLLING_RESERVE), Direction.CREDIT, amount),
+        ),
+        status=TransactionStatus.PENDING,
+        external_id=reserve_external_id(seller_id, order_id),
+        description=f"Rolling reserve of seller {seller_id} for order {order_id}",
+        metadata={"kind": "reserve", "seller_id": seller_id, "order_id": order_id},
+    )
 
 
 # A booking's hold ends at ``due`` (the earliest per seller of one commit): it asks for a wake
@@ -245,26 +265,8 @@ class Holds:
                 release_at = at + timedelta(seconds=row.reserve_period_seconds)
                 reserve_ids.append(reserve_id)
                 reserve_txns.append(
-                    NewLedgerTransaction(
-                        ledger_id=platform.ledger_id,
-                        entries=(
-                            NewEntry(account_id, Direction.DEBIT, row.reserve_amount),
-                            NewEntry(
-                                platform.account(PlatformAccount.ROLLING_RESERVE),
-                                Direction.CREDIT,
-                                row.reserve_amount,
-                            ),
-                        ),
-                        status=TransactionStatus.PENDING,
-                        external_id=reserve_external_id(seller_id, row.order_id),
-                        description=(
-                            f"Rolling reserve of seller {seller_id} for order {row.order_id}"
-                        ),
-                        metadata={
-                            "kind": "reserve",
-                            "seller_id": seller_id,
-                            "order_id": row.order_id,
-                        },
+                    reserve_transaction(
+                        platform, account_id, seller_id, row.order_id, row.reserve_amount
                     )
                 )
             updates.append(
@@ -423,16 +425,4 @@ class Holds:
 
 
 def _hold(seller_id: str, row: Row[Any]) -> Hold:
-    return Hold(
-        seller_id=seller_id,
-        order_id=row.order_id,
-        kind=row.kind,
-        amount_held=int(row.amount_held),
-        ends_at=row.ends_at,
-        hold_until=row.hold_until,
-        reserve_release_at=row.reserve_release_at,
-        amount=row.amount,
-        fee=row.fee,
-        net=row.net,
-        ledger_transaction_id=row.ledger_transaction_id,
-    )
+    return from_row(Hold, row, seller_id=seller_id, amount_held=int(row.amount_held))

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Row
 from ledger_core import BalanceConditionFailed, ValidationFailed
 from marketplace.errors import PayoutAccountMissing
 from marketplace.payouts import Payouts
+from marketplace.rows import from_row
 from marketplace.service import Marketplace
 from marketplace.tables import payout_accounts, payout_runs
 
@@ -198,13 +199,4 @@ def list_payout_runs(conn: Connection, seller_id: str, *, limit: int = 20) -> li
 
 
 def _run(row: Row[Any]) -> PayoutRun:
-    return PayoutRun(
-        id=row.id,
-        seller_id=row.seller_id,
-        scheduled_at=row.scheduled_at,
-        outcome=row.outcome,
-        payout_id=row.payout_id,
-        amount=row.amount,
-        reason=row.reason,
-        created_at=row.created_at,
-    )
+    return from_row(PayoutRun, row)

@@ -44,7 +44,7 @@ from ledger_core import (
     TransactionStatus,
     ValidationFailed,
 )
-from marketplace.checks import check_amount_or_none, check_id, check_limit, page, utc_now
+from marketplace.checks import check_amount_or_none, check_id, check_limit, utc_now
 from marketplace.errors import (
     InvalidPayoutState,
     NothingToPay,
@@ -54,6 +54,7 @@ from marketplace.errors import (
     PayoutNotFound,
 )
 from marketplace.events import EventType, record_event
+from marketplace.rows import from_row, page
 from marketplace.service import Marketplace
 from marketplace.tables import payout_accounts, payouts
 from marketplace.types import Page, Payout, PayoutAccount, PayoutState, PlatformAccount
@@ -130,14 +131,7 @@ class Payouts:
             raise PayoutAccountNotFound(
                 f"seller {seller_id!r} has no payout account", resource="payout_account"
             )
-        return PayoutAccount(
-            seller_id=row.seller_id,
-            account_number=row.account_number,
-            routing_number=row.routing_number,
-            holder_name=row.holder_name,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return from_row(PayoutAccount, row)
 
     # ------------------------------------------------------------ payouts
 
@@ -429,30 +423,7 @@ def _same_payout(row: Row[Any], seller_id: str, amount: int | None) -> Payout:
 
 
 def _payout(row: Row[Any]) -> Payout:
-    return Payout(
-        id=row.id,
-        seller_id=row.seller_id,
-        currency=row.currency,
-        amount=row.amount,
-        status=PayoutState(row.status),
-        origin=row.origin,
-        account_number=row.account_number,
-        routing_number=row.routing_number,
-        holder_name=row.holder_name,
-        ledger_transaction_id=row.ledger_transaction_id,
-        return_transaction_id=row.return_transaction_id,
-        rail_reference=row.rail_reference,
-        failure_code=row.failure_code,
-        failure_reason=row.failure_reason,
-        submitted_at=row.submitted_at,
-        paid_at=row.paid_at,
-        failed_at=row.failed_at,
-        returned_at=row.returned_at,
-        cancelled_at=row.cancelled_at,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(Payout, row, status=PayoutState(row.status))
 
 
 def payout_object(p: Payout) -> dict[str, Any]:

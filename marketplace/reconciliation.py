@@ -57,6 +57,7 @@ from marketplace.errors import (
     StatementNotFound,
     StatementUnreadable,
 )
+from marketplace.rows import from_row
 from marketplace.tables import payouts, reconciliation_lines, reconciliation_statements
 
 HEADER = ("date", "amount", "currency", "reference")
@@ -382,20 +383,7 @@ def get_statement(conn: Connection, statement_id: str) -> ReconciliationReport:
         else None,
         period_end=date.fromisoformat(summary["period_end"]) if summary.get("period_end") else None,
         counts={r: int(summary["counts"].get(r, 0)) for r in RESULTS},
-        lines=[
-            ReconciliationLine(
-                line_number=r.line_number,
-                result=r.result,
-                value_date=r.value_date,
-                amount=r.amount,
-                currency=r.currency,
-                reference=r.reference,
-                payout_id=r.payout_id,
-                expected_amount=r.expected_amount,
-                detail=r.detail,
-            )
-            for r in line_rows
-        ],
+        lines=[from_row(ReconciliationLine, r) for r in line_rows],
         created_at=row.created_at,
     )
 

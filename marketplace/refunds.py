@@ -41,6 +41,7 @@ from marketplace.errors import (
     RefundNotFound,
 )
 from marketplace.events import EventType, earning_object, record_event
+from marketplace.rows import from_row
 from marketplace.service import Marketplace
 from marketplace.tables import earnings, refunds
 from marketplace.types import EarningStatus, PlatformAccount, PlatformLedger, Refund, Seller
@@ -304,20 +305,9 @@ def _fee_share(fee: int, refunded: int, amount: int) -> int:
 
 
 def _refund(row: Row[Any], earning: Row[Any]) -> Refund:
-    return Refund(
-        id=row.id,
-        order_id=row.order_id,
-        seller_id=row.seller_id,
-        currency=row.currency,
-        amount=row.amount,
-        fee_amount=row.fee_amount,
-        seller_amount=row.seller_amount,
-        kind=row.kind,
-        status=row.status,
-        ledger_transaction_id=row.ledger_transaction_id,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
+    return from_row(
+        Refund,
+        row,
         earning_status=earning.status,
         earning_refunded_amount=earning.refunded_amount,
     )

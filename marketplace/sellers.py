@@ -27,8 +27,9 @@ from ledger_core import LedgerService, NormalBalance, RunningTotals, ValidationF
 from ledger_core.currencies import resolve_exponent
 from ledger_core.schema import ledger_accounts, ledgers
 from marketplace import errors
-from marketplace.checks import check_id, page, utc_now
+from marketplace.checks import check_id, utc_now
 from marketplace.events import record_available_change
+from marketplace.rows import from_row, page
 from marketplace.tables import platform_ledgers, sellers
 from marketplace.types import (
     Page,
@@ -378,16 +379,9 @@ def _seller(row: Row[Any]) -> Seller:
         if row.reserve_period_seconds is not None
         else None
     )
-    return Seller(
-        id=row.id,
-        name=row.name,
-        currency=row.currency,
-        currency_exponent=row.currency_exponent,
+    return from_row(
+        Seller,
+        row,
         hold_period=timedelta(seconds=row.hold_period_seconds),
         rolling_reserve=reserve,
-        ledger_id=row.ledger_id,
-        ledger_account_id=row.ledger_account_id,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
     )

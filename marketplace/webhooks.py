@@ -23,13 +23,14 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.engine import Row
 
 from ledger_core.errors import ValidationFailed
-from marketplace.checks import check_limit, page, utc_now
+from marketplace.checks import check_limit, utc_now
 from marketplace.errors import (
     InvalidDeliveryState,
     WebhookDeliveryNotFound,
     WebhookEndpointNotFound,
 )
 from marketplace.events import check_event_types, event_from_row
+from marketplace.rows import from_row, page
 from marketplace.tables import (
     events,
     webhook_deliveries,
@@ -151,9 +152,7 @@ class Webhooks:
             select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
         ).one_or_none()
         if row is None:
-            raise WebhookEndpointNotFound(
-                f"webhook endpoint {endpoint_id!r} not found", resource="webhook_endpoint"
-            )
+            raise _endpoint_not_found(endpoint_id)
         return _endpoint(row)
 
     def list_endpoints(
@@ -176,9 +175,7 @@ class Webhooks:
             select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).with_for_update()
         ).one_or_none()
         if row is None:
-            raise WebhookEndpointNotFound(
-                f"webhook endpoint {endpoint_id!r} not found", resource="webhook_endpoint"
-            )
+            raise _endpoint_not_found(endpoint_id)
         if row.deleted_at is not None:
             return _endpoint(row)
         now = utc_now()
@@ -205,9 +202,7 @@ class Webhooks:
             _delivery_query().where(webhook_deliveries.c.id == delivery_id)
         ).one_or_none()
         if row is None:
-            raise WebhookDeliveryNotFound(
-                f"webhook delivery {delivery_id!r} not found", resource="webhook_delivery"
-            )
+            raise _delivery_not_found(delivery_id)
         return _delivery(row)
 
     def list_deliveries(
@@ -247,17 +242,7 @@ class Webhooks:
         rows = conn.execute(
             select(a).where(a.c.delivery_id == delivery_id).order_by(a.c.attempt)
         ).all()
-        return [
-            DeliveryAttempt(
-                delivery_id=r.delivery_id,
-                attempt=r.attempt,
-                attempted_at=r.attempted_at,
-                response_status=r.response_status,
-                error=r.error,
-                duration_ms=r.duration_ms,
-            )
-            for r in rows
-        ]
+        return [from_row(DeliveryAttempt, r) for r in rows]
 
     def resend(self, conn: Connection, delivery_id: str) -> WebhookDelivery:
         """Send a failed (or already delivered) delivery again: back to ``pending``, and its
@@ -271,9 +256,7 @@ class Webhooks:
             .with_for_update(of=d)
         ).one_or_none()
         if row is None:
-            raise WebhookDeliveryNotFound(
-                f"webhook delivery {delivery_id!r} not found", resource="webhook_delivery"
-            )
+            raise _delivery_not_found(delivery_id)
         if row.deleted_at is not None:
             raise InvalidDeliveryState(
                 f"the endpoint of delivery {delivery_id!r} was deleted", status=row.status
@@ -318,9 +301,7 @@ class Webhooks:
             .where(d.c.id == delivery_id)
         ).one_or_none()
         if row is None:
-            raise WebhookDeliveryNotFound(
-                f"webhook delivery {delivery_id!r} not found", resource="webhook_delivery"
-            )
+            raise _delivery_not_found(delivery_id)
         if row.status != DeliveryStatus.PENDING:
             return None
         event = event_from_row(row)
@@ -351,9 +332,7 @@ class Webhooks:
             select(d.c.attempts, d.c.status).where(d.c.id == delivery_id).with_for_update()
         ).one_or_none()
         if row is None:
-            raise WebhookDeliveryNotFound(
-                f"webhook delivery {delivery_id!r} not found", resource="webhook_delivery"
-            )
+            raise _delivery_not_found(delivery_id)
         attempt = row.attempts + 1
         conn.execute(
             webhook_delivery_attempts.insert().values(
@@ -421,16 +400,20 @@ def notify(conn: Connection, streams: Iterable[tuple[str, str]]) -> None:
         )
 
 
-def _endpoint(row: Row[Any]) -> WebhookEndpoint:
-    return WebhookEndpoint(
-        id=row.id,
-        url=row.url,
-        description=row.description,
-        event_types=tuple(row.event_types),
-        created_at=row.created_at,
-        deleted_at=row.deleted_at,
-        secret=row.secret,
+def _endpoint_not_found(endpoint_id: str) -> WebhookEndpointNotFound:
+    return WebhookEndpointNotFound(
+        f"webhook endpoint {endpoint_id!r} not found", resource="webhook_endpoint"
     )
+
+
+def _delivery_not_found(delivery_id: str) -> WebhookDeliveryNotFound:
+    return WebhookDeliveryNotFound(
+        f"webhook delivery {delivery_id!r} not found", resource="webhook_delivery"
+    )
+
+
+def _endpoint(row: Row[Any]) -> WebhookEndpoint:
+    return from_row(WebhookEndpoint, row, event_types=tuple(row.event_types))
 
 
 def _delivery_query() -> Any:
@@ -440,20 +423,4 @@ def _delivery_query() -> Any:
 
 
 def _delivery(row: Row[Any]) -> WebhookDelivery:
-    return WebhookDelivery(
-        id=row.id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        endpoint_id=row.endpoint_id,
-        seller_id=row.seller_id,
-        sequence=row.sequence,
-        status=DeliveryStatus(row.status),
-        attempts=row.attempts,
-        last_attempt_at=row.last_attempt_at,
-        last_response_status=row.last_response_status,
-        last_error=row.last_error,
-        succeeded_at=row.succeeded_at,
-        failed_at=row.failed_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return from_row(WebhookDelivery, row, status=DeliveryStatus(row.status))

@@ -1,0 +1,60 @@
+"""Domain objects and pages built from database rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import Connection, Select
+from sqlalchemy.engine import Row
+
+from marketplace.checks import check_limit
+from marketplace.types import Page
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
+
+
+@functools.cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def from_row(cls: type[D], row: Row[Any], **values: Any) -> D:
+    """A ``cls`` dataclass whose fields are the row's columns of the same names, except those
+    given in ``values`` (conversions, fields the row has not)."""
+    for name in _field_names(cls):
+        if name not in values:
+            values[name] = getattr(row, name)
+    return cls(**values)
+
+
+def page(
+    conn: Connection,
+    query: Select[Any],
+    key: Any,
+    after: str | None,
+    limit: int,
+    build: Callable[[Row[Any]], Any],
+) -> Page[Any]:
+    """A page of ``query`` ordered by the text column ``key``, after ``after``."""
+    check_limit(limit)
+    if after is not None:
+        query = query.where(key > after)
+    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    return page_of(rows, limit, build, key.name)
+
+
+def page_of(
+    rows: Sequence[Row[Any]], limit: int, build: Callable[[Row[Any]], Any], key: str
+) -> Page[Any]:
+    """A page of ``limit`` from ``rows`` (``limit`` + 1 read: one more means a next page); the
+    next page starts after the last row's ``key``."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_after = str(getattr(rows[-1], key)) if more else None
+    return Page(items=[build(r) for r in rows], next_after=next_after)
