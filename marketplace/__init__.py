@@ -21,7 +21,8 @@ commits. One module per kind of money movement:
 ``webhooks``             ``Webhooks``: endpoints, deliveries, attempts
 ``tables``               every marketplace table, under one ``MetaData``
 ``errors``               every marketplace error; ``types``: the domain dataclasses
-``checks``               shared checks of inputs, the clock and pages
+``checks``               shared checks of inputs (and the ledger's clock and amount checks)
+``rows``                 domain objects and pages built from rows
 =======================  ====================================================================
 
 It may import ledger_core, SQLAlchemy (and psycopg through them) and the standard library;

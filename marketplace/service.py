@@ -1,5 +1,5 @@
-"""The marketplace on top of the ledger: sellers, earnings with hold periods and rolling reserves,
-disputes, and the seller's balances.
+"""``Marketplace``: the marketplace on top of the ledger, sellers, earnings with hold periods and
+rolling reserves, disputes, and the seller's balances, as one object callers hold.
 
 Every method takes a SQLAlchemy ``Connection`` inside a database transaction the caller owns (an
 activity, an API request, a test) and never commits. Every write is idempotent and keyed: an
@@ -9,13 +9,9 @@ chargeback by its id (``dispute:<dispute id>``), and a state change asked twice 
 retried activity never moves money twice. Booking (``marketplace.booking``) and the release of
 due holds (``marketplace.holds``) are set-based and can send their writes with the commit.
 
-Ledger transactions, per DESIGN.md's "The seller's money, step by step":
-
-* earning (pending): debit clearing ``amount``; credit seller ``amount - fee``; credit
-  fees_revenue ``fee``. Posted when the hold ends; archived when cancelled during the hold.
-* rolling reserve (pending, written with the posting): debit seller, credit rolling_reserve;
-  archived when the reserve period ends (posted stays, available comes back).
-* dispute (pending): debit seller, credit disputes; archived if won, posted if lost.
+The ledger transactions each domain writes are described in its module (``marketplace.earnings``,
+``marketplace.disputes``); payouts and refunds (``marketplace.payouts``, ``marketplace.refunds``)
+take a ``Marketplace``.
 """
 
 from __future__ import annotations
