@@ -49,6 +49,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.engine import Row
 
 from ledger_core import ValidationFailed
 from ledger_core.currencies import resolve_exponent
@@ -237,42 +238,17 @@ def reconcile_statement(
             lines.append(
                 ReconciliationLine(result="unmatched", detail="no payout with this id", **base)
             )
-        elif payout.status not in PAID_STATUSES:
-            lines.append(
-                ReconciliationLine(
-                    result="unmatched",
-                    payout_id=payout.id,
-                    expected_amount=payout.amount,
-                    detail=f"the payout is {payout.status}, not paid",
-                    **base,
-                )
+            continue
+        result, detail = _compare(payout, p)
+        lines.append(
+            ReconciliationLine(
+                result=result,
+                payout_id=payout.id,
+                expected_amount=payout.amount,
+                detail=detail,
+                **base,
             )
-        elif payout.currency != p.currency:
-            lines.append(
-                ReconciliationLine(
-                    result="currency_mismatch",
-                    payout_id=payout.id,
-                    expected_amount=payout.amount,
-                    detail=f"the payout is in {payout.currency}",
-                    **base,
-                )
-            )
-        elif payout.amount != p.amount:
-            lines.append(
-                ReconciliationLine(
-                    result="amount_mismatch",
-                    payout_id=payout.id,
-                    expected_amount=payout.amount,
-                    detail=f"the payout is {payout.amount}, the statement {p.amount}",
-                    **base,
-                )
-            )
-        else:
-            lines.append(
-                ReconciliationLine(
-                    result="matched", payout_id=payout.id, expected_amount=payout.amount, **base
-                )
-            )
+        )
 
     dates = [p.value_date for p in parsed if p.value_date is not None and p.error is None]
     start, end = (min(dates), max(dates)) if dates else (None, None)
@@ -347,6 +323,17 @@ def reconcile_statement(
         ],
     )
     return dataclasses.replace(report, created_at=created_at)
+
+
+def _compare(payout: Row[Any], line: _Parsed) -> tuple[str, str | None]:
+    """A statement line against the payout it names: its result and, unless matched, why."""
+    if payout.status not in PAID_STATUSES:
+        return "unmatched", f"the payout is {payout.status}, not paid"
+    if payout.currency != line.currency:
+        return "currency_mismatch", f"the payout is in {payout.currency}"
+    if payout.amount != line.amount:
+        return "amount_mismatch", f"the payout is {payout.amount}, the statement {line.amount}"
+    return "matched", None
 
 
 def _summary(report: ReconciliationReport) -> dict[str, Any]:
