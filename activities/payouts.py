@@ -45,7 +45,7 @@ from activities.payout_types import (
     ReservePayoutResult,
 )
 from activities.sellers import earning_result
-from marketplace import Marketplace, Payout, Payouts, PayoutState, Refund
+from marketplace import Marketplace, Payout, Payouts, PayoutState, Refund, Refunds
 from payment_rail import (
     BankAccount,
     PaymentRail,
@@ -150,6 +150,7 @@ class PayoutActivities:
     ) -> None:
         self.engine = engine
         self.payouts = Payouts(marketplace or Marketplace())
+        self.refunds = Refunds(self.payouts.marketplace)
         self._rail = rail
         self.client = client
         self.poll_seconds = poll_seconds
@@ -301,7 +302,7 @@ class PayoutActivities:
         seller."""
         refund = in_transaction(
             self.engine,
-            lambda conn: self.payouts.refund_earning(
+            lambda conn: self.refunds.refund_earning(
                 conn,
                 refund_id=input.refund_id,
                 seller_id=input.seller_id

@@ -33,7 +33,7 @@ from activities.webhook_types import (
     PendingDeliveriesInput,
     SendWebhookResult,
 )
-from marketplace.events import Webhooks
+from marketplace.webhooks import Webhooks
 from observability.metrics import WEBHOOK_DELIVERIES
 
 log = logging.getLogger(__name__)

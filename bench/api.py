@@ -42,7 +42,7 @@ import httpx
 from common import analyze, create_sellers, embedded_stack, first_earnings
 from wrk import WrkResult, lua_string, run_wrk
 
-from marketplace import EarningRequest, Marketplace, Payouts
+from marketplace import EarningRequest, Marketplace, Payouts, Refunds
 from server.database import create_db_engine
 
 WARM_UP = 3.0  # seconds of load before each measurement, not counted
@@ -54,6 +54,7 @@ def fill(url: str, seller: str, history: int) -> str:
     Returns its ledger account id."""
     market = Marketplace()
     payouts = Payouts(market)
+    refunds = Refunds(market)
     engine = create_db_engine(url, pool_size=2)
     with engine.begin() as conn:
         payouts.set_payout_account(conn, seller, "000123456789", "110000000", "Bench")
@@ -73,7 +74,7 @@ def fill(url: str, seller: str, history: int) -> str:
             break
     with engine.begin() as conn:
         for n in range(0, history // 10):
-            payouts.refund_earning(
+            refunds.refund_earning(
                 conn, refund_id=f"r-{n}", seller_id=seller, order_id=f"h-{n}", amount=1_000
             )
         for n in range(history // 50):

@@ -1,5 +1,6 @@
-"""Checks and small helpers shared by the ledger's operations (and by the domains on top of it):
-the limits of an amount and of a page, aware datetimes, keyset pages, metadata merges."""
+"""Checks of what callers pass in, the clock and small helpers, shared by the ledger's operations
+and the packages built on it (``marketplace`` imports them): the limits of an amount and of a
+page, aware datetimes, keyset pages, metadata merges."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from ledger_core.types import (
 )
 
 MAX_AMOUNT = 2**63 - 1
+"""The largest amount in minor units (a PostgreSQL bigint)."""
 MAX_PAGE = 1000
+"""The longest page a list returns."""
 
 
 def utc_now() -> datetime:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from sqlalchemy import Connection
@@ -23,7 +24,10 @@ from ledger_core.types import (
     TransactionStatus,
 )
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +45,18 @@ def driver(conn: Connection) -> psycopg.Connection[Any]:
     return driver
 
 
-_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+@functools.cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def from_row(cls: type[T], row: Row[Any] | Mapping[str, Any], **values: Any) -> T:
-    """A dataclass built from the row's columns of the same names as its fields; ``values``
-    give the fields the row has not (or has in another form, such as an enum's text)."""
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    mapping = row._mapping if isinstance(row, Row) else row
-    return cls(**{n: mapping[n] for n in names if n not in values}, **values)
+def from_row(cls: type[D], row: Row[Any], **values: Any) -> D:
+    """A ``cls`` dataclass whose fields are the row's columns of the same names, except those
+    given in ``values`` (conversions, fields the row has not)."""
+    for name in _field_names(cls):
+        if name not in values:
+            values[name] = getattr(row, name)
+    return cls(**values)
 
 
 def ledger_from_row(row: Row[Any]) -> Ledger:

@@ -1,45 +1,63 @@
 """The marketplace domain on top of ledger_core: platform ledgers per currency, sellers, earnings
-with hold periods and rolling reserves, disputes, and the sellers' balances.
+with hold periods and rolling reserves, disputes, payouts, refunds, scheduled payout runs, bank
+statement reconciliation, and the events and webhooks that tell subscribers of each change.
 
-Synchronous SQLAlchemy Core; the caller owns the database transaction. Knows nothing of HTTP or
-Temporal: the hold and dispute workflows drive it through activities, the API reads it.
+Synchronous SQLAlchemy Core; the caller owns the database transaction and the domain code never
+commits. One module per kind of money movement:
+
+=======================  ====================================================================
+``sellers``              ``MarketCore`` (the ledger service, platform ledgers, a seller's
+                         account and lock: what every domain builds on) and ``Sellers``
+``earnings``             ``Earnings``: an earning's life cycle (post, reserve, cancel, extend)
+``booking``              set-based booking of earnings (``Marketplace.booking``)
+``holds``                the hold clock and the settlement of due holds (``Marketplace.holds``)
+``disputes``             ``Disputes``: chargebacks
+``service``              ``Marketplace``: sellers, earnings and disputes on one core
+``payouts``              ``Payouts``: payout accounts and the payout life cycle
+``refunds``              ``Refunds``: refunds of an order's earning
+``payout_runs``          what a scheduled payout run decided
+``reconciliation``       bank statements against the payouts
+``events``               the outbox: recording events, ``Events`` to read them
+``webhooks``             ``Webhooks``: endpoints, deliveries, attempts
+``tables``               every marketplace table, under one ``MetaData``
+``errors``               every marketplace error; ``types``: the domain dataclasses
+``checks``               shared checks of inputs (and the ledger's clock and amount checks)
+``rows``                 domain objects and pages built from rows
+=======================  ====================================================================
+
+It may import ledger_core, SQLAlchemy (and psycopg through them) and the standard library;
+never api, workflows, activities, server, temporalio or fastapi (``.importlinter``): the hold,
+dispute and payout workflows drive it through activities, the API reads it.
 """
 
-from marketplace.booking import BatchRejected, BookingOutcome, EarningRequest, earning_external_id
+from marketplace.booking import BookingOutcome, EarningRequest, earning_external_id
+from marketplace.disputes import dispute_external_id
 from marketplace.errors import (
+    BatchRejected,
     DisputeAlreadyResolved,
     DisputeConflict,
     DisputeNotFound,
     EarningConflict,
     EarningNotFound,
     InvalidEarningState,
-    SellerExists,
-    SellerNotFound,
-)
-from marketplace.holds import HoldClock, SettledBatch, reserve_external_id
-from marketplace.payouts import (
     InvalidPayoutState,
     NothingToPay,
-    Payout,
-    PayoutAccount,
     PayoutAccountMissing,
     PayoutAccountNotFound,
     PayoutConflict,
     PayoutNotFound,
-    Payouts,
-    PayoutState,
-    Refund,
     RefundConflict,
     RefundExceedsEarning,
     RefundNotFound,
+    SellerExists,
+    SellerNotFound,
 )
-from marketplace.service import (
-    UNCHANGED,
-    Marketplace,
-    Unchanged,
-    dispute_external_id,
-    seller_external_id,
-)
+from marketplace.events import Events
+from marketplace.holds import HoldClock, SettledBatch, reserve_external_id
+from marketplace.payouts import Payouts
+from marketplace.refunds import Refunds
+from marketplace.sellers import UNCHANGED, Unchanged, seller_external_id
+from marketplace.service import Marketplace
 from marketplace.types import (
     Dispute,
     DisputeOutcome,
@@ -48,12 +66,17 @@ from marketplace.types import (
     EarningStatus,
     Hold,
     Page,
+    Payout,
+    PayoutAccount,
+    PayoutState,
     PlatformAccount,
     PlatformLedger,
+    Refund,
     RollingReserve,
     Seller,
     SellerBalances,
 )
+from marketplace.webhooks import Webhooks
 
 __all__ = [
     "UNCHANGED",
@@ -70,6 +93,7 @@ __all__ = [
     "EarningNotFound",
     "EarningRequest",
     "EarningStatus",
+    "Events",
     "Hold",
     "HoldClock",
     "InvalidEarningState",
@@ -91,6 +115,7 @@ __all__ = [
     "RefundConflict",
     "RefundExceedsEarning",
     "RefundNotFound",
+    "Refunds",
     "RollingReserve",
     "Seller",
     "SellerBalances",
@@ -98,6 +123,7 @@ __all__ = [
     "SellerNotFound",
     "SettledBatch",
     "Unchanged",
+    "Webhooks",
     "dispute_external_id",
     "earning_external_id",
     "reserve_external_id",

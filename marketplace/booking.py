@@ -29,7 +29,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
@@ -45,15 +45,18 @@ from ledger_core import (
 from ledger_core.deferred import Statement, run
 from ledger_core.ids import uuid7
 from marketplace import errors
+from marketplace.checks import check_amount, check_aware, check_order_id, utc_now
+from marketplace.errors import (
+    BatchRejected,
+)
 from marketplace.events import EventType, NewEvent, earning_object, record_events
 from marketplace.holds import clock_statement
 from marketplace.types import Earning, EarningStatus, PlatformAccount
 
 if TYPE_CHECKING:
-    from marketplace.service import Marketplace
+    from marketplace.earnings import Earnings
 
 MAX_BATCH = 1000
-MAX_AMOUNT = 2**63 - 1
 
 
 def earning_external_id(seller_id: str, order_id: str) -> str:
@@ -79,21 +82,6 @@ class BookingOutcome:
     error: LedgerError | None = None
 
 
-class BatchRejected(ValidationFailed):
-    """An atomic batch with an item that cannot be booked: nothing was booked."""
-
-    code = "batch_rejected"
-
-    def __init__(self, outcomes: list[BookingOutcome]) -> None:
-        failed = [(i, o.error) for i, o in enumerate(outcomes) if o.error is not None]
-        super().__init__(
-            f"{len(failed)} of {len(outcomes)} earnings cannot be booked; the atomic batch "
-            "booked none",
-            errors=[{"index": i, "code": e.code, "detail": e.message} for i, e in failed if e],
-        )
-        self.outcomes = outcomes
-
-
 _READ = text(
     """
 SELECT r.i, s.id AS seller_id, s.currency, s.ledger_account_id, s.hold_period_seconds,
@@ -111,9 +99,9 @@ _INSERT = "SELECT marketplace_insert_earnings(%s::jsonb)"
 
 
 class Booking:
-    """Books earnings for a ``Marketplace`` (its ledger service and platform ledgers)."""
+    """Books earnings for ``Earnings`` (its ledger service and platform ledgers)."""
 
-    def __init__(self, market: Marketplace) -> None:
+    def __init__(self, market: Earnings) -> None:
         self.market = market
         self._lock = threading.Lock()
 
@@ -134,9 +122,8 @@ class Booking:
         clock) is when the holds start."""
         if not 1 <= len(requests) <= MAX_BATCH:
             raise ValidationFailed(f"a batch books 1 to {MAX_BATCH} earnings", field="earnings")
-        now = now or datetime.now(UTC)
-        if now.tzinfo is None:
-            raise ValidationFailed("now must include a time zone offset", field="now")
+        now = now or utc_now()
+        check_aware(now, "now")
         outcomes: list[BookingOutcome | None] = [None] * len(requests)
         for i, request in enumerate(requests):
             try:
@@ -261,7 +248,7 @@ class Booking:
     ) -> None:
         # The earnings first: their trigger locks the sellers' running totals (in seller order),
         # which every writer of a seller's money takes before the ledger's accounts
-        # (Marketplace.lock_seller). Then the events and the clocks (the sellers' own rows), and
+        # (MarketCore.lock_seller). Then the events and the clocks (the sellers' own rows), and
         # the ledger last: the platform's clearing and fees accounts, which every order touches,
         # are locked only for that statement and the COMMIT.
         rows = [
@@ -325,17 +312,9 @@ def _replay(earning: Earning | None, request: EarningRequest) -> BookingOutcome:
 
 
 def _check(request: EarningRequest) -> None:
-    order_id = request.order_id
-    if not isinstance(order_id, str) or not 1 <= len(order_id) <= 200 or not order_id.strip():
-        raise ValidationFailed("order_id must be 1-200 characters", field="order_id")
-    for name, value, low in (("amount", request.amount, 1), ("fee", request.fee, 0)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationFailed(f"{name} must be an integer number of minor units", field=name)
-        if not low <= value <= MAX_AMOUNT:
-            raise ValidationFailed(
-                f"{name} must be {'positive' if low else '>= 0'} and at most {MAX_AMOUNT}",
-                field=name,
-            )
+    check_order_id(request.order_id)
+    check_amount(request.amount, "amount")
+    check_amount(request.fee, "fee", allow_zero=True)
     if request.fee > request.amount:
         raise ValidationFailed("fee must not exceed amount", field="fee")
     if not isinstance(request.seller_id, str) or not request.seller_id:

@@ -1,10 +1,22 @@
-"""Marketplace domain errors. Each subclasses the ledger error of the same kind (so a handler
-that maps ``NotFound`` to 404 or ``IdempotencyConflict`` to 409 covers them) and has its own
-stable ``code``."""
+"""Every marketplace error (sellers, earnings, disputes, payouts, refunds, events and webhooks,
+reconciliation). Each subclasses the ledger error of the same kind (so a handler that maps
+``NotFound`` to 404 or ``IdempotencyConflict`` to 409 covers them) and has its own stable
+``code``."""
 
 from __future__ import annotations
 
-from ledger_core.errors import IdempotencyConflict, InvalidStateTransition, NotFound
+from typing import TYPE_CHECKING
+
+from ledger_core.errors import (
+    BalanceConditionFailed,
+    IdempotencyConflict,
+    InvalidStateTransition,
+    NotFound,
+    ValidationFailed,
+)
+
+if TYPE_CHECKING:
+    from marketplace.booking import BookingOutcome
 
 
 class SellerNotFound(NotFound):
@@ -47,3 +59,101 @@ class DisputeAlreadyResolved(InvalidStateTransition):
     """The dispute was resolved with the other outcome."""
 
     code = "dispute_already_resolved"
+
+
+class BatchRejected(ValidationFailed):
+    """An atomic batch with an item that cannot be booked: nothing was booked."""
+
+    code = "batch_rejected"
+
+    def __init__(self, outcomes: list[BookingOutcome]) -> None:
+        failed = [(i, o.error) for i, o in enumerate(outcomes) if o.error is not None]
+        super().__init__(
+            f"{len(failed)} of {len(outcomes)} earnings cannot be booked; the atomic batch "
+            "booked none",
+            errors=[{"index": i, "code": e.code, "detail": e.message} for i, e in failed if e],
+        )
+        self.outcomes = outcomes
+
+
+# -------------------------------------------------------------------- payouts and refunds
+
+
+class PayoutAccountMissing(InvalidStateTransition):
+    """The seller has no payout account: it is never paid until it has one."""
+
+    code = "payout_account_missing"
+
+
+class PayoutAccountNotFound(NotFound):
+    code = "payout_account_not_found"
+
+
+class NothingToPay(BalanceConditionFailed):
+    """A payout of the whole available balance, and available is 0 or negative."""
+
+    code = "nothing_to_pay"
+
+
+class PayoutNotFound(NotFound):
+    code = "payout_not_found"
+
+
+class PayoutConflict(IdempotencyConflict):
+    """The payout id exists for another seller or amount."""
+
+    code = "payout_conflict"
+
+
+class InvalidPayoutState(InvalidStateTransition):
+    """The payout is not in a state that allows this (e.g. cancelling a submitted payout)."""
+
+    code = "invalid_payout_state"
+
+
+class RefundConflict(IdempotencyConflict):
+    """The refund id exists for another order or amount."""
+
+    code = "refund_conflict"
+
+
+class RefundExceedsEarning(ValidationFailed):
+    """More than what is left of the earning (amount - refunded so far)."""
+
+    code = "refund_exceeds_earning"
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+
+
+# -------------------------------------------------------------------- events and webhooks
+
+
+class WebhookEndpointNotFound(NotFound):
+    code = "webhook_endpoint_not_found"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+
+class WebhookDeliveryNotFound(NotFound):
+    code = "webhook_delivery_not_found"
+
+
+class InvalidDeliveryState(InvalidStateTransition):
+    code = "invalid_delivery_state"
+
+
+# -------------------------------------------------------------------- reconciliation
+
+
+class StatementUnreadable(ValidationFailed):
+    """The file is not a statement CSV; ``line`` is where it went wrong (1 is the header)."""
+
+    code = "statement_unreadable"
+
+
+class StatementNotFound(NotFound):
+    code = "statement_not_found"

@@ -17,15 +17,16 @@ whose request went unanswered or whose timer passed unobserved, so a lost notifi
 dispatcher was down, Temporal was) delays a release, never strands it.
 
 Lock order, as every writer of a seller's money: earnings rows, the seller's running totals
-(``Marketplace.lock_seller``), then the ledger's accounts, its event stream and its clock in
+(``MarketCore.lock_seller``), then the ledger's accounts, its event stream and its clock in
 whatever order (the seller's lock is held by one writer at a time).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
@@ -33,8 +34,8 @@ from sqlalchemy.engine import Row
 
 from ledger_core import Direction, NewEntry, NewLedgerTransaction, TransactionStatus
 from ledger_core.deferred import Statement, run
-from ledger_core.errors import ValidationFailed
 from ledger_core.ids import uuid7
+from marketplace.checks import check_aware, check_limit, utc_now
 from marketplace.events import (
     EventType,
     NewEvent,
@@ -42,18 +43,36 @@ from marketplace.events import (
     record_available_change,
     record_events,
 )
-from marketplace.types import Earning, EarningStatus, Hold, Page, PlatformAccount
+from marketplace.rows import from_row
+from marketplace.types import Earning, EarningStatus, Hold, Page, PlatformAccount, PlatformLedger
 
 if TYPE_CHECKING:
-    from marketplace.service import Marketplace
+    from marketplace.earnings import Earnings
 
 NOTIFY_CHANNEL = "seller_holds"
 SETTLE_BATCH = 500
-MAX_PAGE = 1000
 
 
 def reserve_external_id(seller_id: str, order_id: str) -> str:
     return f"reserve:{seller_id}/{order_id}"
+
+
+def reserve_transaction(
+    platform: PlatformLedger, account_id: uuid.UUID, seller_id: str, order_id: str, amount: int
+) -> NewLedgerTransaction:
+    """An earning's rolling reserve: a pending debit of the seller's account (``account_id``)
+    to the platform's rolling reserve, until the reserve period ends."""
+    return NewLedgerTransaction(
+        ledger_id=platform.ledger_id,
+        entries=(
+            NewEntry(account_id, Direction.DEBIT, amount),
+            NewEntry(platform.account(PlatformAccount.ROLLING_RESERVE), Direction.CREDIT, amount),
+        ),
+        status=TransactionStatus.PENDING,
+        external_id=reserve_external_id(seller_id, order_id),
+        description=f"Rolling reserve of seller {seller_id} for order {order_id}",
+        metadata={"kind": "reserve", "seller_id": seller_id, "order_id": order_id},
+    )
 
 
 # A booking's hold ends at ``due`` (the earliest per seller of one commit): it asks for a wake
@@ -205,9 +224,9 @@ class HoldClock:
 
 
 class Holds:
-    """Settling holds, the hold clocks and the holds list of a ``Marketplace``."""
+    """Settling holds, the hold clocks and the holds list, for ``Earnings``."""
 
-    def __init__(self, market: Marketplace) -> None:
+    def __init__(self, market: Earnings) -> None:
         self.market = market
         self.ledger = market.ledger
 
@@ -226,15 +245,14 @@ class Holds:
         before ``at + window``. In the caller's database transaction; its writes go with the
         commit (``ledger_core.deferred``). Rows another transaction holds (a refund, an
         operator's release) are left for the next turn."""
-        if at.tzinfo is None:
-            raise ValidationFailed("at must include a time zone offset", field="at")
+        check_aware(at, "at")
         due = conn.execute(_DUE_HOLDS, {"seller": seller_id, "at": at, "limit": limit}).all()
         reserves = conn.execute(
             _DUE_RESERVES, {"seller": seller_id, "at": at, "limit": limit}
         ).all()
         account_id, currency = self.market.seller_account(conn, seller_id)
         platform = self.market.platform_ledger(conn, currency)
-        now = datetime.now(UTC)
+        now = utc_now()
         updates: list[dict[str, Any]] = []
         posted: list[Earning] = []
         reserve_txns: list[NewLedgerTransaction] = []
@@ -247,26 +265,8 @@ class Holds:
                 release_at = at + timedelta(seconds=row.reserve_period_seconds)
                 reserve_ids.append(reserve_id)
                 reserve_txns.append(
-                    NewLedgerTransaction(
-                        ledger_id=platform.ledger_id,
-                        entries=(
-                            NewEntry(account_id, Direction.DEBIT, row.reserve_amount),
-                            NewEntry(
-                                platform.account(PlatformAccount.ROLLING_RESERVE),
-                                Direction.CREDIT,
-                                row.reserve_amount,
-                            ),
-                        ),
-                        status=TransactionStatus.PENDING,
-                        external_id=reserve_external_id(seller_id, row.order_id),
-                        description=(
-                            f"Rolling reserve of seller {seller_id} for order {row.order_id}"
-                        ),
-                        metadata={
-                            "kind": "reserve",
-                            "seller_id": seller_id,
-                            "order_id": row.order_id,
-                        },
+                    reserve_transaction(
+                        platform, account_id, seller_id, row.order_id, row.reserve_amount
                     )
                 )
             updates.append(
@@ -303,7 +303,7 @@ class Holds:
                 }
             )
         if updates:
-            # The seller first, then its accounts (Marketplace.lock_seller).
+            # The seller first, then its accounts (MarketCore.lock_seller).
             run(conn, Statement(_LOCK_SELLER, (seller_id,)), at_commit=True)
             accounts = [
                 account_id,
@@ -400,8 +400,7 @@ class Holds:
         """The seller's holds, the soonest end first: earnings on hold (ending at
         ``hold_until``) and reserves held after posting (ending at ``reserve_release_at``).
         ``after`` is the previous page's last (ends_at, order_id, kind)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-            raise ValidationFailed(f"per_page must be between 1 and {MAX_PAGE}", field="per_page")
+        check_limit(limit)
         self.market.get_seller(conn, seller_id)
         rows = conn.execute(
             _HOLDS,
@@ -426,16 +425,4 @@ class Holds:
 
 
 def _hold(seller_id: str, row: Row[Any]) -> Hold:
-    return Hold(
-        seller_id=seller_id,
-        order_id=row.order_id,
-        kind=row.kind,
-        amount_held=int(row.amount_held),
-        ends_at=row.ends_at,
-        hold_until=row.hold_until,
-        reserve_release_at=row.reserve_release_at,
-        amount=row.amount,
-        fee=row.fee,
-        net=row.net,
-        ledger_transaction_id=row.ledger_transaction_id,
-    )
+    return from_row(Hold, row, seller_id=seller_id, amount_held=int(row.amount_held))

@@ -23,45 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    DateTime,
-    MetaData,
-    Table,
-    Text,
-    column,
-    exists,
-    func,
-    select,
-    table,
-    text,
-)
+from sqlalchemy import Connection, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
 from ledger_core import BalanceConditionFailed, ValidationFailed
-from marketplace.payouts import PayoutAccountMissing, Payouts
+from marketplace.errors import PayoutAccountMissing
+from marketplace.payouts import Payouts
+from marketplace.rows import from_row
 from marketplace.service import Marketplace
-
-metadata = MetaData()
-
-payout_runs = Table(
-    "payout_runs",
-    metadata,
-    Column("id", Text, primary_key=True, comment="<seller id>:<scheduled time ISO 8601 UTC>"),
-    Column("seller_id", Text, nullable=False),
-    Column("scheduled_at", DateTime(timezone=True), nullable=False),
-    Column("outcome", Text, nullable=False, comment="started | skipped"),
-    Column("payout_id", Text),
-    Column("amount", BigInteger, comment="minor units: the payout's amount (started)"),
-    Column("reason", Text, comment="why it skipped"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-# Owned by the payouts domain; only asked whether a seller has one.
-_payout_accounts = table("payout_accounts", column("seller_id"))
+from marketplace.tables import payout_accounts, payout_runs
 
 STARTED = "started"
 SKIPPED = "skipped"
@@ -109,7 +80,7 @@ def run_payout_id(run_id: str) -> str:
 
 def has_payout_account(conn: Connection, seller_id: str) -> bool:
     return bool(
-        conn.execute(select(exists().where(_payout_accounts.c.seller_id == seller_id))).scalar()
+        conn.execute(select(exists().where(payout_accounts.c.seller_id == seller_id))).scalar()
     )
 
 
@@ -228,13 +199,4 @@ def list_payout_runs(conn: Connection, seller_id: str, *, limit: int = 20) -> li
 
 
 def _run(row: Row[Any]) -> PayoutRun:
-    return PayoutRun(
-        id=row.id,
-        seller_id=row.seller_id,
-        scheduled_at=row.scheduled_at,
-        outcome=row.outcome,
-        payout_id=row.payout_id,
-        amount=row.amount,
-        reason=row.reason,
-        created_at=row.created_at,
-    )
+    return from_row(PayoutRun, row)

@@ -48,27 +48,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    Date,
-    DateTime,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    and_,
-    column,
-    func,
-    select,
-    table,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.engine import Row
 
-from ledger_core import NotFound, ValidationFailed
+from ledger_core import ValidationFailed
 from ledger_core.currencies import resolve_exponent
 from ledger_core.ids import uuid7
+from marketplace.errors import (
+    StatementNotFound,
+    StatementUnreadable,
+)
+from marketplace.rows import from_row
+from marketplace.tables import payouts, reconciliation_lines, reconciliation_statements
 
 HEADER = ("date", "amount", "currency", "reference")
 MAX_LINES = 100_000
@@ -85,54 +76,6 @@ RESULTS = (
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")
 _DECIMAL = re.compile(r"^-?[0-9]*[.,][0-9]+$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-metadata = MetaData()
-
-reconciliation_statements = Table(
-    "reconciliation_statements",
-    metadata,
-    Column("id", Text, primary_key=True),
-    Column("filename", Text),
-    Column("content_sha256", Text, nullable=False),
-    Column("line_count", Integer, nullable=False),
-    Column("summary", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-reconciliation_lines = Table(
-    "reconciliation_lines",
-    metadata,
-    Column("statement_id", Text, primary_key=True),
-    Column("line_number", Integer, primary_key=True),
-    Column("value_date", Date),
-    Column("amount", BigInteger, comment="minor units, as the statement says"),
-    Column("currency", Text),
-    Column("reference", Text),
-    Column("result", Text, nullable=False),
-    Column("payout_id", Text),
-    Column("expected_amount", BigInteger, comment="minor units, the payout's"),
-    Column("detail", Text),
-)
-
-# Owned by the payouts domain; read only.
-_payouts = table(
-    "payouts",
-    column("id"),
-    column("amount"),
-    column("currency"),
-    column("status"),
-    column("paid_at"),
-)
-
-
-class StatementUnreadable(ValidationFailed):
-    """The file is not a statement CSV; ``line`` is where it went wrong (1 is the header)."""
-
-    code = "statement_unreadable"
-
-
-class StatementNotFound(NotFound):
-    code = "statement_not_found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +204,9 @@ def reconcile_statement(
     """Parse ``content``, match it against the payouts, store and return the report."""
     parsed = parse_statement(content)
     references = {p.reference for p in parsed if p.error is None and p.reference}
-    payouts = {
+    by_id = {
         row.id: row
-        for row in conn.execute(select(_payouts).where(_payouts.c.id.in_(sorted(references)))).all()
+        for row in conn.execute(select(payouts).where(payouts.c.id.in_(sorted(references)))).all()
     }
     lines: list[ReconciliationLine] = []
     seen: dict[str, int] = {}
@@ -279,7 +222,7 @@ def reconcile_statement(
             lines.append(ReconciliationLine(result="invalid", detail=p.error, **base))
             continue
         assert p.reference is not None
-        payout = payouts.get(p.reference)
+        payout = by_id.get(p.reference)
         if p.reference in seen:
             lines.append(
                 ReconciliationLine(
@@ -295,58 +238,33 @@ def reconcile_statement(
             lines.append(
                 ReconciliationLine(result="unmatched", detail="no payout with this id", **base)
             )
-        elif payout.status not in PAID_STATUSES:
-            lines.append(
-                ReconciliationLine(
-                    result="unmatched",
-                    payout_id=payout.id,
-                    expected_amount=payout.amount,
-                    detail=f"the payout is {payout.status}, not paid",
-                    **base,
-                )
+            continue
+        result, detail = _compare(payout, p)
+        lines.append(
+            ReconciliationLine(
+                result=result,
+                payout_id=payout.id,
+                expected_amount=payout.amount,
+                detail=detail,
+                **base,
             )
-        elif payout.currency != p.currency:
-            lines.append(
-                ReconciliationLine(
-                    result="currency_mismatch",
-                    payout_id=payout.id,
-                    expected_amount=payout.amount,
-                    detail=f"the payout is in {payout.currency}",
-                    **base,
-                )
-            )
-        elif payout.amount != p.amount:
-            lines.append(
-                ReconciliationLine(
-                    result="amount_mismatch",
-                    payout_id=payout.id,
-                    expected_amount=payout.amount,
-                    detail=f"the payout is {payout.amount}, the statement {p.amount}",
-                    **base,
-                )
-            )
-        else:
-            lines.append(
-                ReconciliationLine(
-                    result="matched", payout_id=payout.id, expected_amount=payout.amount, **base
-                )
-            )
+        )
 
     dates = [p.value_date for p in parsed if p.value_date is not None and p.error is None]
     start, end = (min(dates), max(dates)) if dates else (None, None)
     if start is not None and end is not None:
         missing = conn.execute(
-            select(_payouts)
+            select(payouts)
             .where(
                 and_(
-                    _payouts.c.status.in_(PAID_STATUSES),
-                    _payouts.c.paid_at >= datetime.combine(start, time(), tzinfo=UTC),
-                    _payouts.c.paid_at
+                    payouts.c.status.in_(PAID_STATUSES),
+                    payouts.c.paid_at >= datetime.combine(start, time(), tzinfo=UTC),
+                    payouts.c.paid_at
                     < datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
-                    _payouts.c.id.not_in(sorted(seen)),
+                    payouts.c.id.not_in(sorted(seen)),
                 )
             )
-            .order_by(_payouts.c.paid_at, _payouts.c.id)
+            .order_by(payouts.c.paid_at, payouts.c.id)
         ).all()
         for n, payout in enumerate(missing, start=1):
             lines.append(
@@ -407,6 +325,17 @@ def reconcile_statement(
     return dataclasses.replace(report, created_at=created_at)
 
 
+def _compare(payout: Row[Any], line: _Parsed) -> tuple[str, str | None]:
+    """A statement line against the payout it names: its result and, unless matched, why."""
+    if payout.status not in PAID_STATUSES:
+        return "unmatched", f"the payout is {payout.status}, not paid"
+    if payout.currency != line.currency:
+        return "currency_mismatch", f"the payout is in {payout.currency}"
+    if payout.amount != line.amount:
+        return "amount_mismatch", f"the payout is {payout.amount}, the statement {line.amount}"
+    return "matched", None
+
+
 def _summary(report: ReconciliationReport) -> dict[str, Any]:
     return {
         "counts": report.counts,
@@ -441,20 +370,7 @@ def get_statement(conn: Connection, statement_id: str) -> ReconciliationReport:
         else None,
         period_end=date.fromisoformat(summary["period_end"]) if summary.get("period_end") else None,
         counts={r: int(summary["counts"].get(r, 0)) for r in RESULTS},
-        lines=[
-            ReconciliationLine(
-                line_number=r.line_number,
-                result=r.result,
-                value_date=r.value_date,
-                amount=r.amount,
-                currency=r.currency,
-                reference=r.reference,
-                payout_id=r.payout_id,
-                expected_amount=r.expected_amount,
-                detail=r.detail,
-            )
-            for r in line_rows
-        ],
+        lines=[from_row(ReconciliationLine, r) for r in line_rows],
         created_at=row.created_at,
     )
 

@@ -204,3 +204,99 @@ class Page(Generic[T]):
 
     items: list[T]
     next_after: str | None
+
+
+class PayoutState(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PAID = "paid"
+    FAILED = "failed"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+
+
+def mask(account_number: str) -> str:
+    """``••••6789``: only the last 4 digits."""
+    return "\u2022" * 4 + account_number[-4:]
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutAccount:
+    seller_id: str
+    account_number: str
+    """The full number, for the rail only. Responses use ``masked_account_number``."""
+    routing_number: str
+    holder_name: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def last4(self) -> str:
+        return self.account_number[-4:]
+
+    @property
+    def masked_account_number(self) -> str:
+        return mask(self.account_number)
+
+    def __repr__(self) -> str:  # never log the full number
+        return f"PayoutAccount(seller_id={self.seller_id!r}, account=…{self.last4})"
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    id: str
+    seller_id: str
+    currency: str
+    amount: int
+    """Minor units, > 0."""
+    status: PayoutState
+    origin: str
+    account_number: str
+    """The destination as it was when the payout was made (full: for the rail only)."""
+    routing_number: str
+    holder_name: str
+    ledger_transaction_id: uuid.UUID
+    return_transaction_id: uuid.UUID | None
+    rail_reference: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    submitted_at: datetime | None
+    paid_at: datetime | None
+    failed_at: datetime | None
+    returned_at: datetime | None
+    cancelled_at: datetime | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def masked_account_number(self) -> str:
+        return mask(self.account_number)
+
+    def __repr__(self) -> str:
+        return f"Payout(id={self.id!r}, seller_id={self.seller_id!r}, status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: str
+    order_id: str
+    seller_id: str
+    currency: str
+    amount: int
+    """Gross refunded, minor units."""
+    fee_amount: int
+    """The platform fee's share (taken back from fees revenue)."""
+    seller_amount: int
+    """The seller's share: amount - fee_amount."""
+    kind: str
+    """during_hold | after_posting"""
+    status: str
+    ledger_transaction_id: uuid.UUID | None
+    """after_posting: the debit; during_hold: the remainder booked again (None if nothing left)."""
+    metadata: dict[str, Any]
+    created_at: datetime
+    completed_at: datetime | None
+    earning_status: str
+    """The earning's status after the refund (on_hold, cancelled, posted, refunded)."""
+    earning_refunded_amount: int

@@ -191,11 +191,8 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     """Reconcile a bank statement CSV; exit 0 when everything matched, 1 when not, 2 when the
     file cannot be read."""
-    from marketplace.reconciliation import (
-        StatementUnreadable,
-        format_report,
-        reconcile_statement,
-    )
+    from marketplace.errors import StatementUnreadable
+    from marketplace.reconciliation import format_report, reconcile_statement
 
     try:
         with open(args.file, "rb") as statement:

@@ -39,9 +39,9 @@ from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
 from marketplace import Marketplace
-from marketplace.events import NOTIFY_CHANNEL as WEBHOOK_CHANNEL
-from marketplace.events import Webhooks
 from marketplace.holds import NOTIFY_CHANNEL as HOLDS_CHANNEL
+from marketplace.webhooks import NOTIFY_CHANNEL as WEBHOOK_CHANNEL
+from marketplace.webhooks import Webhooks
 from workflows.client import wake_seller_holds
 from workflows.registry import TASK_QUEUE
 from workflows.webhook_client import wake_delivery_stream

@@ -1,6 +1,6 @@
 """``POST /v1/sellers/{id}/earnings/{order_id}/refund``: refund (part of) an order.
 
-Written in the request's own database transaction (``marketplace.Payouts.refund_earning``, under
+Written in the request's own database transaction (``marketplace.Refunds.refund_earning``, under
 the earning's row lock, which the hold's release takes too): on hold, the pending earning is
 archived (and the rest booked again with the same hold end); posted, the seller is debited (and
 may go below zero). Idempotent by refund id: the body's ``refund_id``, else one derived from the
@@ -23,7 +23,7 @@ from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas import RequestModel
 from api.scoping import MarketplaceDep, PlatformAccess, earning_not_found
-from marketplace import EarningNotFound, Payouts
+from marketplace import EarningNotFound, Refunds
 
 router = APIRouter(tags=["refunds"], route_class=ApiRoute)
 
@@ -82,7 +82,7 @@ def refund_earning(
         digest = hashlib.sha256(key.encode()).hexdigest()[:24]
         refund_id = f"rf_{digest}"
     try:
-        refund = Payouts(market).refund_earning(
+        refund = Refunds(market).refund_earning(
             conn,
             refund_id=refund_id,
             seller_id=seller_id,

@@ -1,5 +1,6 @@
 """Webhooks to subscribers: ``/v1/webhook_endpoints``, ``/v1/events`` and
-``/v1/webhook_deliveries`` (marketplace.events; delivery by the worker's delivery workflows).
+``/v1/webhook_deliveries`` (marketplace.events and marketplace.webhooks; delivery by the worker's
+delivery workflows).
 
 Admin keys create and delete endpoints; the secret that signs the deliveries is in the creation's
 response only. Platform keys (admin, operator) list endpoints and deliveries and re-send a
@@ -21,18 +22,13 @@ from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas import ListResponse, RequestModel
 from api.scoping import AdminAccess, AnyRole, PlatformAccess, is_seller_key
-from marketplace.events import (
-    EVENT_TYPES,
-    DeliveryAttempt,
-    Event,
-    EventNotFound,
-    WebhookDelivery,
-    WebhookEndpoint,
-    Webhooks,
-)
+from marketplace.errors import EventNotFound
+from marketplace.events import EVENT_TYPES, Event, Events
+from marketplace.webhooks import DeliveryAttempt, WebhookDelivery, WebhookEndpoint, Webhooks
 
 router = APIRouter(tags=["webhooks"], route_class=ApiRoute)
 webhooks = Webhooks()
+events = Events()
 
 EventTypeName = Literal[
     "earning.created",
@@ -245,7 +241,7 @@ def list_events(
     after = decode_key_cursor("events", after_cursor)
     if after is not None and not after.isdigit():
         raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.")
-    page = webhooks.list_events(
+    page = events.list_events(
         conn,
         seller_id=seller_id,
         types=type or (),
@@ -257,7 +253,7 @@ def list_events(
 
 @router.get("/v1/events/{event_id}", dependencies=[AnyRole])
 def get_event(event_id: str, conn: DbConnection, principal: CurrentPrincipal) -> EventOut:
-    event = webhooks.get_event(conn, event_id)
+    event = events.get_event(conn, event_id)
     if is_seller_key(principal) and principal.seller_id != event.seller_id:
         raise EventNotFound(f"event {event_id!r} not found", resource="event")
     return EventOut.of(event)

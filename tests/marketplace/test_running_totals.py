@@ -20,7 +20,14 @@ from sqlalchemy.exc import DBAPIError
 from api.app import create_app
 from api.auth import ApiKeyRole
 from ledger_core import LedgerService
-from marketplace import DisputeOutcome, EarningRequest, Marketplace, Payouts, RollingReserve
+from marketplace import (
+    DisputeOutcome,
+    EarningRequest,
+    Marketplace,
+    Payouts,
+    Refunds,
+    RollingReserve,
+)
 from server.database import create_db_engine
 from tests.api.conftest import client_for, make_key
 
@@ -97,6 +104,7 @@ def test_totals_equal_their_rows_after_every_kind_of_write(
     engine: Engine, sellers: list[str]
 ) -> None:
     market, payouts = Marketplace(), Payouts()
+    refunds = Refunds(payouts.marketplace)
     a, b = sellers
 
     def check() -> None:
@@ -144,10 +152,10 @@ def test_totals_equal_their_rows_after_every_kind_of_write(
     check()
 
     with engine.begin() as conn:  # refunds: in part and in full, on hold and posted
-        payouts.refund_earning(conn, refund_id=f"r1-{a}", seller_id=a, order_id="o-8", amount=333)
-        payouts.refund_earning(conn, refund_id=f"r2-{a}", seller_id=a, order_id="o-8", amount=1)
-        payouts.refund_earning(conn, refund_id=f"r3-{a}", seller_id=a, order_id="o-9")
-        payouts.refund_earning(conn, refund_id=f"r4-{a}", seller_id=a, order_id="o-2", amount=500)
+        refunds.refund_earning(conn, refund_id=f"r1-{a}", seller_id=a, order_id="o-8", amount=333)
+        refunds.refund_earning(conn, refund_id=f"r2-{a}", seller_id=a, order_id="o-8", amount=1)
+        refunds.refund_earning(conn, refund_id=f"r3-{a}", seller_id=a, order_id="o-9")
+        refunds.refund_earning(conn, refund_id=f"r4-{a}", seller_id=a, order_id="o-2", amount=500)
     check()
 
     with engine.begin() as conn:

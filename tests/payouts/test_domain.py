@@ -19,6 +19,7 @@ from marketplace import (
     PayoutState,
     RefundConflict,
     RefundExceedsEarning,
+    Refunds,
     SellerBalances,
 )
 from tests.payouts.conftest import ledger_count
@@ -30,6 +31,11 @@ ROUTING = "110000000"
 @pytest.fixture(scope="module")
 def payouts() -> Payouts:
     return Payouts(Marketplace())
+
+
+@pytest.fixture(scope="module")
+def refunds(payouts: Payouts) -> Refunds:
+    return Refunds(payouts.marketplace)
 
 
 @pytest.fixture
@@ -166,7 +172,9 @@ def test_reserve_errors(engine: Engine, payouts: Payouts, uid: str) -> None:
         assert missing.value.code == "payout_account_missing"
 
 
-def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, uid: str) -> None:
+def test_refunds_during_hold_full_and_partial(
+    engine: Engine, payouts: Payouts, refunds: Refunds, uid: str
+) -> None:
     seller, o1, o2 = f"s-{uid}", f"o1-{uid}", f"o2-{uid}"
     m = payouts.marketplace
     with engine.begin() as conn:
@@ -177,7 +185,7 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
 
     # Full refund on hold: the pending earning is archived.
     with engine.begin() as conn:
-        full = payouts.refund_earning(conn, refund_id=f"r0-{uid}", seller_id=seller, order_id=o2)
+        full = refunds.refund_earning(conn, refund_id=f"r0-{uid}", seller_id=seller, order_id=o2)
     assert (full.kind, full.amount, full.fee_amount, full.seller_amount) == (
         "during_hold",
         3_000,
@@ -189,15 +197,15 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
 
     # Partial: 2,500 of 10,000 -> fee share ceil(1000*2500/10000) = 250; seller 2,250.
     with engine.begin() as conn:
-        part = payouts.refund_earning(
+        part = refunds.refund_earning(
             conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=2_500
         )
-        same = payouts.refund_earning(
+        same = refunds.refund_earning(
             conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=2_500
         )
         assert same.id == part.id and same.ledger_transaction_id == part.ledger_transaction_id
         with pytest.raises(RefundConflict):
-            payouts.refund_earning(
+            refunds.refund_earning(
                 conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=1
             )
         earning = m.get_earning(conn, seller, o1)
@@ -210,7 +218,7 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
 
     # Never more than what is left.
     with engine.begin() as conn, pytest.raises(RefundExceedsEarning):
-        payouts.refund_earning(
+        refunds.refund_earning(
             conn, refund_id=f"r2-{uid}", seller_id=seller, order_id=o1, amount=7_501
         )
     # The hold ends: the remainder posts.
@@ -220,7 +228,7 @@ def test_refunds_during_hold_full_and_partial(engine: Engine, payouts: Payouts, 
 
 
 def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
-    engine: Engine, payouts: Payouts, uid: str
+    engine: Engine, payouts: Payouts, refunds: Refunds, uid: str
 ) -> None:
     seller, o1, o2, o3 = f"s-{uid}", f"o1-{uid}", f"o2-{uid}", f"o3-{uid}"
     seller_with_money(engine, payouts, seller, (o1, 10_000, 1_000), (o2, 1_000, 100))
@@ -233,20 +241,20 @@ def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
 
     # Refund of posted order 1 in two parts: 3,333 then the rest; the seller goes negative.
     with engine.begin() as conn:
-        r1 = payouts.refund_earning(
+        r1 = refunds.refund_earning(
             conn, refund_id=f"r1-{uid}", seller_id=seller, order_id=o1, amount=3_333
         )
     assert (r1.kind, r1.fee_amount, r1.seller_amount) == ("after_posting", 334, 2_999)
     assert views(engine, payouts, seller) == (-2_999, -2_999, -2_999)
     with engine.begin() as conn:
-        r2 = payouts.refund_earning(conn, refund_id=f"r2-{uid}", seller_id=seller, order_id=o1)
+        r2 = refunds.refund_earning(conn, refund_id=f"r2-{uid}", seller_id=seller, order_id=o1)
         assert payouts.marketplace.get_earning(conn, seller, o1).status == "refunded"
     # In total exactly the fee and the net.
     assert (r1.fee_amount + r2.fee_amount, r1.seller_amount + r2.seller_amount) == (1_000, 9_000)
     assert views(engine, payouts, seller) == (-9_000, -9_000, -9_000)
     with engine.begin() as conn:
         with pytest.raises(RefundExceedsEarning):
-            payouts.refund_earning(
+            refunds.refund_earning(
                 conn, refund_id=f"r3-{uid}", seller_id=seller, order_id=o1, amount=1
             )
         # Negative: nothing is paid.
@@ -264,14 +272,14 @@ def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
 
 
 def test_refund_rounding_never_costs_the_seller_more_than_its_share(
-    engine: Engine, payouts: Payouts, uid: str
+    engine: Engine, payouts: Payouts, refunds: Refunds, uid: str
 ) -> None:
     seller, order = f"s-{uid}", f"o-{uid}"
     seller_with_money(engine, payouts, seller, (order, 7, 3))  # net 4
     shares = []
     with engine.begin() as conn:
         for i in range(7):
-            r = payouts.refund_earning(
+            r = refunds.refund_earning(
                 conn, refund_id=f"r{i}-{uid}", seller_id=seller, order_id=order, amount=1
             )
             shares.append(r.seller_amount)

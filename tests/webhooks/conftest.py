@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from marketplace import Marketplace, RollingReserve
-from marketplace.events import WebhookEndpoint, Webhooks
+from marketplace.webhooks import WebhookEndpoint, Webhooks
 
 
 @dataclass

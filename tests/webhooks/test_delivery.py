@@ -20,7 +20,7 @@ import signatures
 from api.app import create_app
 from api.auth import ApiKeyRole
 from marketplace import Marketplace
-from marketplace.events import WebhookEndpoint, Webhooks
+from marketplace.webhooks import WebhookEndpoint, Webhooks
 from observability.metrics import WEBHOOK_DELIVERIES
 from server.dispatcher import Dispatcher, WebhookChannel
 from tests.api.conftest import client_for, make_key

@@ -13,14 +13,15 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from marketplace import DisputeOutcome, Marketplace, Payouts, RollingReserve
-from marketplace.events import NOTIFY_CHANNEL, Webhooks
+from marketplace import DisputeOutcome, Marketplace, Payouts, Refunds, RollingReserve
+from marketplace.webhooks import NOTIFY_CHANNEL, Webhooks
 from payment_rail import ACCOUNT_PAID, TEST_ROUTING_NUMBER
 from server.dispatcher import libpq_url
 from tests.webhooks.conftest import new_seller, seller_events
 
 market = Marketplace()
 payouts = Payouts(market)
+refunds = Refunds(market)
 
 
 def types(events: list[tuple[int, str, dict[str, Any]]]) -> list[str]:
@@ -147,13 +148,13 @@ def test_refunds_during_the_hold_and_after_posting(engine: Engine) -> None:
         market.book_earning(conn, seller_id=seller, order_id=posted, amount=2_000)
         market.post_earning(conn, seller, posted)
     with engine.begin() as conn:
-        payouts.refund_earning(
+        refunds.refund_earning(
             conn, refund_id=f"r-{seller}-1", seller_id=seller, order_id=held, amount=400
         )
-        payouts.refund_earning(
+        refunds.refund_earning(
             conn, refund_id=f"r-{seller}-2", seller_id=seller, order_id=posted, amount=500
         )
-        payouts.refund_earning(
+        refunds.refund_earning(
             conn, refund_id=f"r-{seller}-2", seller_id=seller, order_id=posted, amount=500
         )
 

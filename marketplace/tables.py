@@ -1,0 +1,266 @@
+"""SQLAlchemy Core tables of the marketplace, mirroring the Alembic migrations
+(``server/migrations`` owns the schema: these tables build queries and create nothing):
+sellers and earnings (0003), payouts, refunds, payout runs and reconciliation (0004), events and
+webhooks (0005). One ``MetaData``, with the ledger's naming convention (``ledger_core.schema``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from ledger_core.schema import metadata as ledger_metadata
+
+metadata = MetaData(naming_convention=ledger_metadata.naming_convention)
+
+# ------------------------------------------------------------------ sellers and earnings (0003)
+
+platform_ledgers = Table(
+    "platform_ledgers",
+    metadata,
+    Column("currency", Text, primary_key=True),
+    Column("ledger_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sellers = Table(
+    "sellers",
+    metadata,
+    Column("id", Text, primary_key=True, comment="chosen by the platform"),
+    Column("name", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("hold_period_seconds", BigInteger, nullable=False, comment="for future earnings"),
+    Column("reserve_percent_bp", Integer, nullable=False, comment="basis points of net"),
+    Column("reserve_period_seconds", BigInteger),
+    Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal seller account"),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+earnings = Table(
+    "earnings",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("seller_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="gross, minor units"),
+    Column("fee", BigInteger, nullable=False, comment="platform fee, minor units"),
+    Column("net", BigInteger, nullable=False, comment="amount - fee, credited to the seller"),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("hold_until", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("reserve_percent_bp", Integer, nullable=False),
+    Column("reserve_period_seconds", BigInteger),
+    Column("reserve_amount", BigInteger, nullable=False, comment="held back after posting"),
+    Column("reserve_transaction_id", Uuid),
+    Column("reserve_release_at", DateTime(timezone=True)),
+    Column("reserve_released_at", DateTime(timezone=True)),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("refunded_amount", BigInteger, nullable=False, comment="gross refunded so far (0004)"),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("seller_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="disputed, minor units"),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+seller_hold_clocks = Table(
+    "seller_hold_clocks",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("timer_at", DateTime(timezone=True), comment="when the hold workflow next looks"),
+    Column("not_before", DateTime(timezone=True), comment="its last turn + the release window"),
+    Column("wake_requested_at", DateTime(timezone=True), comment="earliest wake a booking asked"),
+    Column("wake_requested_on", DateTime(timezone=True), comment="when it asked"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+seller_balances = Table(
+    "seller_balances",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("on_hold", BigInteger, nullable=False, comment="net of earnings in their hold"),
+    Column("on_hold_count", BigInteger, nullable=False),
+    Column("in_reserve", BigInteger, nullable=False, comment="rolling reserves held"),
+    Column("in_reserve_count", BigInteger, nullable=False),
+    Column("in_dispute", BigInteger, nullable=False, comment="open chargebacks"),
+    Column("in_transit", BigInteger, nullable=False, comment="payouts reserved, not yet paid"),
+)
+
+# --------------------------------------------- payouts, refunds, payout runs, reconciliation (0004)
+
+payout_accounts = Table(
+    "payout_accounts",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("account_number", Text, nullable=False, comment="full number: never in a response"),
+    Column("routing_number", Text, nullable=False),
+    Column("holder_name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("seller_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
+    Column("status", Text, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("account_number", Text, nullable=False),
+    Column("routing_number", Text, nullable=False),
+    Column("holder_name", Text, nullable=False),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("return_transaction_id", Uuid),
+    Column("rail_reference", Text),
+    Column("failure_code", Text),
+    Column("failure_reason", Text),
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("failed_at", DateTime(timezone=True)),
+    Column("returned_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("order_id", Text, nullable=False),
+    Column("seller_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="gross refunded, minor units"),
+    Column("fee_amount", BigInteger, nullable=False, comment="the fee's share, from revenue"),
+    Column("seller_amount", BigInteger, nullable=False, comment="the seller's share"),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("ledger_transaction_id", Uuid),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True)),
+)
+
+payout_runs = Table(
+    "payout_runs",
+    metadata,
+    Column("id", Text, primary_key=True, comment="<seller id>:<scheduled time ISO 8601 UTC>"),
+    Column("seller_id", Text, nullable=False),
+    Column("scheduled_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", Text, nullable=False, comment="started | skipped"),
+    Column("payout_id", Text),
+    Column("amount", BigInteger, comment="minor units: the payout's amount (started)"),
+    Column("reason", Text, comment="why it skipped"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+reconciliation_statements = Table(
+    "reconciliation_statements",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("filename", Text),
+    Column("content_sha256", Text, nullable=False),
+    Column("line_count", Integer, nullable=False),
+    Column("summary", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+reconciliation_lines = Table(
+    "reconciliation_lines",
+    metadata,
+    Column("statement_id", Text, primary_key=True),
+    Column("line_number", Integer, primary_key=True),
+    Column("value_date", Date),
+    Column("amount", BigInteger, comment="minor units, as the statement says"),
+    Column("currency", Text),
+    Column("reference", Text),
+    Column("result", Text, nullable=False),
+    Column("payout_id", Text),
+    Column("expected_amount", BigInteger, comment="minor units, the payout's"),
+    Column("detail", Text),
+)
+
+# ------------------------------------------------------------------- events and webhooks (0005)
+
+event_streams = Table(
+    "event_streams",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("last_available", BigInteger),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("seller_id", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("event_types", ARRAY(Text), nullable=False),
+    Column("secret", Text, nullable=False, comment="signs deliveries; shown once"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
+    Column("endpoint_id", Text, nullable=False),
+    Column("seller_id", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_response_status", Integer),
+    Column("last_error", Text),
+    Column("succeeded_at", DateTime(timezone=True)),
+    Column("failed_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_delivery_attempts = Table(
+    "webhook_delivery_attempts",
+    metadata,
+    Column("delivery_id", Text, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("response_status", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+)
