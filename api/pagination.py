@@ -17,7 +17,7 @@ from fastapi import Query, Response
 
 import marketplace
 from api.problems import Problem
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse
 from ledger_core import Page
 
 DEFAULT_PER_PAGE = 25

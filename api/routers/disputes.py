@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.marketplace_schemas import DisputeCreate, DisputeOut, DisputeResolution, SellerId
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse, SellerId
+from api.schemas.disputes import DisputeCreate, DisputeOut, DisputeResolution
 from api.scoping import (
     AnyRole,
     MarketplaceDep,

@@ -29,13 +29,6 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CurrentPrincipal
 from api.booking import BookingBatcher
 from api.dependencies import DbConnection
-from api.marketplace_schemas import (
-    EarningCreate,
-    EarningOut,
-    HoldExtension,
-    HoldOut,
-    HoldsOut,
-)
 from api.pagination import (
     AfterCursor,
     PerPage,
@@ -44,7 +37,14 @@ from api.pagination import (
 )
 from api.problems import Problem
 from api.routing import ApiRoute, commits_in_one_message, connection_only_with_idempotency_key
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse
+from api.schemas.earnings import (
+    EarningCreate,
+    EarningOut,
+    HoldExtension,
+    HoldOut,
+    HoldsOut,
+)
 from api.scoping import (
     AnyRole,
     MarketplaceDep,

@@ -12,7 +12,8 @@ from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import ExternalId, LedgerAccountCreate, LedgerAccountOut, ListResponse
+from api.schemas.common import ExternalId, ListResponse
+from api.schemas.ledger_accounts import LedgerAccountCreate, LedgerAccountOut
 
 router = APIRouter(prefix="/v1/ledger_accounts", tags=["ledger accounts"], route_class=ApiRoute)
 

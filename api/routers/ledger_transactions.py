@@ -12,13 +12,12 @@ from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import (
-    ExternalId,
+from api.schemas.common import ExternalId, ListResponse
+from api.schemas.ledger_transactions import (
     LedgerTransactionCreate,
     LedgerTransactionOut,
     LedgerTransactionReversal,
     LedgerTransactionUpdate,
-    ListResponse,
 )
 from ledger_core import TransactionStatus
 

@@ -10,7 +10,8 @@ from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import LedgerCreate, LedgerOut, ListResponse
+from api.schemas.common import ListResponse
+from api.schemas.ledgers import LedgerCreate, LedgerOut
 
 router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"], route_class=ApiRoute)
 

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.marketplace_schemas import SellerBalancesOut, SellerCreate, SellerOut, SellerUpdate
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
 from api.routing import ApiRoute
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse
+from api.schemas.sellers import SellerBalancesOut, SellerCreate, SellerOut, SellerUpdate
 from api.scoping import (
     AnyRole,
     MarketplaceDep,

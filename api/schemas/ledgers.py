@@ -1,0 +1,47 @@
+"""``/v1/ledgers``: a ledger and its creation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Description, Metadata, Name, RequestModel
+from ledger_core import Ledger
+
+
+class LedgerCreate(RequestModel):
+    name: Name
+    description: Description | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
+    currency_exponent: Annotated[int, Field(strict=True, ge=0, le=18)] | None = Field(
+        default=None, description="Minor-unit digits; defaults to the ISO 4217 value."
+    )
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class LedgerOut(BaseModel):
+    id: uuid.UUID
+    object: Literal["ledger"] = "ledger"
+    name: str
+    description: str | None
+    currency: str
+    currency_exponent: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> LedgerOut:
+        return cls(
+            id=ledger.id,
+            name=ledger.name,
+            description=ledger.description,
+            currency=ledger.currency,
+            currency_exponent=ledger.currency_exponent,
+            metadata=ledger.metadata,
+            created_at=ledger.created_at,
+            updated_at=ledger.updated_at,
+        )
