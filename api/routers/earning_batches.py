@@ -62,7 +62,7 @@ def book_earnings(
                 EarningBatchResult(
                     index=index,
                     status=201 if outcome.created else 200,
-                    earning=EarningOut.of(outcome.earning),
+                    earning=EarningOut.model_validate(outcome.earning),
                 )
             )
     return EarningBatchOut(

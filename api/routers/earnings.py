@@ -33,7 +33,7 @@ from api.pagination import (
     AfterCursor,
     PerPage,
     decode_key_cursor,
-    paginate_keyed,
+    paginate,
 )
 from api.problems import Problem
 from api.routing import ApiRoute, commits_in_one_message, connection_only_with_idempotency_key
@@ -111,7 +111,7 @@ async def create_earning(
     assert outcome.earning is not None
     if not outcome.created:
         response.status_code = 200
-    return EarningOut.of(outcome.earning)
+    return EarningOut.model_validate(outcome.earning)
 
 
 @router.get("/earnings", dependencies=[AnyRole])
@@ -134,7 +134,7 @@ def list_earnings(
         after=decode_key_cursor("earnings", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "earnings", page, per_page, EarningOut.of)
+    return paginate(response, "earnings", page, per_page, EarningOut)
 
 
 def _seller_earning(
@@ -156,7 +156,7 @@ def get_earning(
     principal: CurrentPrincipal,
 ) -> EarningOut:
     check_seller_visible(principal, seller_id)
-    return EarningOut.of(_seller_earning(conn, market, seller_id, order_id))
+    return EarningOut.model_validate(_seller_earning(conn, market, seller_id, order_id))
 
 
 @router.get("/holds", dependencies=[AnyRole])
@@ -180,7 +180,7 @@ def list_holds(
     except (ValueError, TypeError, IndexError, KeyError):
         raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.") from None
     page = market.list_holds(conn, seller_id, after=position, limit=per_page)
-    listed = paginate_keyed(response, "holds", page, per_page, HoldOut.of)
+    listed = paginate(response, "holds", page, per_page, HoldOut)
     return HoldsOut(
         seller_id=seller_id,
         workflow_id=seller_holds_workflow_id(seller_id),
@@ -235,7 +235,7 @@ async def release_hold(
     earning = await temporal.call(
         lambda client: workflows.release_hold(client, seller_id, order_id)
     )
-    return EarningOut.of(earning)
+    return EarningOut.model_validate(earning)
 
 
 @router.post("/holds/{order_id}/extend", dependencies=[PlatformAccess])
@@ -255,7 +255,7 @@ async def extend_hold(
     earning = await temporal.call(
         lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until)
     )
-    return EarningOut.of(earning)
+    return EarningOut.model_validate(earning)
 
 
 @router.post("/holds/{order_id}/cancel", dependencies=[PlatformAccess])
@@ -270,4 +270,4 @@ async def cancel_hold(
     is dropped."""
     await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
     earning = await temporal.call(lambda client: workflows.cancel_hold(client, seller_id, order_id))
-    return EarningOut.of(earning)
+    return EarningOut.model_validate(earning)

@@ -44,4 +44,4 @@ def list_ledger_entries(
         after=decode_cursor("ledger_entries", after_cursor),
         limit=per_page,
     )
-    return paginate(response, "ledger_entries", page, per_page, LedgerEntryOut.of)
+    return paginate(response, "ledger_entries", page, per_page, LedgerEntryOut)

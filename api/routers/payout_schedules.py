@@ -24,33 +24,20 @@ from api.schemas.payout_schedules import (
     PayoutScheduleOut,
 )
 from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible
-from api.workflow_calls import WorkflowsDep
+from api.workflow_calls import Workflows, WorkflowsDep
 from marketplace.payout_runs import list_payout_runs, payout_preview
 from workflows import schedule_client
-from workflows.schedule_client import PayoutScheduleInfo
 
 router = APIRouter(prefix="/v1/sellers", tags=["payout schedules"], route_class=ApiRoute)
 
 RECENT_RUNS = 20
 
 
-def _out(info: PayoutScheduleInfo) -> PayoutScheduleOut:
-    spec = info.spec
-    return PayoutScheduleOut(
-        seller_id=info.seller_id,
-        schedule_id=info.schedule_id,
-        interval=spec.interval,
-        weekly_anchor=spec.weekly_anchor,
-        monthly_anchor=spec.monthly_anchor,
-        time_of_day=spec.time_of_day,
-        time_zone=spec.time_zone,
-        minimum_amount=spec.minimum_amount,
-        paused=info.paused,
-        note=info.note,
-        next_run_times=info.next_run_times,
-        runs_started=info.runs,
-        runs_skipped_overlapping=info.skipped_overlapping,
+async def _described(workflows: Workflows, seller_id: str) -> PayoutScheduleOut:
+    info = await workflows.call(
+        lambda client: schedule_client.describe_payout_schedule(client, seller_id)
     )
+    return PayoutScheduleOut.model_validate(info)
 
 
 @router.put("/{seller_id}/payout_schedule", dependencies=[PlatformAccess])
@@ -76,7 +63,7 @@ async def put_payout_schedule(
             task_queue=workflows.task_queue,
         )
     )
-    return _out(info)
+    return PayoutScheduleOut.model_validate(info)
 
 
 @router.get("/{seller_id}/payout_schedule", dependencies=[AnyRole])
@@ -92,18 +79,13 @@ async def get_payout_schedule(
     info = await workflows.call(
         lambda client: schedule_client.describe_payout_schedule(client, seller_id)
     )
-    out = _out(info)
+    out = PayoutScheduleOut.model_validate(info)
     preview = await run_in_threadpool(
         payout_preview, conn, market, seller_id, info.spec.minimum_amount
     )
-    out.payout_now = PayoutNow(
-        amount=preview.amount,
-        reason=preview.reason,
-        available=preview.available,
-        currency=preview.currency,
-    )
+    out.payout_now = PayoutNow.model_validate(preview)
     runs = await run_in_threadpool(list_payout_runs, conn, seller_id, limit=RECENT_RUNS)
-    out.recent_runs = [PayoutRunOut.of(r) for r in runs]
+    out.recent_runs = [PayoutRunOut.model_validate(r) for r in runs]
     return out
 
 
@@ -115,11 +97,7 @@ async def pause_payout_schedule(
     await workflows.call(
         lambda client: schedule_client.pause_payout_schedule(client, seller_id, body.note)
     )
-    return _out(
-        await workflows.call(
-            lambda client: schedule_client.describe_payout_schedule(client, seller_id)
-        )
-    )
+    return await _described(workflows, seller_id)
 
 
 @router.post("/{seller_id}/payout_schedule/resume", dependencies=[PlatformAccess])
@@ -130,11 +108,7 @@ async def resume_payout_schedule(
     await workflows.call(
         lambda client: schedule_client.resume_payout_schedule(client, seller_id, note)
     )
-    return _out(
-        await workflows.call(
-            lambda client: schedule_client.describe_payout_schedule(client, seller_id)
-        )
-    )
+    return await _described(workflows, seller_id)
 
 
 @router.post("/{seller_id}/payout_schedule/trigger", status_code=202, dependencies=[PlatformAccess])

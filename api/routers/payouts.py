@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
@@ -43,7 +43,7 @@ def put_payout_account(
     account = _payouts(market).set_payout_account(
         conn, seller_id, body.account_number, body.routing_number, body.holder_name
     )
-    return PayoutAccountOut.of(account)
+    return PayoutAccountOut.model_validate(account)
 
 
 @router.get("/v1/sellers/{seller_id}/payout_account", dependencies=[AnyRole])
@@ -51,7 +51,7 @@ def get_payout_account(
     seller_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
 ) -> PayoutAccountOut:
     check_seller_visible(principal, seller_id)
-    return PayoutAccountOut.of(_payouts(market).get_payout_account(conn, seller_id))
+    return PayoutAccountOut.model_validate(_payouts(market).get_payout_account(conn, seller_id))
 
 
 @router.post("/v1/sellers/{seller_id}/payouts", status_code=201, dependencies=[PlatformAccess])
@@ -84,7 +84,7 @@ async def create_payout(
     )
     # The reservation committed in the activity's own transaction: read it fresh.
     payout = await run_in_threadpool(_read_committed, conn.engine, market, payout_id)
-    return PayoutOut.of(payout)
+    return PayoutOut.model_validate(payout)
 
 
 def _read_committed(engine: Any, market: Any, payout_id: str) -> Payout:
@@ -99,7 +99,7 @@ def get_payout(
     payout = _payouts(market).get_payout(conn, payout_id)
     if is_seller_key(principal) and principal.seller_id != payout.seller_id:
         raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
-    return PayoutOut.of(payout)
+    return PayoutOut.model_validate(payout)
 
 
 @router.get("/v1/payouts", dependencies=[AnyRole])
@@ -125,7 +125,7 @@ def list_payouts(
         after=decode_key_cursor("payouts", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "payouts", page, per_page, PayoutOut.of)
+    return paginate(response, "payouts", page, per_page, PayoutOut)
 
 
 @router.post("/v1/payouts/{payout_id}/cancel", dependencies=[PlatformAccess])
@@ -136,4 +136,6 @@ async def cancel_payout(
     after)."""
     await run_in_threadpool(_payouts(market).get_payout, conn, payout_id)
     await calls.call(lambda client: payout_client.cancel_payout(client, payout_id))
-    return PayoutOut.of(await run_in_threadpool(_read_committed, conn.engine, market, payout_id))
+    return PayoutOut.model_validate(
+        await run_in_threadpool(_read_committed, conn.engine, market, payout_id)
+    )

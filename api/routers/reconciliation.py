@@ -67,9 +67,9 @@ async def create_statement(
     content = await request.body()
     report = await run_in_threadpool(reconcile_statement, conn, content, filename=filename)
     response.headers["Location"] = f"/v1/reconciliation/statements/{report.id}"
-    return ReconciliationReportOut.of(report)
+    return ReconciliationReportOut.model_validate(report)
 
 
 @router.get("/{statement_id}")
 def read_statement(statement_id: str, conn: DbConnection) -> ReconciliationReportOut:
-    return ReconciliationReportOut.of(get_statement(conn, statement_id))
+    return ReconciliationReportOut.model_validate(get_statement(conn, statement_id))

@@ -14,12 +14,11 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas.common import ListResponse
+from api.schemas.common import Attributes, ListResponse
 from api.schemas.webhooks import (
-    DeliveryAttemptOut,
     EventOut,
     EventTypeName,
     WebhookDeliveryDetail,
@@ -51,9 +50,7 @@ def create_webhook_endpoint(
     endpoint = webhooks.create_endpoint(
         conn, url=body.url, event_types=list(body.event_types), description=body.description
     )
-    return WebhookEndpointCreated(
-        **WebhookEndpointOut.of(endpoint).model_dump(), secret=endpoint.secret
-    )
+    return WebhookEndpointCreated.model_validate(endpoint)
 
 
 @router.get("/v1/webhook_endpoints", dependencies=[PlatformAccess])
@@ -70,19 +67,19 @@ def list_webhook_endpoints(
         after=decode_key_cursor("webhook_endpoints", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "webhook_endpoints", page, per_page, WebhookEndpointOut.of)
+    return paginate(response, "webhook_endpoints", page, per_page, WebhookEndpointOut)
 
 
 @router.get("/v1/webhook_endpoints/{endpoint_id}", dependencies=[PlatformAccess])
 def get_webhook_endpoint(endpoint_id: str, conn: DbConnection) -> WebhookEndpointOut:
-    return WebhookEndpointOut.of(webhooks.get_endpoint(conn, endpoint_id))
+    return WebhookEndpointOut.model_validate(webhooks.get_endpoint(conn, endpoint_id))
 
 
 @router.delete("/v1/webhook_endpoints/{endpoint_id}", dependencies=[AdminAccess])
 def delete_webhook_endpoint(endpoint_id: str, conn: DbConnection) -> WebhookEndpointOut:
     """Stop sending to the endpoint: its pending deliveries are cancelled; its deliveries stay
     listed. Deleting it again answers the same."""
-    return WebhookEndpointOut.of(webhooks.delete_endpoint(conn, endpoint_id))
+    return WebhookEndpointOut.model_validate(webhooks.delete_endpoint(conn, endpoint_id))
 
 
 # ------------------------------------------------------------------ events
@@ -114,7 +111,7 @@ def list_events(
         after=int(after) if after is not None else None,
         limit=per_page,
     )
-    return paginate_keyed(response, "events", page, per_page, EventOut.of)
+    return paginate(response, "events", page, per_page, EventOut)
 
 
 @router.get("/v1/events/{event_id}", dependencies=[AnyRole])
@@ -122,7 +119,7 @@ def get_event(event_id: str, conn: DbConnection, principal: CurrentPrincipal) ->
     event = webhooks.get_event(conn, event_id)
     if is_seller_key(principal) and principal.seller_id != event.seller_id:
         raise EventNotFound(f"event {event_id!r} not found", resource="event")
-    return EventOut.of(event)
+    return EventOut.model_validate(event)
 
 
 # ------------------------------------------------------------------ deliveries
@@ -149,7 +146,7 @@ def list_webhook_deliveries(
         after=decode_key_cursor("webhook_deliveries", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "webhook_deliveries", page, per_page, WebhookDeliveryOut.of)
+    return paginate(response, "webhook_deliveries", page, per_page, WebhookDeliveryOut)
 
 
 @router.get("/v1/webhook_deliveries/{delivery_id}", dependencies=[PlatformAccess])
@@ -157,10 +154,7 @@ def get_webhook_delivery(delivery_id: str, conn: DbConnection) -> WebhookDeliver
     """A delivery with every attempt (response status or error, duration)."""
     delivery = webhooks.get_delivery(conn, delivery_id)
     attempts = webhooks.list_attempts(conn, delivery_id)
-    return WebhookDeliveryDetail(
-        **WebhookDeliveryOut.of(delivery).model_dump(),
-        attempt_history=[DeliveryAttemptOut.of(a) for a in attempts],
-    )
+    return WebhookDeliveryDetail.model_validate(Attributes(delivery, attempt_history=attempts))
 
 
 @router.post("/v1/webhook_deliveries/{delivery_id}/resend", dependencies=[PlatformAccess])
@@ -168,4 +162,4 @@ def resend_webhook_delivery(delivery_id: str, conn: DbConnection) -> WebhookDeli
     """Send a delivery again (a failed one, or one the receiver lost): back to ``pending``; the
     endpoint's delivery workflow for the seller picks it up. 409 ``invalid_delivery_state`` if
     the endpoint was deleted."""
-    return WebhookDeliveryOut.of(webhooks.resend(conn, delivery_id))
+    return WebhookDeliveryOut.model_validate(webhooks.resend(conn, delivery_id))

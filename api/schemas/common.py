@@ -13,9 +13,11 @@ they have no fixed length, and a hold must end at a known instant.
 
 from __future__ import annotations
 
+import enum
 import re
+import uuid
 from datetime import timedelta
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -69,9 +71,50 @@ class RequestModel(BaseModel):
     """The base of every request body model (nested ones too): an unknown field is a 422
     ``validation_error`` naming it in ``unknown_parameters`` (``api.problems``), and the OpenAPI
     schema says ``additionalProperties: false``. Free-form ``dict`` fields (metadata) still take
-    any keys. Response models derive from ``BaseModel``."""
+    any keys. Response models derive from ``ResponseModel``."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    """The base of response models: built from a domain object by attribute,
+    ``Model.model_validate(obj)``. A field named otherwise in the domain says so with
+    ``validation_alias`` (its own name is accepted too); a field the object lacks is derived in
+    the model (a ``model_validator(mode="before")`` that adds it with ``Attributes``)."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True, validate_by_alias=True)
+
+
+class Attributes:
+    """An object seen through others: an attribute is looked up in ``extra``, then in each
+    source in turn. What a response model reads when the domain object lacks a field the API
+    shows (a workflow id, a balance in the account's currency)."""
+
+    __slots__ = ("_extra", "_sources")
+
+    def __init__(self, *sources: object, **extra: Any) -> None:
+        self._sources = sources
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        for source in self._sources:
+            if hasattr(source, name):
+                return getattr(source, name)
+        raise AttributeError(name)
+
+
+def as_text(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+# A text field filled from a domain UUID (an id shown as a string) or a string enum.
+AsText = Annotated[str, BeforeValidator(as_text)]
 
 
 class ListResponse(BaseModel, Generic[T]):

@@ -5,11 +5,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    model_validator,
+)
 
-from api.schemas.common import Amount, Metadata, OrderId, RequestModel, SellerId, Text
-from marketplace import Dispute
-from workflows.client import DisputeResult
+from api.schemas.common import (
+    Amount,
+    AsText,
+    Attributes,
+    Metadata,
+    OrderId,
+    RequestModel,
+    ResponseModel,
+    SellerId,
+    Text,
+    as_text,
+)
 from workflows.types import dispute_workflow_id
 
 
@@ -45,7 +59,7 @@ class DisputeResolution(RequestModel):
     outcome: Literal["won", "lost"]
 
 
-class DisputeOut(BaseModel):
+class DisputeOut(ResponseModel):
     id: str
     object: Literal["dispute"] = "dispute"
     seller_id: str
@@ -53,26 +67,16 @@ class DisputeOut(BaseModel):
     currency: str
     amount: int
     reason: str
-    status: Literal["open", "won", "lost"]
+    status: Annotated[Literal["open", "won", "lost"], BeforeValidator(as_text)]
     deadline: datetime
     resolved_at: datetime | None
-    ledger_transaction_id: str
+    ledger_transaction_id: AsText
     workflow_id: str
     metadata: dict[str, Any]
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, dispute: Dispute | DisputeResult) -> DisputeOut:
-        return cls(
-            id=dispute.id,
-            seller_id=dispute.seller_id,
-            order_id=dispute.order_id,
-            currency=dispute.currency,
-            amount=dispute.amount,
-            reason=dispute.reason,
-            status=str(dispute.status),
-            deadline=dispute.deadline,
-            resolved_at=dispute.resolved_at,
-            ledger_transaction_id=str(dispute.ledger_transaction_id),
-            workflow_id=dispute_workflow_id(dispute.id),
-            metadata=dispute.metadata,
-        )
+    def _workflow(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        return Attributes(data, workflow_id=dispute_workflow_id(data.id))

@@ -6,11 +6,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    model_validator,
+)
 
-from api.schemas.common import Amount, Fee, Metadata, OrderId, RequestModel, Text
-from marketplace import Earning, Hold
-from workflows.client import EarningResult
+from api.schemas.common import (
+    Amount,
+    AsText,
+    Fee,
+    Metadata,
+    OrderId,
+    RequestModel,
+    ResponseModel,
+    Text,
+    as_text,
+)
 
 
 class EarningCreate(RequestModel):
@@ -32,7 +46,7 @@ class HoldExtension(RequestModel):
     )
 
 
-class EarningOut(BaseModel):
+class EarningOut(ResponseModel):
     order_id: str
     object: Literal["earning"] = "earning"
     seller_id: str
@@ -40,38 +54,20 @@ class EarningOut(BaseModel):
     amount: int = Field(description="Gross, minor units.")
     fee: int
     net: int = Field(description="amount - fee: what the seller earns.")
-    status: Literal["on_hold", "posted", "cancelled", "refunded"]
+    status: Annotated[
+        Literal["on_hold", "posted", "cancelled", "refunded"], BeforeValidator(as_text)
+    ]
     hold_until: datetime
     posted_at: datetime | None
     cancelled_at: datetime | None
-    ledger_transaction_id: str
+    ledger_transaction_id: AsText
     reserve_amount: int = Field(description="Held back after posting (rolling reserve).")
     reserve_release_at: datetime | None
     reserve_released_at: datetime | None
     metadata: dict[str, Any]
 
-    @classmethod
-    def of(cls, earning: Earning | EarningResult) -> EarningOut:
-        return cls(
-            order_id=earning.order_id,
-            seller_id=earning.seller_id,
-            currency=earning.currency,
-            amount=earning.amount,
-            fee=earning.fee,
-            net=earning.net,
-            status=str(earning.status),
-            hold_until=earning.hold_until,
-            posted_at=earning.posted_at,
-            cancelled_at=earning.cancelled_at,
-            ledger_transaction_id=str(earning.ledger_transaction_id),
-            reserve_amount=earning.reserve_amount,
-            reserve_release_at=earning.reserve_release_at,
-            reserve_released_at=earning.reserve_released_at,
-            metadata=earning.metadata,
-        )
 
-
-class HoldOut(BaseModel):
+class HoldOut(ResponseModel):
     """Money of the seller held back for an order: the earning's hold until it posts, then (with
     a rolling reserve) the reserve until it is released."""
 
@@ -85,22 +81,7 @@ class HoldOut(BaseModel):
     amount: int
     fee: int
     net: int
-    ledger_transaction_id: str
-
-    @classmethod
-    def of(cls, hold: Hold) -> HoldOut:
-        return cls(
-            order_id=hold.order_id,
-            kind="earning" if hold.kind == "earning" else "reserve",
-            amount_held=hold.amount_held,
-            ends_at=hold.ends_at,
-            hold_until=hold.hold_until,
-            reserve_release_at=hold.reserve_release_at,
-            amount=hold.amount,
-            fee=hold.fee,
-            net=hold.net,
-            ledger_transaction_id=str(hold.ledger_transaction_id),
-        )
+    ledger_transaction_id: AsText
 
 
 class HoldsOut(BaseModel):

@@ -6,10 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field, ValidationInfo, model_validator
 
-from api.schemas.common import Description, ExternalId, Metadata, Name, RequestModel
-from ledger_core import Balance, LedgerAccount, NormalBalance
+from api.schemas.common import (
+    Attributes,
+    Description,
+    ExternalId,
+    Metadata,
+    Name,
+    RequestModel,
+    ResponseModel,
+)
+from ledger_core import NormalBalance
 
 
 class LedgerAccountCreate(RequestModel):
@@ -28,7 +36,7 @@ class LedgerAccountCreate(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class BalanceOut(BaseModel):
+class BalanceOut(ResponseModel):
     credits: int
     debits: int
     amount: int
@@ -36,7 +44,7 @@ class BalanceOut(BaseModel):
     currency_exponent: int
 
 
-class AccountBalancesOut(BaseModel):
+class AccountBalancesOut(ResponseModel):
     pending_balance: BalanceOut
     posted_balance: BalanceOut
     available_balance: BalanceOut
@@ -45,7 +53,7 @@ class AccountBalancesOut(BaseModel):
     )
 
 
-class LedgerAccountOut(BaseModel):
+class LedgerAccountOut(ResponseModel):
     id: uuid.UUID
     object: Literal["ledger_account"] = "ledger_account"
     ledger_id: uuid.UUID
@@ -61,35 +69,21 @@ class LedgerAccountOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, account: LedgerAccount, *, as_of: datetime | None = None) -> LedgerAccountOut:
-        def view(balance: Balance) -> BalanceOut:
-            return BalanceOut(
-                credits=balance.credits,
-                debits=balance.debits,
-                amount=balance.amount,
-                currency=account.currency,
-                currency_exponent=account.currency_exponent,
-            )
-
-        balances = account.balances
-        return cls(
-            id=account.id,
-            ledger_id=account.ledger_id,
-            name=account.name,
-            description=account.description,
-            normal_balance=account.normal_balance,
-            currency=account.currency,
-            currency_exponent=account.currency_exponent,
-            external_id=account.external_id,
-            metadata=account.metadata,
-            lock_version=account.lock_version,
-            balances=AccountBalancesOut(
-                pending_balance=view(balances.pending),
-                posted_balance=view(balances.posted),
-                available_balance=view(balances.available),
-                as_of=as_of,
-            ),
-            created_at=account.created_at,
-            updated_at=account.updated_at,
+    def _balances_in_its_currency(cls, data: Any, info: ValidationInfo) -> Any:
+        """The ledger's balances carry no currency: shown with the account's. The instant they
+        are as of is the request's (``context={"as_of": ...}``)."""
+        if isinstance(data, dict):
+            return data
+        money = {"currency": data.currency, "currency_exponent": data.currency_exponent}
+        balances = data.balances
+        return Attributes(
+            data,
+            balances={
+                "pending_balance": Attributes(balances.pending, **money),
+                "posted_balance": Attributes(balances.posted, **money),
+                "available_balance": Attributes(balances.available, **money),
+                "as_of": (info.context or {}).get("as_of"),
+            },
         )

@@ -7,7 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    model_validator,
+)
 
 from api.schemas.common import (
     Amount,
@@ -18,6 +22,7 @@ from api.schemas.common import (
     MetadataKey,
     MetadataValue,
     RequestModel,
+    ResponseModel,
     SignedAmount,
 )
 from ledger_core import (
@@ -25,8 +30,6 @@ from ledger_core import (
     BalanceKind,
     ConditionOp,
     Direction,
-    LedgerEntry,
-    LedgerTransaction,
     NewEntry,
     NewLedgerTransaction,
     TransactionStatus,
@@ -133,34 +136,20 @@ class LedgerTransactionReversal(RequestModel):
     effective_at: AwareDatetime | None = None
 
 
-class LedgerEntryOut(BaseModel):
+class LedgerEntryOut(ResponseModel):
     id: uuid.UUID
     object: Literal["ledger_entry"] = "ledger_entry"
     ledger_id: uuid.UUID
-    ledger_account_id: uuid.UUID
-    ledger_transaction_id: uuid.UUID
+    ledger_account_id: uuid.UUID = Field(validation_alias="account_id")
+    ledger_transaction_id: uuid.UUID = Field(validation_alias="transaction_id")
     direction: Direction
     amount: int
     status: TransactionStatus
     effective_at: datetime
     created_at: datetime
 
-    @classmethod
-    def of(cls, entry: LedgerEntry) -> LedgerEntryOut:
-        return cls(
-            id=entry.id,
-            ledger_id=entry.ledger_id,
-            ledger_account_id=entry.account_id,
-            ledger_transaction_id=entry.transaction_id,
-            direction=entry.direction,
-            amount=entry.amount,
-            status=entry.status,
-            effective_at=entry.effective_at,
-            created_at=entry.created_at,
-        )
 
-
-class LedgerTransactionOut(BaseModel):
+class LedgerTransactionOut(ResponseModel):
     id: uuid.UUID
     object: Literal["ledger_transaction"] = "ledger_transaction"
     ledger_id: uuid.UUID
@@ -169,29 +158,10 @@ class LedgerTransactionOut(BaseModel):
     external_id: str | None
     description: str | None
     metadata: dict[str, Any]
-    ledger_entries: list[LedgerEntryOut]
-    reverses_ledger_transaction_id: uuid.UUID | None
-    reversed_by_ledger_transaction_id: uuid.UUID | None
+    ledger_entries: list[LedgerEntryOut] = Field(validation_alias="entries")
+    reverses_ledger_transaction_id: uuid.UUID | None = Field(validation_alias="reverses_id")
+    reversed_by_ledger_transaction_id: uuid.UUID | None = Field(validation_alias="reversed_by_id")
     posted_at: datetime | None
     archived_at: datetime | None
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, txn: LedgerTransaction) -> LedgerTransactionOut:
-        return cls(
-            id=txn.id,
-            ledger_id=txn.ledger_id,
-            status=txn.status,
-            effective_at=txn.effective_at,
-            external_id=txn.external_id,
-            description=txn.description,
-            metadata=txn.metadata,
-            ledger_entries=[LedgerEntryOut.of(e) for e in txn.entries],
-            reverses_ledger_transaction_id=txn.reverses_id,
-            reversed_by_ledger_transaction_id=txn.reversed_by_id,
-            posted_at=txn.posted_at,
-            archived_at=txn.archived_at,
-            created_at=txn.created_at,
-            updated_at=txn.updated_at,
-        )

@@ -6,10 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from api.schemas.common import Description, Metadata, Name, RequestModel
-from ledger_core import Ledger
+from api.schemas.common import Description, Metadata, Name, RequestModel, ResponseModel
 
 
 class LedgerCreate(RequestModel):
@@ -22,7 +21,7 @@ class LedgerCreate(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class LedgerOut(BaseModel):
+class LedgerOut(ResponseModel):
     id: uuid.UUID
     object: Literal["ledger"] = "ledger"
     name: str
@@ -32,16 +31,3 @@ class LedgerOut(BaseModel):
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, ledger: Ledger) -> LedgerOut:
-        return cls(
-            id=ledger.id,
-            name=ledger.name,
-            description=ledger.description,
-            currency=ledger.currency,
-            currency_exponent=ledger.currency_exponent,
-            metadata=ledger.metadata,
-            created_at=ledger.created_at,
-            updated_at=ledger.updated_at,
-        )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field, model_validator
 
-from api.schemas.common import RequestModel
-from marketplace.payout_runs import PayoutRun
+from api.schemas.common import Attributes, RequestModel, ResponseModel
 
 
 class PayoutScheduleIn(RequestModel):
@@ -32,7 +31,7 @@ class PauseIn(RequestModel):
     note: str = Field(min_length=1, max_length=1000, description="why (shown to operators)")
 
 
-class PayoutRunOut(BaseModel):
+class PayoutRunOut(ResponseModel):
     id: str
     scheduled_at: datetime
     outcome: Literal["started", "skipped"]
@@ -41,20 +40,8 @@ class PayoutRunOut(BaseModel):
     reason: str | None
     created_at: datetime
 
-    @classmethod
-    def of(cls, run: PayoutRun) -> PayoutRunOut:
-        return cls(
-            id=run.id,
-            scheduled_at=run.scheduled_at,
-            outcome="started" if run.outcome == "started" else "skipped",
-            payout_id=run.payout_id,
-            amount=run.amount,
-            reason=run.reason,
-            created_at=run.created_at,
-        )
 
-
-class PayoutNow(BaseModel):
+class PayoutNow(ResponseModel):
     """What a run would do now."""
 
     amount: int = Field(description="minor units a run would pay now (0: nothing)")
@@ -66,7 +53,7 @@ class PayoutNow(BaseModel):
     currency: str
 
 
-class PayoutScheduleOut(BaseModel):
+class PayoutScheduleOut(ResponseModel):
     seller_id: str
     schedule_id: str
     interval: str
@@ -78,7 +65,15 @@ class PayoutScheduleOut(BaseModel):
     paused: bool
     note: str | None
     next_run_times: list[datetime]
-    runs_started: int
-    runs_skipped_overlapping: int
+    runs_started: int = Field(validation_alias="runs")
+    runs_skipped_overlapping: int = Field(validation_alias="skipped_overlapping")
     payout_now: PayoutNow | None = None
     recent_runs: list[PayoutRunOut] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_spec(cls, data: Any) -> Any:
+        """``workflows.schedule_client.PayoutScheduleInfo``: the spec's fields at the top."""
+        if isinstance(data, dict):
+            return data
+        return Attributes(data, data.spec)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import (
+    Field,
+)
 
-from api.schemas.common import RequestModel
+from api.schemas.common import AsText, RequestModel, ResponseModel
 
 
 class RefundCreate(RequestModel):
@@ -17,7 +18,7 @@ class RefundCreate(RequestModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class RefundOut(BaseModel):
+class RefundOut(ResponseModel):
     id: str
     object: str = "refund"
     order_id: str
@@ -28,11 +29,6 @@ class RefundOut(BaseModel):
     seller_amount: int
     kind: str
     status: str
-    ledger_transaction_id: str | None
+    ledger_transaction_id: AsText | None
     earning_status: str
     created_at: datetime
-
-    @field_validator("ledger_transaction_id", mode="before")
-    @classmethod
-    def _id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, uuid.UUID) else value

@@ -6,11 +6,20 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field, model_validator
 
-from api.schemas.common import Currency, Duration, Metadata, Name, RequestModel, SellerId
-from ledger_core import Balance
-from marketplace import RollingReserve, Seller
+from api.schemas.common import (
+    AsText,
+    Attributes,
+    Currency,
+    Duration,
+    Metadata,
+    Name,
+    RequestModel,
+    ResponseModel,
+    SellerId,
+)
+from marketplace import RollingReserve
 from workflows.types import seller_holds_workflow_id
 
 
@@ -30,15 +39,17 @@ class RollingReserveIn(RequestModel):
         return RollingReserve(percent_bp=int(self.percent * 100), period=self.period)
 
 
-class RollingReserveOut(BaseModel):
+class RollingReserveOut(ResponseModel):
     percent: float
     period: Duration
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, reserve: RollingReserve | None) -> RollingReserveOut | None:
-        if reserve is None:
-            return None
-        return cls(percent=reserve.percent_bp / 100, period=reserve.period)
+    def _percent(cls, data: Any) -> Any:
+        """The domain keeps basis points; the API shows a percentage."""
+        if isinstance(data, dict):
+            return data
+        return Attributes(data, percent=data.percent_bp / 100)
 
 
 class SellerCreate(RequestModel):
@@ -62,7 +73,7 @@ class SellerUpdate(RequestModel):
     metadata: Metadata | None = None
 
 
-class SellerOut(BaseModel):
+class SellerOut(ResponseModel):
     id: str
     object: Literal["seller"] = "seller"
     name: str
@@ -70,32 +81,22 @@ class SellerOut(BaseModel):
     currency_exponent: int
     hold_period: Duration
     rolling_reserve: RollingReserveOut | None
-    ledger_id: str
-    ledger_account_id: str
+    ledger_id: AsText
+    ledger_account_id: AsText
     hold_workflow_id: str = Field(description="The seller's hold workflow in the Temporal UI.")
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, seller: Seller) -> SellerOut:
-        return cls(
-            id=seller.id,
-            name=seller.name,
-            currency=seller.currency,
-            currency_exponent=seller.currency_exponent,
-            hold_period=seller.hold_period,
-            rolling_reserve=RollingReserveOut.of(seller.rolling_reserve),
-            ledger_id=str(seller.ledger_id),
-            ledger_account_id=str(seller.ledger_account_id),
-            hold_workflow_id=seller_holds_workflow_id(seller.id),
-            metadata=seller.metadata,
-            created_at=seller.created_at,
-            updated_at=seller.updated_at,
-        )
+    def _hold_workflow(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        return Attributes(data, hold_workflow_id=seller_holds_workflow_id(data.id))
 
 
-class BalanceViewOut(BaseModel):
+class BalanceViewOut(ResponseModel):
     credits: int
     debits: int
     amount: int
@@ -103,7 +104,7 @@ class BalanceViewOut(BaseModel):
     currency_exponent: int
 
 
-class SellerBalancesOut(BaseModel):
+class SellerBalancesOut(ResponseModel):
     """The seller's ledger account in DESIGN.md's three views, and what keeps money back."""
 
     object: Literal["seller_balances"] = "seller_balances"
@@ -119,15 +120,21 @@ class SellerBalancesOut(BaseModel):
     in_reserve: int = Field(description="Rolling reserves held back from posted earnings.")
     in_dispute: int = Field(description="Open chargebacks.")
     in_transit: int = Field(description="Payouts reserved and not yet paid.")
-    ledger_account_id: str
+    ledger_account_id: AsText
     lock_version: int
 
-    @staticmethod
-    def view(balance: Balance, currency: str, exponent: int) -> BalanceViewOut:
-        return BalanceViewOut(
-            credits=balance.credits,
-            debits=balance.debits,
-            amount=balance.amount,
-            currency=currency,
-            currency_exponent=exponent,
+    @model_validator(mode="before")
+    @classmethod
+    def _views_in_its_currency(cls, data: Any) -> Any:
+        """The three views of ``marketplace.SellerBalances`` carry no currency: shown with the
+        seller's."""
+        if isinstance(data, dict):
+            return data
+        views = data.views
+        money = {"currency": data.currency, "currency_exponent": data.currency_exponent}
+        return Attributes(
+            data,
+            pending=Attributes(views.pending, **money),
+            posted=Attributes(views.posted, **money),
+            available=Attributes(views.available, **money),
         )

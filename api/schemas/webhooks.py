@@ -4,12 +4,12 @@ events sent and their deliveries."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BeforeValidator, Field, model_validator
 
-from api.schemas.common import RequestModel
-from marketplace.events import EVENT_TYPES, DeliveryAttempt, Event, WebhookDelivery, WebhookEndpoint
+from api.schemas.common import Attributes, RequestModel, ResponseModel, as_text
+from marketplace.events import EVENT_TYPES
 
 EventTypeName = Literal[
     "earning.created",
@@ -41,7 +41,7 @@ class WebhookEndpointCreate(RequestModel):
     description: str = Field(default="", max_length=1000)
 
 
-class WebhookEndpointOut(BaseModel):
+class WebhookEndpointOut(ResponseModel):
     id: str
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     url: str
@@ -51,17 +51,12 @@ class WebhookEndpointOut(BaseModel):
     created_at: datetime
     deleted_at: datetime | None
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, e: WebhookEndpoint) -> WebhookEndpointOut:
-        return cls(
-            id=e.id,
-            url=e.url,
-            description=e.description,
-            event_types=list(e.event_types),
-            status="deleted" if e.deleted_at else "enabled",
-            created_at=e.created_at,
-            deleted_at=e.deleted_at,
-        )
+    def _status(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        return Attributes(data, status="deleted" if data.deleted_at else "enabled")
 
 
 class WebhookEndpointCreated(WebhookEndpointOut):
@@ -71,7 +66,7 @@ class WebhookEndpointCreated(WebhookEndpointOut):
     )
 
 
-class EventOut(BaseModel):
+class EventOut(ResponseModel):
     id: str
     object: Literal["event"] = "event"
     type: str
@@ -80,37 +75,16 @@ class EventOut(BaseModel):
     created_at: datetime
     data: dict[str, Any]
 
-    @classmethod
-    def of(cls, e: Event) -> EventOut:
-        return cls(
-            id=e.id,
-            type=e.type,
-            seller_id=e.seller_id,
-            sequence=e.sequence,
-            created_at=e.created_at,
-            data=e.data,
-        )
 
-
-class DeliveryAttemptOut(BaseModel):
+class DeliveryAttemptOut(ResponseModel):
     attempt: int
     attempted_at: datetime
     response_status: int | None
     error: str | None
     duration_ms: int
 
-    @classmethod
-    def of(cls, a: DeliveryAttempt) -> DeliveryAttemptOut:
-        return cls(
-            attempt=a.attempt,
-            attempted_at=a.attempted_at,
-            response_status=a.response_status,
-            error=a.error,
-            duration_ms=a.duration_ms,
-        )
 
-
-class WebhookDeliveryOut(BaseModel):
+class WebhookDeliveryOut(ResponseModel):
     id: str
     object: Literal["webhook_delivery"] = "webhook_delivery"
     event_id: str
@@ -118,7 +92,9 @@ class WebhookDeliveryOut(BaseModel):
     endpoint_id: str
     seller_id: str
     sequence: int
-    status: Literal["pending", "succeeded", "failed", "cancelled"]
+    status: Annotated[
+        Literal["pending", "succeeded", "failed", "cancelled"], BeforeValidator(as_text)
+    ]
     attempts: int
     last_attempt_at: datetime | None
     last_response_status: int | None
@@ -128,25 +104,12 @@ class WebhookDeliveryOut(BaseModel):
     created_at: datetime
     workflow_id: str = Field(description="The delivery workflow of this endpoint and seller.")
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, d: WebhookDelivery) -> WebhookDeliveryOut:
-        return cls(
-            id=d.id,
-            event_id=d.event_id,
-            event_type=d.event_type,
-            endpoint_id=d.endpoint_id,
-            seller_id=d.seller_id,
-            sequence=d.sequence,
-            status=d.status.value,
-            attempts=d.attempts,
-            last_attempt_at=d.last_attempt_at,
-            last_response_status=d.last_response_status,
-            last_error=d.last_error,
-            succeeded_at=d.succeeded_at,
-            failed_at=d.failed_at,
-            created_at=d.created_at,
-            workflow_id=f"webhook-delivery/{d.endpoint_id}/{d.seller_id}",
-        )
+    def _workflow(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        return Attributes(data, workflow_id=f"webhook-delivery/{data.endpoint_id}/{data.seller_id}")
 
 
 class WebhookDeliveryDetail(WebhookDeliveryOut):
