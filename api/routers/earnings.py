@@ -18,6 +18,7 @@ thread pool.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 
 from api.auth import CurrentPrincipal
 from api.booking import BookingBatcher
@@ -52,7 +54,7 @@ from api.scoping import (
     check_seller_visible,
     earning_not_found,
 )
-from api.workflow_calls import WorkflowsDep
+from api.workflow_calls import Workflows, WorkflowsDep
 from marketplace import (
     Earning,
     EarningNotFound,
@@ -222,6 +224,23 @@ def _hold_to_steer(
         )
 
 
+async def _steer(
+    conn: Connection,
+    market: Marketplace,
+    temporal: Workflows,
+    seller_id: str,
+    order_id: str,
+    request: Callable[[Client], Awaitable[object]],
+    *,
+    later_than_now: datetime | None = None,
+) -> EarningOut:
+    """Check the hold (``_hold_to_steer``), then ask its workflow; the earning it answers."""
+    await run_in_threadpool(
+        lambda: _hold_to_steer(conn, market, seller_id, order_id, later_than_now=later_than_now)
+    )
+    return EarningOut.model_validate(await temporal.call(request))
+
+
 @router.post("/holds/{order_id}/release", dependencies=[PlatformAccess])
 async def release_hold(
     seller_id: str,
@@ -231,11 +250,14 @@ async def release_hold(
     temporal: WorkflowsDep,
 ) -> EarningOut:
     """End the hold now: the earning posts (and its rolling reserve, if any, is held back)."""
-    await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await temporal.call(
-        lambda client: workflows.release_hold(client, seller_id, order_id)
+    return await _steer(
+        conn,
+        market,
+        temporal,
+        seller_id,
+        order_id,
+        lambda client: workflows.release_hold(client, seller_id, order_id),
     )
-    return EarningOut.model_validate(earning)
 
 
 @router.post("/holds/{order_id}/extend", dependencies=[PlatformAccess])
@@ -249,13 +271,15 @@ async def extend_hold(
 ) -> EarningOut:
     """Move the hold's end to ``hold_until``, which must be later than the current end (422
     ``validation_failed`` otherwise)."""
-    await run_in_threadpool(
-        lambda: _hold_to_steer(conn, market, seller_id, order_id, later_than_now=body.hold_until)
+    return await _steer(
+        conn,
+        market,
+        temporal,
+        seller_id,
+        order_id,
+        lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until),
+        later_than_now=body.hold_until,
     )
-    earning = await temporal.call(
-        lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until)
-    )
-    return EarningOut.model_validate(earning)
 
 
 @router.post("/holds/{order_id}/cancel", dependencies=[PlatformAccess])
@@ -268,6 +292,11 @@ async def cancel_hold(
 ) -> EarningOut:
     """Refund during the hold: the pending earning is archived (it counts nowhere) and the hold
     is dropped."""
-    await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await temporal.call(lambda client: workflows.cancel_hold(client, seller_id, order_id))
-    return EarningOut.model_validate(earning)
+    return await _steer(
+        conn,
+        market,
+        temporal,
+        seller_id,
+        order_id,
+        lambda client: workflows.cancel_hold(client, seller_id, order_id),
+    )

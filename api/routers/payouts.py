@@ -9,7 +9,6 @@ payouts and destinations are the platform's decisions. A payout's id is derived 
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -18,12 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
+from api.idempotency import key_derived_id
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
-from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
 from api.schemas.payouts import PayoutAccountIn, PayoutAccountOut, PayoutCreate, PayoutOut
-from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible, is_seller_key
+from api.scoping import (
+    AnyRole,
+    MarketplaceDep,
+    PlatformAccess,
+    check_seller_visible,
+    is_seller_key,
+    visible_seller,
+)
 from api.workflow_calls import WorkflowsDep
 from marketplace import Payout, PayoutNotFound, Payouts
 from workflows import payout_client
@@ -68,8 +74,7 @@ async def create_payout(
     ``payout_account_missing``, ``insufficient_balance``; 404 ``seller_not_found``."""
     await run_in_threadpool(market.get_seller, conn, seller_id)
     if idempotency_key:
-        digest = hashlib.sha256(f"{seller_id}\n{idempotency_key}".encode()).hexdigest()[:24]
-        payout_id = f"po_{digest}"
+        payout_id = key_derived_id("po", seller_id, idempotency_key)
     else:
         payout_id = f"po_{uuid.uuid4().hex}"
     await calls.call(
@@ -114,10 +119,7 @@ def list_payouts(
     after_cursor: AfterCursor = None,
 ) -> ListResponse[PayoutOut]:
     """Payouts by id; a seller key sees its own only."""
-    if is_seller_key(principal):
-        if seller_id is not None and seller_id != principal.seller_id:
-            raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
-        seller_id = principal.seller_id
+    seller_id = visible_seller(principal, seller_id)
     page = _payouts(market).list_payouts(
         conn,
         seller_id=seller_id,

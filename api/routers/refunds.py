@@ -10,11 +10,10 @@ may go below zero). Idempotent by refund id: the body's ``refund_id``, else one 
 
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Header
 
 from api.dependencies import DbConnection
+from api.idempotency import key_derived_id
 from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas.refunds import RefundCreate, RefundOut
@@ -47,9 +46,7 @@ def refund_earning(
             )
         # The order's earning is the seller's: another seller's share of the same order, refunded
         # with the same key, is another refund.
-        key = f"{seller_id}\n{order_id}\n{idempotency_key}"
-        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-        refund_id = f"rf_{digest}"
+        refund_id = key_derived_id("rf", seller_id, order_id, idempotency_key)
     try:
         refund = Payouts(market).refund_earning(
             conn,

@@ -27,7 +27,7 @@ from api.schemas.webhooks import (
     WebhookEndpointCreated,
     WebhookEndpointOut,
 )
-from api.scoping import AdminAccess, AnyRole, PlatformAccess, is_seller_key
+from api.scoping import AdminAccess, AnyRole, PlatformAccess, is_seller_key, visible_seller
 from marketplace.events import (
     EventNotFound,
     Webhooks,
@@ -97,10 +97,7 @@ def list_events(
 ) -> ListResponse[EventOut]:
     """Events oldest first. Keep the last ``next_cursor`` (or build on the last page's) to read
     new events as they happen; ``type`` may repeat. A seller key sees its own seller's only."""
-    if is_seller_key(principal):
-        if seller_id is not None and seller_id != principal.seller_id:
-            raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
-        seller_id = principal.seller_id
+    seller_id = visible_seller(principal, seller_id)
     after = decode_key_cursor("events", after_cursor)
     if after is not None and not after.isdigit():
         raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.")

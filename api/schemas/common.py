@@ -189,5 +189,5 @@ SellerId = Annotated[
     ),
 ]
 OrderId = Annotated[Text, Field(min_length=1, max_length=200)]
-Fee = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+Fee = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. USD")]
