@@ -54,7 +54,7 @@ from api.scoping import (
     check_seller_visible,
     earning_not_found,
 )
-from api.workflow_calls import Workflows, WorkflowsDep
+from api.workflow_calls import WorkflowsDep
 from marketplace import (
     Earning,
     EarningNotFound,
@@ -224,79 +224,61 @@ def _hold_to_steer(
         )
 
 
-async def _steer(
-    conn: Connection,
-    market: Marketplace,
-    temporal: Workflows,
-    seller_id: str,
-    order_id: str,
-    request: Callable[[Client], Awaitable[object]],
-    *,
-    later_than_now: datetime | None = None,
-) -> EarningOut:
-    """Check the hold (``_hold_to_steer``), then ask its workflow; the earning it answers."""
-    await run_in_threadpool(
-        lambda: _hold_to_steer(conn, market, seller_id, order_id, later_than_now=later_than_now)
-    )
-    return EarningOut.model_validate(await temporal.call(request))
+class HoldToSteer:
+    """What the steering endpoints share (a dependency): the hold, by the seller and order of the
+    path, and the services to check and steer it with. The request's connection stays an
+    endpoint parameter (``ApiRoute`` opens it in the endpoint's thread)."""
+
+    def __init__(
+        self, seller_id: str, order_id: str, market: MarketplaceDep, temporal: WorkflowsDep
+    ) -> None:
+        self.seller_id, self.order_id = seller_id, order_id
+        self.market, self.temporal = market, temporal
+
+    async def steer(
+        self,
+        conn: Connection,
+        request: Callable[[Client], Awaitable[object]],
+        *,
+        later_than_now: datetime | None = None,
+    ) -> EarningOut:
+        """Check the hold (``_hold_to_steer``), then ask its workflow; the earning it answers."""
+        await run_in_threadpool(
+            lambda: _hold_to_steer(
+                conn, self.market, self.seller_id, self.order_id, later_than_now=later_than_now
+            )
+        )
+        return EarningOut.model_validate(await self.temporal.call(request))
+
+
+HoldDep = Annotated[HoldToSteer, Depends()]
 
 
 @router.post("/holds/{order_id}/release", dependencies=[PlatformAccess])
-async def release_hold(
-    seller_id: str,
-    order_id: str,
-    conn: DbConnection,
-    market: MarketplaceDep,
-    temporal: WorkflowsDep,
-) -> EarningOut:
+async def release_hold(hold: HoldDep, conn: DbConnection) -> EarningOut:
     """End the hold now: the earning posts (and its rolling reserve, if any, is held back)."""
-    return await _steer(
-        conn,
-        market,
-        temporal,
-        seller_id,
-        order_id,
-        lambda client: workflows.release_hold(client, seller_id, order_id),
+    return await hold.steer(
+        conn, lambda client: workflows.release_hold(client, hold.seller_id, hold.order_id)
     )
 
 
 @router.post("/holds/{order_id}/extend", dependencies=[PlatformAccess])
-async def extend_hold(
-    seller_id: str,
-    order_id: str,
-    body: HoldExtension,
-    conn: DbConnection,
-    market: MarketplaceDep,
-    temporal: WorkflowsDep,
-) -> EarningOut:
+async def extend_hold(hold: HoldDep, body: HoldExtension, conn: DbConnection) -> EarningOut:
     """Move the hold's end to ``hold_until``, which must be later than the current end (422
     ``validation_failed`` otherwise)."""
-    return await _steer(
+    return await hold.steer(
         conn,
-        market,
-        temporal,
-        seller_id,
-        order_id,
-        lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until),
+        lambda client: workflows.extend_hold(
+            client, hold.seller_id, hold.order_id, body.hold_until
+        ),
         later_than_now=body.hold_until,
     )
 
 
 @router.post("/holds/{order_id}/cancel", dependencies=[PlatformAccess])
-async def cancel_hold(
-    seller_id: str,
-    order_id: str,
-    conn: DbConnection,
-    market: MarketplaceDep,
-    temporal: WorkflowsDep,
-) -> EarningOut:
+async def cancel_hold(hold: HoldDep, conn: DbConnection) -> EarningOut:
     """Refund during the hold: the pending earning is archived (it counts nowhere) and the hold
     is dropped."""
-    return await _steer(
-        conn,
-        market,
-        temporal,
-        seller_id,
-        order_id,
-        lambda client: workflows.cancel_hold(client, seller_id, order_id),
+    return await hold.steer(
+        conn, lambda client: workflows.cancel_hold(client, hold.seller_id, hold.order_id)
     )
