@@ -26,7 +26,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    model_validator,
 )
 
 MAX_AMOUNT = 2**63 - 1
@@ -80,9 +82,23 @@ class ResponseModel(BaseModel):
     """The base of response models: built from a domain object by attribute,
     ``Model.model_validate(obj)``. A field named otherwise in the domain says so with
     ``validation_alias`` (its own name is accepted too); a field the object lacks is derived in
-    the model (a ``model_validator(mode="before")`` that adds it with ``Attributes``)."""
+    the model, by ``from_domain``."""
 
     model_config = ConfigDict(from_attributes=True, validate_by_name=True, validate_by_alias=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_domain_object(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict | BaseModel):
+            return data
+        return cls.from_domain(data, info.context or {})
+
+    @classmethod
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
+        """What the model reads its fields from, given the domain object ``data``: the object
+        itself, or an ``Attributes`` view of it with what it lacks. ``context`` is the one given
+        to ``model_validate``."""
+        return data
 
 
 class Attributes:

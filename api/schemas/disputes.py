@@ -74,9 +74,6 @@ class DisputeOut(ResponseModel):
     workflow_id: str
     metadata: dict[str, Any]
 
-    @model_validator(mode="before")
     @classmethod
-    def _workflow(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return data
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         return Attributes(data, workflow_id=dispute_workflow_id(data.id))

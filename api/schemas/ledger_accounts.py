@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field
 
 from api.schemas.common import (
     Attributes,
@@ -69,13 +69,10 @@ class LedgerAccountOut(ResponseModel):
     created_at: datetime
     updated_at: datetime
 
-    @model_validator(mode="before")
     @classmethod
-    def _balances_in_its_currency(cls, data: Any, info: ValidationInfo) -> Any:
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         """The ledger's balances carry no currency: shown with the account's. The instant they
         are as of is the request's (``context={"as_of": ...}``)."""
-        if isinstance(data, dict):
-            return data
         money = {"currency": data.currency, "currency_exponent": data.currency_exponent}
         balances = data.balances
         return Attributes(
@@ -84,6 +81,6 @@ class LedgerAccountOut(ResponseModel):
                 "pending_balance": Attributes(balances.pending, **money),
                 "posted_balance": Attributes(balances.posted, **money),
                 "available_balance": Attributes(balances.available, **money),
-                "as_of": (info.context or {}).get("as_of"),
+                "as_of": context.get("as_of"),
             },
         )

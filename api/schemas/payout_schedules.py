@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from api.schemas.common import Attributes, RequestModel, ResponseModel
 
@@ -70,10 +70,7 @@ class PayoutScheduleOut(ResponseModel):
     payout_now: PayoutNow | None = None
     recent_runs: list[PayoutRunOut] = []
 
-    @model_validator(mode="before")
     @classmethod
-    def _with_spec(cls, data: Any) -> Any:
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         """``workflows.schedule_client.PayoutScheduleInfo``: the spec's fields at the top."""
-        if isinstance(data, dict):
-            return data
         return Attributes(data, data.spec)

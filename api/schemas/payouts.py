@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from api.schemas.common import AsText, Attributes, RequestModel, ResponseModel
 
@@ -62,9 +62,6 @@ class PayoutOut(ResponseModel):
     cancelled_at: datetime | None
     metadata: dict[str, Any]
 
-    @model_validator(mode="before")
     @classmethod
-    def _workflow(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return data
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         return Attributes(data, workflow_id=f"payout/{data.id}")

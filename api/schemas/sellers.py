@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from api.schemas.common import (
     AsText,
@@ -43,12 +43,9 @@ class RollingReserveOut(ResponseModel):
     percent: float
     period: Duration
 
-    @model_validator(mode="before")
     @classmethod
-    def _percent(cls, data: Any) -> Any:
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         """The domain keeps basis points; the API shows a percentage."""
-        if isinstance(data, dict):
-            return data
         return Attributes(data, percent=data.percent_bp / 100)
 
 
@@ -88,11 +85,8 @@ class SellerOut(ResponseModel):
     created_at: datetime
     updated_at: datetime
 
-    @model_validator(mode="before")
     @classmethod
-    def _hold_workflow(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return data
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         return Attributes(data, hold_workflow_id=seller_holds_workflow_id(data.id))
 
 
@@ -123,13 +117,10 @@ class SellerBalancesOut(ResponseModel):
     ledger_account_id: AsText
     lock_version: int
 
-    @model_validator(mode="before")
     @classmethod
-    def _views_in_its_currency(cls, data: Any) -> Any:
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         """The three views of ``marketplace.SellerBalances`` carry no currency: shown with the
         seller's."""
-        if isinstance(data, dict):
-            return data
         views = data.views
         money = {"currency": data.currency, "currency_exponent": data.currency_exponent}
         return Attributes(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field
 
 from api.schemas.common import Attributes, RequestModel, ResponseModel, as_text
 from marketplace.events import EVENT_TYPES
@@ -51,11 +51,8 @@ class WebhookEndpointOut(ResponseModel):
     created_at: datetime
     deleted_at: datetime | None
 
-    @model_validator(mode="before")
     @classmethod
-    def _status(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return data
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         return Attributes(data, status="deleted" if data.deleted_at else "enabled")
 
 
@@ -104,11 +101,8 @@ class WebhookDeliveryOut(ResponseModel):
     created_at: datetime
     workflow_id: str = Field(description="The delivery workflow of this endpoint and seller.")
 
-    @model_validator(mode="before")
     @classmethod
-    def _workflow(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return data
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         return Attributes(data, workflow_id=f"webhook-delivery/{data.endpoint_id}/{data.seller_id}")
 
 
