@@ -69,6 +69,14 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def key_derived_id(prefix: str, *scope: str) -> str:
+    """A resource id derived from an ``Idempotency-Key`` and what the key is scoped to (the
+    seller, the order, the key itself), so that a retry with the key names the same resource:
+    ``<prefix>_<24 hex digits of SHA-256>``."""
+    digest = hashlib.sha256("\n".join(scope).encode()).hexdigest()[:24]
+    return f"{prefix}_{digest}"
+
+
 def claim(conn: Connection, api_key_id: uuid.UUID, request: IdempotentRequest) -> Response | None:
     """Reserve the key for this request, or return the stored response to replay.
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Query, Response
+from pydantic import BaseModel
 
 import marketplace
 from api.problems import Problem
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse
 from ledger_core import Page
 
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
 
 T = TypeVar("T")
-U = TypeVar("U")
+M = TypeVar("M", bound=BaseModel)
 
 PerPage = Annotated[
     int, Query(ge=1, le=MAX_PER_PAGE, description=f"Items per page (at most {MAX_PER_PAGE}).")
@@ -35,41 +35,41 @@ AfterCursor = Annotated[
 ]
 
 
-def encode_cursor(kind: str, last_id: uuid.UUID) -> str:
-    raw = kind.encode("ascii") + b":" + last_id.bytes
+def _invalid_cursor() -> Problem:
+    return Problem(
+        422,
+        "invalid_cursor",
+        "after_cursor is not a cursor of this list; pass the next_cursor of a previous page.",
+    )
+
+
+def _encode(kind: str, key: bytes) -> str:
+    raw = kind.encode("ascii") + b":" + key
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode(kind: str, cursor: str) -> bytes:
+    """The key bytes of a cursor of list ``kind`` (empty if it is not one)."""
+    prefix = kind.encode("ascii") + b":"
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        return b""
+    return raw[len(prefix) :] if raw.startswith(prefix) else b""
+
+
+def encode_cursor(kind: str, last_id: uuid.UUID) -> str:
+    return _encode(kind, last_id.bytes)
 
 
 def decode_cursor(kind: str, cursor: str | None) -> uuid.UUID | None:
     """The id to continue after, or a 422 problem ``invalid_cursor``."""
     if cursor is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    prefix = kind.encode("ascii") + b":"
-    if not raw.startswith(prefix) or len(raw) != len(prefix) + 16:
-        raise Problem(
-            422,
-            "invalid_cursor",
-            "after_cursor is not a cursor of this list; pass the next_cursor of a previous page.",
-        )
-    return uuid.UUID(bytes=raw[len(prefix) :])
-
-
-def paginate(
-    response: Response,
-    kind: str,
-    page: Page[T],
-    per_page: int,
-    render: Callable[[T], U],
-) -> ListResponse[U]:
-    next_cursor = encode_cursor(kind, page.next_after) if page.next_after is not None else None
-    response.headers["X-Per-Page"] = str(per_page)
-    if next_cursor is not None:
-        response.headers["X-After-Cursor"] = next_cursor
-    return ListResponse(items=[render(item) for item in page.items], next_cursor=next_cursor)
+    key = _decode(kind, cursor)
+    if len(key) != 16:
+        raise _invalid_cursor()
+    return uuid.UUID(bytes=key)
 
 
 # Marketplace lists (sellers, earnings, disputes) are ordered by a text key (seller id, order id,
@@ -77,38 +77,41 @@ def paginate(
 
 
 def encode_key_cursor(kind: str, last_key: str) -> str:
-    raw = kind.encode("ascii") + b":" + last_key.encode("utf-8")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return _encode(kind, last_key.encode("utf-8"))
 
 
 def decode_key_cursor(kind: str, cursor: str | None) -> str | None:
     """The key to continue after, or a 422 problem ``invalid_cursor``."""
     if cursor is None:
         return None
-    prefix = kind.encode("ascii") + b":"
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = raw[len(prefix) :].decode("utf-8") if raw.startswith(prefix) else ""
-    except (binascii.Error, ValueError):
+        key = _decode(kind, cursor).decode("utf-8")
+    except ValueError:
         key = ""
     if not key:
-        raise Problem(
-            422,
-            "invalid_cursor",
-            "after_cursor is not a cursor of this list; pass the next_cursor of a previous page.",
-        )
+        raise _invalid_cursor()
     return key
 
 
-def paginate_keyed(
+def paginate(
     response: Response,
     kind: str,
-    page: marketplace.Page[T],
+    page: Page[T] | marketplace.Page[T],
     per_page: int,
-    render: Callable[[T], U],
-) -> ListResponse[U]:
-    next_cursor = encode_key_cursor(kind, page.next_after) if page.next_after is not None else None
+    model: type[M],
+) -> ListResponse[M]:
+    """A page of ``kind`` as a list of ``model`` (built from each item by attribute), its next
+    cursor in the body and in the ``X-After-Cursor`` header, and ``X-Per-Page``."""
+    after = page.next_after
+    if after is None:
+        next_cursor = None
+    elif isinstance(after, uuid.UUID):
+        next_cursor = encode_cursor(kind, after)
+    else:
+        next_cursor = encode_key_cursor(kind, after)
     response.headers["X-Per-Page"] = str(per_page)
     if next_cursor is not None:
         response.headers["X-After-Cursor"] = next_cursor
-    return ListResponse(items=[render(item) for item in page.items], next_cursor=next_cursor)
+    return ListResponse(
+        items=[model.model_validate(item) for item in page.items], next_cursor=next_cursor
+    )

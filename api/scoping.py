@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
+from api.problems import Problem
 from marketplace import DisputeNotFound, EarningNotFound, Marketplace, SellerNotFound
 
 PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
@@ -35,6 +36,16 @@ def check_seller_visible(principal: ApiKeyRecord, seller_id: str) -> None:
     """A seller key asking for another seller: the same 404 as an unknown seller."""
     if is_seller_key(principal) and principal.seller_id != seller_id:
         raise seller_not_found(seller_id)
+
+
+def visible_seller(principal: ApiKeyRecord, seller_id: str | None) -> str | None:
+    """The seller a list is filtered by: a seller key's own (asking for another seller is the
+    404 of an unknown one), else the ``seller_id`` asked for (None: every seller)."""
+    if not is_seller_key(principal):
+        return seller_id
+    if seller_id is not None and seller_id != principal.seller_id:
+        raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
+    return principal.seller_id
 
 
 def earning_not_found(order_id: str) -> EarningNotFound:

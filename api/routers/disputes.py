@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.marketplace_schemas import DisputeCreate, DisputeOut, DisputeResolution, SellerId
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse, SellerId
+from api.schemas.disputes import DisputeCreate, DisputeOut, DisputeResolution
 from api.scoping import (
     AnyRole,
     MarketplaceDep,
@@ -93,7 +93,7 @@ async def open_dispute(
     existing = await run_in_threadpool(_existing_dispute, conn, market, dispute_id, body)
     if existing is not None:
         response.status_code = 200
-        return DisputeOut.of(existing)
+        return DisputeOut.model_validate(existing)
     if deadline <= datetime.now(UTC):
         raise Problem(422, "validation_failed", "deadline must be in the future", field="deadline")
     # The workflow (the deadline's timer) first: started, not waited for; then the pending debit
@@ -125,7 +125,7 @@ async def open_dispute(
             metadata=dict(body.metadata),
         )
     )
-    return DisputeOut.of(dispute)
+    return DisputeOut.model_validate(dispute)
 
 
 @router.get("", dependencies=[AnyRole])
@@ -151,7 +151,7 @@ def list_disputes(
             after=after,
             limit=per_page,
         )
-    return paginate_keyed(response, "disputes", page, per_page, DisputeOut.of)
+    return paginate(response, "disputes", page, per_page, DisputeOut)
 
 
 @router.get("/{dispute_id}", dependencies=[AnyRole])
@@ -160,7 +160,7 @@ def get_dispute(
 ) -> DisputeOut:
     dispute = market.get_dispute(conn, dispute_id)
     check_dispute_visible(principal, dispute_id, dispute.seller_id)
-    return DisputeOut.of(dispute)
+    return DisputeOut.model_validate(dispute)
 
 
 @router.post("/{dispute_id}/resolve", dependencies=[PlatformAccess])
@@ -180,4 +180,4 @@ async def resolve_dispute(
         lambda client: workflows.tell_dispute_outcome(client, dispute_id, body.outcome)
     )
     dispute = await run_in_threadpool(market.resolve_dispute, conn, dispute_id, body.outcome)
-    return DisputeOut.of(dispute)
+    return DisputeOut.model_validate(dispute)

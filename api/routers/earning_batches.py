@@ -13,15 +13,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.dependencies import DbConnection
-from api.marketplace_schemas import (
+from api.problems import ledger_error_status
+from api.routing import ApiRoute, commits_in_one_message
+from api.schemas.earnings import (
     EarningBatchCreate,
     EarningBatchOut,
     EarningBatchProblem,
     EarningBatchResult,
     EarningOut,
 )
-from api.problems import ledger_error_status
-from api.routing import ApiRoute, commits_in_one_message
 from api.scoping import MarketplaceDep, PlatformAccess
 from marketplace import EarningRequest
 
@@ -62,7 +62,7 @@ def book_earnings(
                 EarningBatchResult(
                     index=index,
                     status=201 if outcome.created else 200,
-                    earning=EarningOut.of(outcome.earning),
+                    earning=EarningOut.model_validate(outcome.earning),
                 )
             )
     return EarningBatchOut(

@@ -18,6 +18,7 @@ thread pool.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
@@ -25,26 +26,27 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
 
 from api.auth import CurrentPrincipal
 from api.booking import BookingBatcher
 from api.dependencies import DbConnection
-from api.marketplace_schemas import (
+from api.pagination import (
+    AfterCursor,
+    PerPage,
+    decode_key_cursor,
+    paginate,
+)
+from api.problems import Problem
+from api.routing import ApiRoute, commits_in_one_message, connection_only_with_idempotency_key
+from api.schemas.common import ListResponse
+from api.schemas.earnings import (
     EarningCreate,
     EarningOut,
     HoldExtension,
     HoldOut,
     HoldsOut,
 )
-from api.pagination import (
-    AfterCursor,
-    PerPage,
-    decode_key_cursor,
-    paginate_keyed,
-)
-from api.problems import Problem
-from api.routing import ApiRoute, commits_in_one_message, connection_only_with_idempotency_key
-from api.schemas import ListResponse
 from api.scoping import (
     AnyRole,
     MarketplaceDep,
@@ -111,7 +113,7 @@ async def create_earning(
     assert outcome.earning is not None
     if not outcome.created:
         response.status_code = 200
-    return EarningOut.of(outcome.earning)
+    return EarningOut.model_validate(outcome.earning)
 
 
 @router.get("/earnings", dependencies=[AnyRole])
@@ -134,7 +136,7 @@ def list_earnings(
         after=decode_key_cursor("earnings", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "earnings", page, per_page, EarningOut.of)
+    return paginate(response, "earnings", page, per_page, EarningOut)
 
 
 def _seller_earning(
@@ -156,7 +158,7 @@ def get_earning(
     principal: CurrentPrincipal,
 ) -> EarningOut:
     check_seller_visible(principal, seller_id)
-    return EarningOut.of(_seller_earning(conn, market, seller_id, order_id))
+    return EarningOut.model_validate(_seller_earning(conn, market, seller_id, order_id))
 
 
 @router.get("/holds", dependencies=[AnyRole])
@@ -180,7 +182,7 @@ def list_holds(
     except (ValueError, TypeError, IndexError, KeyError):
         raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.") from None
     page = market.list_holds(conn, seller_id, after=position, limit=per_page)
-    listed = paginate_keyed(response, "holds", page, per_page, HoldOut.of)
+    listed = paginate(response, "holds", page, per_page, HoldOut)
     return HoldsOut(
         seller_id=seller_id,
         workflow_id=seller_holds_workflow_id(seller_id),
@@ -222,52 +224,61 @@ def _hold_to_steer(
         )
 
 
+class HoldToSteer:
+    """What the steering endpoints share (a dependency): the hold, by the seller and order of the
+    path, and the services to check and steer it with. The request's connection stays an
+    endpoint parameter (``ApiRoute`` opens it in the endpoint's thread)."""
+
+    def __init__(
+        self, seller_id: str, order_id: str, market: MarketplaceDep, temporal: WorkflowsDep
+    ) -> None:
+        self.seller_id, self.order_id = seller_id, order_id
+        self.market, self.temporal = market, temporal
+
+    async def steer(
+        self,
+        conn: Connection,
+        request: Callable[[Client], Awaitable[object]],
+        *,
+        later_than_now: datetime | None = None,
+    ) -> EarningOut:
+        """Check the hold (``_hold_to_steer``), then ask its workflow; the earning it answers."""
+        await run_in_threadpool(
+            lambda: _hold_to_steer(
+                conn, self.market, self.seller_id, self.order_id, later_than_now=later_than_now
+            )
+        )
+        return EarningOut.model_validate(await self.temporal.call(request))
+
+
+HoldDep = Annotated[HoldToSteer, Depends()]
+
+
 @router.post("/holds/{order_id}/release", dependencies=[PlatformAccess])
-async def release_hold(
-    seller_id: str,
-    order_id: str,
-    conn: DbConnection,
-    market: MarketplaceDep,
-    temporal: WorkflowsDep,
-) -> EarningOut:
+async def release_hold(hold: HoldDep, conn: DbConnection) -> EarningOut:
     """End the hold now: the earning posts (and its rolling reserve, if any, is held back)."""
-    await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await temporal.call(
-        lambda client: workflows.release_hold(client, seller_id, order_id)
+    return await hold.steer(
+        conn, lambda client: workflows.release_hold(client, hold.seller_id, hold.order_id)
     )
-    return EarningOut.of(earning)
 
 
 @router.post("/holds/{order_id}/extend", dependencies=[PlatformAccess])
-async def extend_hold(
-    seller_id: str,
-    order_id: str,
-    body: HoldExtension,
-    conn: DbConnection,
-    market: MarketplaceDep,
-    temporal: WorkflowsDep,
-) -> EarningOut:
+async def extend_hold(hold: HoldDep, body: HoldExtension, conn: DbConnection) -> EarningOut:
     """Move the hold's end to ``hold_until``, which must be later than the current end (422
     ``validation_failed`` otherwise)."""
-    await run_in_threadpool(
-        lambda: _hold_to_steer(conn, market, seller_id, order_id, later_than_now=body.hold_until)
+    return await hold.steer(
+        conn,
+        lambda client: workflows.extend_hold(
+            client, hold.seller_id, hold.order_id, body.hold_until
+        ),
+        later_than_now=body.hold_until,
     )
-    earning = await temporal.call(
-        lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until)
-    )
-    return EarningOut.of(earning)
 
 
 @router.post("/holds/{order_id}/cancel", dependencies=[PlatformAccess])
-async def cancel_hold(
-    seller_id: str,
-    order_id: str,
-    conn: DbConnection,
-    market: MarketplaceDep,
-    temporal: WorkflowsDep,
-) -> EarningOut:
+async def cancel_hold(hold: HoldDep, conn: DbConnection) -> EarningOut:
     """Refund during the hold: the pending earning is archived (it counts nowhere) and the hold
     is dropped."""
-    await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await temporal.call(lambda client: workflows.cancel_hold(client, seller_id, order_id))
-    return EarningOut.of(earning)
+    return await hold.steer(
+        conn, lambda client: workflows.cancel_hold(client, hold.seller_id, hold.order_id)
+    )

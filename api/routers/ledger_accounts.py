@@ -12,7 +12,8 @@ from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import ExternalId, LedgerAccountCreate, LedgerAccountOut, ListResponse
+from api.schemas.common import ExternalId, ListResponse
+from api.schemas.ledger_accounts import LedgerAccountCreate, LedgerAccountOut
 
 router = APIRouter(prefix="/v1/ledger_accounts", tags=["ledger accounts"], route_class=ApiRoute)
 
@@ -32,7 +33,7 @@ def create_ledger_account(
         metadata=body.metadata,
     )
     response.headers["Location"] = f"/v1/ledger_accounts/{account.id}"
-    return LedgerAccountOut.of(account)
+    return LedgerAccountOut.model_validate(account)
 
 
 @router.get("/{ledger_account_id}", dependencies=[ReadAccess])
@@ -49,7 +50,7 @@ def get_ledger_account(
     ] = None,
 ) -> LedgerAccountOut:
     account = ledger.get_account(conn, ledger_account_id, as_of=as_of)
-    return LedgerAccountOut.of(account, as_of=as_of)
+    return LedgerAccountOut.model_validate(account, context={"as_of": as_of})
 
 
 @router.get("", dependencies=[ReadAccess])
@@ -69,4 +70,4 @@ def list_ledger_accounts(
         after=decode_cursor("ledger_accounts", after_cursor),
         limit=per_page,
     )
-    return paginate(response, "ledger_accounts", page, per_page, LedgerAccountOut.of)
+    return paginate(response, "ledger_accounts", page, per_page, LedgerAccountOut)

@@ -12,7 +12,8 @@ from api.auth import ReadAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import LedgerEntryOut, ListResponse
+from api.schemas.common import ListResponse
+from api.schemas.ledger_transactions import LedgerEntryOut
 from ledger_core import TransactionStatus
 
 router = APIRouter(prefix="/v1/ledger_entries", tags=["ledger entries"], route_class=ApiRoute)
@@ -43,4 +44,4 @@ def list_ledger_entries(
         after=decode_cursor("ledger_entries", after_cursor),
         limit=per_page,
     )
-    return paginate(response, "ledger_entries", page, per_page, LedgerEntryOut.of)
+    return paginate(response, "ledger_entries", page, per_page, LedgerEntryOut)

@@ -12,13 +12,12 @@ from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import (
-    ExternalId,
+from api.schemas.common import ExternalId, ListResponse
+from api.schemas.ledger_transactions import (
     LedgerTransactionCreate,
     LedgerTransactionOut,
     LedgerTransactionReversal,
     LedgerTransactionUpdate,
-    ListResponse,
 )
 from ledger_core import TransactionStatus
 
@@ -34,14 +33,14 @@ def create_ledger_transaction(
     """Write a pending or posted transaction; its balance conditions hold or nothing is written."""
     txn = ledger.create_transaction(conn, body.to_new_transaction())
     response.headers["Location"] = f"/v1/ledger_transactions/{txn.id}"
-    return LedgerTransactionOut.of(txn)
+    return LedgerTransactionOut.model_validate(txn)
 
 
 @router.get("/{ledger_transaction_id}", dependencies=[ReadAccess])
 def get_ledger_transaction(
     ledger_transaction_id: uuid.UUID, conn: DbConnection, ledger: LedgerServiceDep
 ) -> LedgerTransactionOut:
-    return LedgerTransactionOut.of(ledger.get_transaction(conn, ledger_transaction_id))
+    return LedgerTransactionOut.model_validate(ledger.get_transaction(conn, ledger_transaction_id))
 
 
 @router.get("", dependencies=[ReadAccess])
@@ -69,7 +68,7 @@ def list_ledger_transactions(
         after=decode_cursor("ledger_transactions", after_cursor),
         limit=per_page,
     )
-    return paginate(response, "ledger_transactions", page, per_page, LedgerTransactionOut.of)
+    return paginate(response, "ledger_transactions", page, per_page, LedgerTransactionOut)
 
 
 @router.patch("/{ledger_transaction_id}", dependencies=[WriteAccess])
@@ -86,7 +85,7 @@ def update_ledger_transaction(
         status=TransactionStatus(body.status) if body.status else None,
         metadata=dict(body.metadata) if body.metadata is not None else None,
     )
-    return LedgerTransactionOut.of(txn)
+    return LedgerTransactionOut.model_validate(txn)
 
 
 @router.post("/{ledger_transaction_id}/reversal", status_code=201, dependencies=[WriteAccess])
@@ -108,4 +107,4 @@ def reverse_ledger_transaction(
         effective_at=options.effective_at,
     )
     response.headers["Location"] = f"/v1/ledger_transactions/{reversal.id}"
-    return LedgerTransactionOut.of(reversal)
+    return LedgerTransactionOut.model_validate(reversal)

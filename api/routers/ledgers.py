@@ -10,7 +10,8 @@ from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import LedgerCreate, LedgerOut, ListResponse
+from api.schemas.common import ListResponse
+from api.schemas.ledgers import LedgerCreate, LedgerOut
 
 router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"], route_class=ApiRoute)
 
@@ -28,12 +29,12 @@ def create_ledger(
         metadata=body.metadata,
     )
     response.headers["Location"] = f"/v1/ledgers/{created.id}"
-    return LedgerOut.of(created)
+    return LedgerOut.model_validate(created)
 
 
 @router.get("/{ledger_id}", dependencies=[ReadAccess])
 def get_ledger(ledger_id: uuid.UUID, conn: DbConnection, ledger: LedgerServiceDep) -> LedgerOut:
-    return LedgerOut.of(ledger.get_ledger(conn, ledger_id))
+    return LedgerOut.model_validate(ledger.get_ledger(conn, ledger_id))
 
 
 @router.get("", dependencies=[ReadAccess])
@@ -45,4 +46,4 @@ def list_ledgers(
     after_cursor: AfterCursor = None,
 ) -> ListResponse[LedgerOut]:
     page = ledger.list_ledgers(conn, after=decode_cursor("ledgers", after_cursor), limit=per_page)
-    return paginate(response, "ledgers", page, per_page, LedgerOut.of)
+    return paginate(response, "ledgers", page, per_page, LedgerOut)

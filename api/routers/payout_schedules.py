@@ -9,118 +9,35 @@ times, paused and the note, the amount a run would pay now (and why nothing), an
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
 from api.routing import ApiRoute
-from api.schemas import RequestModel
+from api.schemas.payout_schedules import (
+    NoteIn,
+    PauseIn,
+    PayoutNow,
+    PayoutRunOut,
+    PayoutScheduleIn,
+    PayoutScheduleOut,
+)
 from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible
-from api.workflow_calls import WorkflowsDep
-from marketplace.payout_runs import PayoutRun, list_payout_runs, payout_preview
+from api.workflow_calls import Workflows, WorkflowsDep
+from marketplace.payout_runs import list_payout_runs, payout_preview
 from workflows import schedule_client
-from workflows.schedule_client import PayoutScheduleInfo
 
 router = APIRouter(prefix="/v1/sellers", tags=["payout schedules"], route_class=ApiRoute)
 
 RECENT_RUNS = 20
 
 
-class PayoutScheduleIn(RequestModel):
-    interval: Literal["daily", "weekly", "monthly", "manual"]
-    weekly_anchor: str | None = Field(None, description="weekly: monday .. sunday")
-    monthly_anchor: int | None = Field(
-        None, description="monthly: 1-31; the month's last day when the month is shorter"
+async def _described(workflows: Workflows, seller_id: str) -> PayoutScheduleOut:
+    info = await workflows.call(
+        lambda client: schedule_client.describe_payout_schedule(client, seller_id)
     )
-    time_of_day: str = Field("09:00", description="HH:MM (24-hour) in time_zone")
-    time_zone: str = Field("UTC", description="IANA time zone, e.g. Europe/Berlin")
-    minimum_amount: int = Field(
-        0, ge=0, lt=2**63, description="minor units; a run pays only from this amount on"
-    )
-
-
-class NoteIn(RequestModel):
-    note: str | None = Field(None, max_length=1000)
-
-
-class PauseIn(RequestModel):
-    note: str = Field(min_length=1, max_length=1000, description="why (shown to operators)")
-
-
-class PayoutRunOut(BaseModel):
-    id: str
-    scheduled_at: datetime
-    outcome: Literal["started", "skipped"]
-    payout_id: str | None
-    amount: int | None
-    reason: str | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, run: PayoutRun) -> PayoutRunOut:
-        return cls(
-            id=run.id,
-            scheduled_at=run.scheduled_at,
-            outcome="started" if run.outcome == "started" else "skipped",
-            payout_id=run.payout_id,
-            amount=run.amount,
-            reason=run.reason,
-            created_at=run.created_at,
-        )
-
-
-class PayoutNow(BaseModel):
-    """What a run would do now."""
-
-    amount: int = Field(description="minor units a run would pay now (0: nothing)")
-    reason: str | None = Field(
-        description="why nothing: no_payout_account, negative_balance, nothing_available, "
-        "below_minimum"
-    )
-    available: int
-    currency: str
-
-
-class PayoutScheduleOut(BaseModel):
-    seller_id: str
-    schedule_id: str
-    interval: str
-    weekly_anchor: str | None
-    monthly_anchor: int | None
-    time_of_day: str
-    time_zone: str
-    minimum_amount: int
-    paused: bool
-    note: str | None
-    next_run_times: list[datetime]
-    runs_started: int
-    runs_skipped_overlapping: int
-    payout_now: PayoutNow | None = None
-    recent_runs: list[PayoutRunOut] = []
-
-
-def _out(info: PayoutScheduleInfo) -> PayoutScheduleOut:
-    spec = info.spec
-    return PayoutScheduleOut(
-        seller_id=info.seller_id,
-        schedule_id=info.schedule_id,
-        interval=spec.interval,
-        weekly_anchor=spec.weekly_anchor,
-        monthly_anchor=spec.monthly_anchor,
-        time_of_day=spec.time_of_day,
-        time_zone=spec.time_zone,
-        minimum_amount=spec.minimum_amount,
-        paused=info.paused,
-        note=info.note,
-        next_run_times=info.next_run_times,
-        runs_started=info.runs,
-        runs_skipped_overlapping=info.skipped_overlapping,
-    )
+    return PayoutScheduleOut.model_validate(info)
 
 
 @router.put("/{seller_id}/payout_schedule", dependencies=[PlatformAccess])
@@ -146,7 +63,7 @@ async def put_payout_schedule(
             task_queue=workflows.task_queue,
         )
     )
-    return _out(info)
+    return PayoutScheduleOut.model_validate(info)
 
 
 @router.get("/{seller_id}/payout_schedule", dependencies=[AnyRole])
@@ -162,18 +79,13 @@ async def get_payout_schedule(
     info = await workflows.call(
         lambda client: schedule_client.describe_payout_schedule(client, seller_id)
     )
-    out = _out(info)
+    out = PayoutScheduleOut.model_validate(info)
     preview = await run_in_threadpool(
         payout_preview, conn, market, seller_id, info.spec.minimum_amount
     )
-    out.payout_now = PayoutNow(
-        amount=preview.amount,
-        reason=preview.reason,
-        available=preview.available,
-        currency=preview.currency,
-    )
+    out.payout_now = PayoutNow.model_validate(preview)
     runs = await run_in_threadpool(list_payout_runs, conn, seller_id, limit=RECENT_RUNS)
-    out.recent_runs = [PayoutRunOut.of(r) for r in runs]
+    out.recent_runs = [PayoutRunOut.model_validate(r) for r in runs]
     return out
 
 
@@ -185,11 +97,7 @@ async def pause_payout_schedule(
     await workflows.call(
         lambda client: schedule_client.pause_payout_schedule(client, seller_id, body.note)
     )
-    return _out(
-        await workflows.call(
-            lambda client: schedule_client.describe_payout_schedule(client, seller_id)
-        )
-    )
+    return await _described(workflows, seller_id)
 
 
 @router.post("/{seller_id}/payout_schedule/resume", dependencies=[PlatformAccess])
@@ -200,11 +108,7 @@ async def resume_payout_schedule(
     await workflows.call(
         lambda client: schedule_client.resume_payout_schedule(client, seller_id, note)
     )
-    return _out(
-        await workflows.call(
-            lambda client: schedule_client.describe_payout_schedule(client, seller_id)
-        )
-    )
+    return await _described(workflows, seller_id)
 
 
 @router.post("/{seller_id}/payout_schedule/trigger", status_code=202, dependencies=[PlatformAccess])

@@ -9,20 +9,17 @@ file that is not a statement CSV is a 422 ``statement_unreadable`` naming the li
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.dependencies import DbConnection
 from api.problems import Problem
 from api.routing import ApiRoute
+from api.schemas.reconciliation import ReconciliationReportOut
 from api.scoping import PlatformAccess
 from marketplace.reconciliation import (
-    ReconciliationLine,
-    ReconciliationReport,
     get_statement,
     reconcile_statement,
 )
@@ -35,60 +32,6 @@ router = APIRouter(
 )
 
 CSV_TYPES = ("text/csv", "application/csv")
-
-
-class ReconciliationLineOut(BaseModel):
-    line_number: int
-    result: str
-    value_date: date | None
-    amount: int | None
-    currency: str | None
-    reference: str | None
-    payout_id: str | None
-    expected_amount: int | None
-    detail: str | None
-
-    @classmethod
-    def of(cls, line: ReconciliationLine) -> ReconciliationLineOut:
-        return cls(
-            line_number=line.line_number,
-            result=line.result,
-            value_date=line.value_date,
-            amount=line.amount,
-            currency=line.currency,
-            reference=line.reference,
-            payout_id=line.payout_id,
-            expected_amount=line.expected_amount,
-            detail=line.detail,
-        )
-
-
-class ReconciliationReportOut(BaseModel):
-    id: str
-    filename: str | None
-    content_sha256: str
-    line_count: int
-    period_start: date | None
-    period_end: date | None
-    all_matched: bool
-    counts: dict[str, int]
-    lines: list[ReconciliationLineOut]
-    created_at: datetime | None
-
-    @classmethod
-    def of(cls, report: ReconciliationReport) -> ReconciliationReportOut:
-        return cls(
-            id=report.id,
-            filename=report.filename,
-            content_sha256=report.content_sha256,
-            line_count=report.line_count,
-            period_start=report.period_start,
-            period_end=report.period_end,
-            all_matched=report.all_matched,
-            counts=report.counts,
-            lines=[ReconciliationLineOut.of(line) for line in report.lines],
-            created_at=report.created_at,
-        )
 
 
 @router.post(
@@ -124,9 +67,9 @@ async def create_statement(
     content = await request.body()
     report = await run_in_threadpool(reconcile_statement, conn, content, filename=filename)
     response.headers["Location"] = f"/v1/reconciliation/statements/{report.id}"
-    return ReconciliationReportOut.of(report)
+    return ReconciliationReportOut.model_validate(report)
 
 
 @router.get("/{statement_id}")
 def read_statement(statement_id: str, conn: DbConnection) -> ReconciliationReportOut:
-    return ReconciliationReportOut.of(get_statement(conn, statement_id))
+    return ReconciliationReportOut.model_validate(get_statement(conn, statement_id))

@@ -10,49 +10,17 @@ may go below zero). Idempotent by refund id: the body's ``refund_id``, else one 
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Header
-from pydantic import BaseModel, Field, field_validator
 
 from api.dependencies import DbConnection
+from api.idempotency import key_derived_id
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas import RequestModel
+from api.schemas.refunds import RefundCreate, RefundOut
 from api.scoping import MarketplaceDep, PlatformAccess, earning_not_found
 from marketplace import EarningNotFound, Refunds
 
 router = APIRouter(tags=["refunds"], route_class=ApiRoute)
-
-
-class RefundCreate(RequestModel):
-    amount: int | None = Field(default=None, gt=0, description="Gross; default: all that is left.")
-    refund_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class RefundOut(BaseModel):
-    id: str
-    object: str = "refund"
-    order_id: str
-    seller_id: str
-    currency: str
-    amount: int
-    fee_amount: int
-    seller_amount: int
-    kind: str
-    status: str
-    ledger_transaction_id: str | None
-    earning_status: str
-    created_at: datetime
-
-    @field_validator("ledger_transaction_id", mode="before")
-    @classmethod
-    def _id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, uuid.UUID) else value
 
 
 @router.post(
@@ -78,9 +46,7 @@ def refund_earning(
             )
         # The order's earning is the seller's: another seller's share of the same order, refunded
         # with the same key, is another refund.
-        key = f"{seller_id}\n{order_id}\n{idempotency_key}"
-        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-        refund_id = f"rf_{digest}"
+        refund_id = key_derived_id("rf", seller_id, order_id, idempotency_key)
     try:
         refund = Refunds(market).refund_earning(
             conn,

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.marketplace_schemas import SellerBalancesOut, SellerCreate, SellerOut, SellerUpdate
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.routing import ApiRoute
-from api.schemas import ListResponse
+from api.schemas.common import ListResponse
+from api.schemas.sellers import SellerBalancesOut, SellerCreate, SellerOut, SellerUpdate
 from api.scoping import (
     AnyRole,
     MarketplaceDep,
@@ -57,7 +57,7 @@ def create_seller(
     if existed:
         response.status_code = 200
     response.headers["Location"] = f"/v1/sellers/{seller.id}"
-    return SellerOut.of(seller)
+    return SellerOut.model_validate(seller)
 
 
 @router.get("", dependencies=[AnyRole])
@@ -80,7 +80,7 @@ def list_sellers(
             page = Page(items=[], next_after=None)
     else:
         page = market.list_sellers(conn, after=after, limit=per_page)
-    return paginate_keyed(response, "sellers", page, per_page, SellerOut.of)
+    return paginate(response, "sellers", page, per_page, SellerOut)
 
 
 @router.get("/{seller_id}", dependencies=[AnyRole])
@@ -88,7 +88,7 @@ def get_seller(
     seller_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
 ) -> SellerOut:
     check_seller_visible(principal, seller_id)
-    return SellerOut.of(market.get_seller(conn, seller_id))
+    return SellerOut.model_validate(market.get_seller(conn, seller_id))
 
 
 @router.patch("/{seller_id}", dependencies=[PlatformAccess])
@@ -110,7 +110,7 @@ def update_seller(
         rolling_reserve=reserve,
         metadata=dict(body.metadata) if body.metadata is not None else None,
     )
-    return SellerOut.of(seller)
+    return SellerOut.model_validate(seller)
 
 
 @router.get("/{seller_id}/balances", dependencies=[AnyRole])
@@ -124,19 +124,5 @@ def get_seller_balances(
     its credits and debits, and what is on hold, in reserve, in dispute and in transit (running
     totals: the same cost whatever the seller's history)."""
     check_seller_visible(principal, seller_id)
-    summary = market.seller_balances(conn, seller_id)  # one statement, O(1)
-    views, currency, exponent = summary.views, summary.currency, summary.currency_exponent
-    return SellerBalancesOut(
-        seller_id=seller_id,
-        currency=currency,
-        currency_exponent=exponent,
-        pending=SellerBalancesOut.view(views.pending, currency, exponent),
-        posted=SellerBalancesOut.view(views.posted, currency, exponent),
-        available=SellerBalancesOut.view(views.available, currency, exponent),
-        on_hold=summary.on_hold,
-        in_reserve=summary.in_reserve,
-        in_dispute=summary.in_dispute,
-        in_transit=summary.in_transit,
-        ledger_account_id=str(summary.ledger_account_id),
-        lock_version=summary.lock_version,
-    )
+    # One statement, O(1).
+    return SellerBalancesOut.model_validate(market.seller_balances(conn, seller_id))

@@ -9,167 +9,33 @@ delivery. Every key lists events; a seller key sees its own seller's only.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate_keyed
+from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas import ListResponse, RequestModel
-from api.scoping import AdminAccess, AnyRole, PlatformAccess, is_seller_key
+from api.schemas.common import Attributes, ListResponse
+from api.schemas.webhooks import (
+    EventOut,
+    EventTypeName,
+    WebhookDeliveryDetail,
+    WebhookDeliveryOut,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointOut,
+)
+from api.scoping import AdminAccess, AnyRole, PlatformAccess, is_seller_key, visible_seller
 from marketplace.errors import EventNotFound
-from marketplace.events import EVENT_TYPES, Event, Events
-from marketplace.webhooks import DeliveryAttempt, WebhookDelivery, WebhookEndpoint, Webhooks
+from marketplace.events import Events
+from marketplace.webhooks import Webhooks
 
 router = APIRouter(tags=["webhooks"], route_class=ApiRoute)
 webhooks = Webhooks()
 events = Events()
-
-EventTypeName = Literal[
-    "earning.created",
-    "earning.posted",
-    "earning.refunded",
-    "earning.cancelled",
-    "dispute.opened",
-    "dispute.won",
-    "dispute.lost",
-    "payout.created",
-    "payout.paid",
-    "payout.failed",
-    "payout.returned",
-    "payout.cancelled",
-    "balance.available_changed",
-]
-assert set(get_args(EventTypeName)) == set(EVENT_TYPES)
-
-
-class WebhookEndpointCreate(RequestModel):
-    url: str = Field(
-        max_length=2048,
-        pattern=r"^https?://[^\s/?#]+[^\s]*$",
-        description="Where deliveries are POSTed (http or https).",
-    )
-    event_types: list[EventTypeName | Literal["*"]] = Field(
-        min_length=1, max_length=20, description='Event types to receive; ["*"] for all.'
-    )
-    description: str = Field(default="", max_length=1000)
-
-
-class WebhookEndpointOut(BaseModel):
-    id: str
-    object: Literal["webhook_endpoint"] = "webhook_endpoint"
-    url: str
-    description: str
-    event_types: list[str]
-    status: Literal["enabled", "deleted"]
-    created_at: datetime
-    deleted_at: datetime | None
-
-    @classmethod
-    def of(cls, e: WebhookEndpoint) -> WebhookEndpointOut:
-        return cls(
-            id=e.id,
-            url=e.url,
-            description=e.description,
-            event_types=list(e.event_types),
-            status="deleted" if e.deleted_at else "enabled",
-            created_at=e.created_at,
-            deleted_at=e.deleted_at,
-        )
-
-
-class WebhookEndpointCreated(WebhookEndpointOut):
-    secret: str = Field(
-        description="Verifies the Payouts-Signature header of every delivery. Shown only now: "
-        "store it."
-    )
-
-
-class EventOut(BaseModel):
-    id: str
-    object: Literal["event"] = "event"
-    type: str
-    seller_id: str
-    sequence: int = Field(description="1, 2, 3 ... per seller, in the order the changes happened.")
-    created_at: datetime
-    data: dict[str, Any]
-
-    @classmethod
-    def of(cls, e: Event) -> EventOut:
-        return cls(
-            id=e.id,
-            type=e.type,
-            seller_id=e.seller_id,
-            sequence=e.sequence,
-            created_at=e.created_at,
-            data=e.data,
-        )
-
-
-class DeliveryAttemptOut(BaseModel):
-    attempt: int
-    attempted_at: datetime
-    response_status: int | None
-    error: str | None
-    duration_ms: int
-
-    @classmethod
-    def of(cls, a: DeliveryAttempt) -> DeliveryAttemptOut:
-        return cls(
-            attempt=a.attempt,
-            attempted_at=a.attempted_at,
-            response_status=a.response_status,
-            error=a.error,
-            duration_ms=a.duration_ms,
-        )
-
-
-class WebhookDeliveryOut(BaseModel):
-    id: str
-    object: Literal["webhook_delivery"] = "webhook_delivery"
-    event_id: str
-    event_type: str
-    endpoint_id: str
-    seller_id: str
-    sequence: int
-    status: Literal["pending", "succeeded", "failed", "cancelled"]
-    attempts: int
-    last_attempt_at: datetime | None
-    last_response_status: int | None
-    last_error: str | None
-    succeeded_at: datetime | None
-    failed_at: datetime | None
-    created_at: datetime
-    workflow_id: str = Field(description="The delivery workflow of this endpoint and seller.")
-
-    @classmethod
-    def of(cls, d: WebhookDelivery) -> WebhookDeliveryOut:
-        return cls(
-            id=d.id,
-            event_id=d.event_id,
-            event_type=d.event_type,
-            endpoint_id=d.endpoint_id,
-            seller_id=d.seller_id,
-            sequence=d.sequence,
-            status=d.status.value,
-            attempts=d.attempts,
-            last_attempt_at=d.last_attempt_at,
-            last_response_status=d.last_response_status,
-            last_error=d.last_error,
-            succeeded_at=d.succeeded_at,
-            failed_at=d.failed_at,
-            created_at=d.created_at,
-            workflow_id=f"webhook-delivery/{d.endpoint_id}/{d.seller_id}",
-        )
-
-
-class WebhookDeliveryDetail(WebhookDeliveryOut):
-    attempt_history: list[DeliveryAttemptOut]
 
 
 # ------------------------------------------------------------------ endpoints
@@ -185,9 +51,7 @@ def create_webhook_endpoint(
     endpoint = webhooks.create_endpoint(
         conn, url=body.url, event_types=list(body.event_types), description=body.description
     )
-    return WebhookEndpointCreated(
-        **WebhookEndpointOut.of(endpoint).model_dump(), secret=endpoint.secret
-    )
+    return WebhookEndpointCreated.model_validate(endpoint)
 
 
 @router.get("/v1/webhook_endpoints", dependencies=[PlatformAccess])
@@ -204,19 +68,19 @@ def list_webhook_endpoints(
         after=decode_key_cursor("webhook_endpoints", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "webhook_endpoints", page, per_page, WebhookEndpointOut.of)
+    return paginate(response, "webhook_endpoints", page, per_page, WebhookEndpointOut)
 
 
 @router.get("/v1/webhook_endpoints/{endpoint_id}", dependencies=[PlatformAccess])
 def get_webhook_endpoint(endpoint_id: str, conn: DbConnection) -> WebhookEndpointOut:
-    return WebhookEndpointOut.of(webhooks.get_endpoint(conn, endpoint_id))
+    return WebhookEndpointOut.model_validate(webhooks.get_endpoint(conn, endpoint_id))
 
 
 @router.delete("/v1/webhook_endpoints/{endpoint_id}", dependencies=[AdminAccess])
 def delete_webhook_endpoint(endpoint_id: str, conn: DbConnection) -> WebhookEndpointOut:
     """Stop sending to the endpoint: its pending deliveries are cancelled; its deliveries stay
     listed. Deleting it again answers the same."""
-    return WebhookEndpointOut.of(webhooks.delete_endpoint(conn, endpoint_id))
+    return WebhookEndpointOut.model_validate(webhooks.delete_endpoint(conn, endpoint_id))
 
 
 # ------------------------------------------------------------------ events
@@ -234,10 +98,7 @@ def list_events(
 ) -> ListResponse[EventOut]:
     """Events oldest first. Keep the last ``next_cursor`` (or build on the last page's) to read
     new events as they happen; ``type`` may repeat. A seller key sees its own seller's only."""
-    if is_seller_key(principal):
-        if seller_id is not None and seller_id != principal.seller_id:
-            raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
-        seller_id = principal.seller_id
+    seller_id = visible_seller(principal, seller_id)
     after = decode_key_cursor("events", after_cursor)
     if after is not None and not after.isdigit():
         raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.")
@@ -248,7 +109,7 @@ def list_events(
         after=int(after) if after is not None else None,
         limit=per_page,
     )
-    return paginate_keyed(response, "events", page, per_page, EventOut.of)
+    return paginate(response, "events", page, per_page, EventOut)
 
 
 @router.get("/v1/events/{event_id}", dependencies=[AnyRole])
@@ -256,7 +117,7 @@ def get_event(event_id: str, conn: DbConnection, principal: CurrentPrincipal) ->
     event = events.get_event(conn, event_id)
     if is_seller_key(principal) and principal.seller_id != event.seller_id:
         raise EventNotFound(f"event {event_id!r} not found", resource="event")
-    return EventOut.of(event)
+    return EventOut.model_validate(event)
 
 
 # ------------------------------------------------------------------ deliveries
@@ -283,7 +144,7 @@ def list_webhook_deliveries(
         after=decode_key_cursor("webhook_deliveries", after_cursor),
         limit=per_page,
     )
-    return paginate_keyed(response, "webhook_deliveries", page, per_page, WebhookDeliveryOut.of)
+    return paginate(response, "webhook_deliveries", page, per_page, WebhookDeliveryOut)
 
 
 @router.get("/v1/webhook_deliveries/{delivery_id}", dependencies=[PlatformAccess])
@@ -291,10 +152,7 @@ def get_webhook_delivery(delivery_id: str, conn: DbConnection) -> WebhookDeliver
     """A delivery with every attempt (response status or error, duration)."""
     delivery = webhooks.get_delivery(conn, delivery_id)
     attempts = webhooks.list_attempts(conn, delivery_id)
-    return WebhookDeliveryDetail(
-        **WebhookDeliveryOut.of(delivery).model_dump(),
-        attempt_history=[DeliveryAttemptOut.of(a) for a in attempts],
-    )
+    return WebhookDeliveryDetail.model_validate(Attributes(delivery, attempt_history=attempts))
 
 
 @router.post("/v1/webhook_deliveries/{delivery_id}/resend", dependencies=[PlatformAccess])
@@ -302,4 +160,4 @@ def resend_webhook_delivery(delivery_id: str, conn: DbConnection) -> WebhookDeli
     """Send a delivery again (a failed one, or one the receiver lost): back to ``pending``; the
     endpoint's delivery workflow for the seller picks it up. 409 ``invalid_delivery_state`` if
     the endpoint was deleted."""
-    return WebhookDeliveryOut.of(webhooks.resend(conn, delivery_id))
+    return WebhookDeliveryOut.model_validate(webhooks.resend(conn, delivery_id))

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from api.app import create_app
-from api.marketplace_schemas import format_duration, parse_duration
+from api.schemas.common import format_duration, parse_duration
 from marketplace import Marketplace
 from tests.api.helpers import assert_problem
 

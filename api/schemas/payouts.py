@@ -1,0 +1,67 @@
+"""``/v1/sellers/{id}/payout_account`` and ``/v1/payouts``: where a seller is paid (the account
+number masked) and the payouts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from api.schemas.common import AsText, Attributes, RequestModel, ResponseModel
+
+
+class PayoutAccountIn(RequestModel):
+    account_number: str = Field(pattern=r"^[0-9]{4,34}$")
+    routing_number: str = Field(pattern=r"^[0-9]{9}$")
+    holder_name: str = Field(min_length=1, max_length=200)
+
+
+class PayoutAccountOut(ResponseModel):
+    seller_id: str
+    object: str = "payout_account"
+    account_number_masked: str = Field(
+        validation_alias="masked_account_number",
+        description="Only the last 4 digits are ever shown.",
+    )
+    account_number_last4: str = Field(validation_alias="last4")
+    routing_number: str
+    holder_name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PayoutCreate(RequestModel):
+    amount: int | None = Field(
+        default=None, gt=0, description="Minor units; default: the whole available balance."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PayoutOut(ResponseModel):
+    id: str
+    object: str = "payout"
+    seller_id: str
+    currency: str
+    amount: int
+    status: AsText
+    origin: str
+    account_number_masked: str = Field(validation_alias="masked_account_number")
+    holder_name: str
+    rail_reference: str | None
+    failure_code: str | None
+    failure_reason: str | None
+    ledger_transaction_id: AsText
+    return_transaction_id: AsText | None
+    workflow_id: str
+    created_at: datetime
+    submitted_at: datetime | None
+    paid_at: datetime | None
+    failed_at: datetime | None
+    returned_at: datetime | None
+    cancelled_at: datetime | None
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
+        return Attributes(data, workflow_id=f"payout/{data.id}")
