@@ -67,9 +67,9 @@ bench-holds: install
 	$(BIN)/python bench/holds.py $(ARGS)
 
 # A month of a marketplace through the API, checked to the cent against a model. Full size takes
-# about 35 minutes; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (see the file).
+# about 35 minutes; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (see bench/month).
 bench-marketplace: install
-	$(BIN)/python bench/marketplace.py $(ARGS)
+	$(BIN)/python -m bench.month $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache site

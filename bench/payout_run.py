@@ -44,10 +44,11 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-# Last, so bench/marketplace.py never shadows the marketplace package; only for ``holds``.
+# This folder, for the bench's shared modules (common, noop).
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from holds import bench_noop, free_port, noop_worker, percentile
+from common import free_port, percentile
+from noop import bench_noop, noop_worker
 from sqlalchemy import Engine, text
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
