@@ -44,13 +44,7 @@ sys.path.append(str(Path(__file__).resolve().parent))
 
 from common import percentile
 
-from ledger_core import (
-    Direction,
-    LedgerService,
-    NewEntry,
-    NewLedgerTransaction,
-    NormalBalance,
-)
+from ledger_core import Direction, LedgerService, NewEntry, NewLedgerTransaction, NormalBalance
 from ledger_core.ids import uuid7
 from server.database import EmbeddedPostgres, create_db_engine, migrate
 

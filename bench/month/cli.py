@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from bench.common import free_port, percentile
+from bench.common import bench_key, free_port, percentile, stack_environment
 from bench.month import __doc__ as PACKAGE_DOC
 from bench.month.checks import checkpoint
 from bench.month.client import Api
@@ -152,18 +152,15 @@ def main() -> int:
     from server.stack import Stack
 
     folder = Path(tempfile.mkdtemp(prefix="bench-marketplace-"))
-    key = "sk_bench_" + secrets.token_urlsafe(24)
+    key = bench_key()
     rail_key = "rk_bench_" + secrets.token_urlsafe(24)
     api_port, rail_port = free_port(), free_port()
-    os.environ.update(
-        PAYOUTS_DATA_DIR=str(folder),
+    stack_environment(
+        folder,
+        key,
+        unset=("PAYOUTS_RAIL_WEBHOOK_SECRET",),
         PAYOUTS_API_PORT=str(api_port),
-        PAYOUTS_TEMPORAL_PORT=str(free_port()),
-        PAYOUTS_TEMPORAL_UI_PORT=str(free_port()),
-        PAYOUTS_ADMIN_API_KEY=key,
         PAYOUTS_DB_POOL_SIZE=str(max(20, args.concurrency)),
-        PAYOUTS_LOG_LEVEL="WARNING",
-        PAYOUTS_WORKER_METRICS_PORT="0",
         # The bank: a service of its own, which the worker pays through and which posts its
         # webhooks to the stack's API.
         PAYOUTS_RAIL_URL=f"http://127.0.0.1:{rail_port}",
@@ -174,8 +171,6 @@ def main() -> int:
         PAYOUTS_RAIL_POLL_SECONDS=str(max(10.0, day_seconds)),
         PAYOUTS_RETURN_WINDOW=str(RETURN_WINDOW_DAYS * day_seconds / 86_400),
     )
-    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS", "PAYOUTS_RAIL_WEBHOOK_SECRET"):
-        os.environ.pop(name, None)
 
     run = f"mk{uuid.uuid4().hex[:6]}"
     plan = make_plan(args.seed, run, args.sellers, args.orders, args.days)
