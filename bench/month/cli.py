@@ -55,7 +55,7 @@ def start_bank(folder: Path, port: int, key: str) -> subprocess.Popen[bytes]:
             "--log-level",
             "warning",
         ],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],  # the repository
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
