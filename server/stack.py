@@ -128,11 +128,11 @@ class Stack:
 
     def _report(self, part: str, what: str, started: float) -> None:
         """A part is up: a line of its own in a terminal, else a log line like the others."""
-        message = f"{part:<12}{what} ({time.monotonic() - started:.1f}s)"
+        elapsed = time.monotonic() - started
         if self.quiet:
-            print(message, flush=True)
+            print(f"{part:<12}{what} ({elapsed:.1f}s)", flush=True)
         else:
-            log.info("%s", message)
+            log.info("%s %s (%.1fs)", part, what, elapsed)
 
     def start(self) -> None:
         s = self.settings
