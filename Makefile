@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run worker api migrate test lint typecheck pytest install demo bench bench-api bench-holds bench-marketplace clean
+.PHONY: run worker api migrate test lint typecheck pytest install docs demo bench bench-api bench-holds bench-marketplace clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,7 +39,12 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/pytest
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or anchor fails.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
 
 lint: install
 	$(BIN)/ruff check --fix .
@@ -62,9 +67,9 @@ bench-holds: install
 	$(BIN)/python bench/holds.py $(ARGS)
 
 # A month of a marketplace through the API, checked to the cent against a model. Full size takes
-# about 35 minutes; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (see the file).
+# about 35 minutes; smaller: make bench-marketplace ARGS="--sellers 50 --orders 2000" (see bench/month).
 bench-marketplace: install
-	$(BIN)/python bench/marketplace.py $(ARGS)
+	$(BIN)/python -m bench.month $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache site

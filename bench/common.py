@@ -30,13 +30,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-@contextmanager
-def embedded_stack(**settings: str) -> Iterator[tuple[Any, str]]:
-    from server.settings import Settings
-    from server.stack import Stack
+def bench_key() -> str:
+    """An admin API key for a bench's own stack (registered through PAYOUTS_ADMIN_API_KEY)."""
+    return "sk_bench_" + secrets.token_urlsafe(24)
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-"))
-    key = "sk_bench_" + secrets.token_urlsafe(24)
+
+def stack_environment(
+    folder: Path, key: str, *, unset: Sequence[str] = (), **settings: str
+) -> None:
+    """Point the next ``Stack(Settings())`` at a stack of the bench's own: ``folder``, free ports,
+    ``key`` as its admin key, no worker metrics endpoint, warnings only; ``settings`` on top.
+    DATABASE_URL, TEMPORAL_ADDRESS and the ``unset`` variables are removed."""
     os.environ.update(
         {
             "PAYOUTS_DATA_DIR": str(folder),
@@ -49,8 +53,18 @@ def embedded_stack(**settings: str) -> Iterator[tuple[Any, str]]:
             **settings,
         }
     )
-    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS"):
+    for name in ("DATABASE_URL", "TEMPORAL_ADDRESS", *unset):
         os.environ.pop(name, None)
+
+
+@contextmanager
+def embedded_stack(**settings: str) -> Iterator[tuple[Any, str]]:
+    from server.settings import Settings
+    from server.stack import Stack
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-"))
+    key = bench_key()
+    stack_environment(folder, key, **settings)
     stack = Stack(Settings())
     try:
         print(f"Starting the embedded stack in {folder} ...")

@@ -40,14 +40,11 @@ import psycopg
 from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.append(str(Path(__file__).resolve().parent))
 
-from ledger_core import (
-    Direction,
-    LedgerService,
-    NewEntry,
-    NewLedgerTransaction,
-    NormalBalance,
-)
+from common import percentile
+
+from ledger_core import Direction, LedgerService, NewEntry, NewLedgerTransaction, NormalBalance
 from ledger_core.ids import uuid7
 from server.database import EmbeddedPostgres, create_db_engine, migrate
 
@@ -78,13 +75,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     count: int
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def run_writers(

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import functools
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,11 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-# Last, so bench/marketplace.py never shadows the marketplace package; only for ``holds``.
+# This folder, for the bench's shared modules (common, noop).
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from holds import bench_noop, free_port, noop_worker, percentile
+from common import bench_key, percentile, stack_environment
+from noop import bench_noop, noop_worker
 from sqlalchemy import Engine, text
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -212,26 +212,15 @@ def main() -> int:
     from server.stack import Stack
 
     folder = Path(tempfile.mkdtemp(prefix="bench-payouts-"))
-    os.environ.update(
-        PAYOUTS_DATA_DIR=str(folder),
-        PAYOUTS_API_PORT=str(free_port()),
-        PAYOUTS_TEMPORAL_PORT=str(free_port()),
-        PAYOUTS_TEMPORAL_UI_PORT=str(free_port()),
-        PAYOUTS_ADMIN_API_KEY="sk_bench_" + secrets.token_urlsafe(24),
+    # The stack points the worker's bank at its API's webhook endpoint (with the dev secret).
+    stack_environment(
+        folder,
+        bench_key(),
+        unset=("PAYOUTS_RAIL_URL", "PAYOUTS_RAIL_WEBHOOK_URL", "PAYOUTS_RAIL_WEBHOOK_SECRET"),
         PAYOUTS_DB_POOL_SIZE=str(max(20, args.concurrency)),
-        PAYOUTS_LOG_LEVEL="WARNING",
         PAYOUTS_RAIL_SETTLE_SECONDS=str(args.settle),
         PAYOUTS_RAIL_POLL_SECONDS=str(args.poll),
     )
-    # The stack points the worker's bank at its API's webhook endpoint (with the dev secret).
-    for name in (
-        "DATABASE_URL",
-        "TEMPORAL_ADDRESS",
-        "PAYOUTS_RAIL_URL",
-        "PAYOUTS_RAIL_WEBHOOK_URL",
-        "PAYOUTS_RAIL_WEBHOOK_SECRET",
-    ):
-        os.environ.pop(name, None)
     stack = Stack(Settings())
     noop: subprocess.Popen[bytes] | None = None
     try:

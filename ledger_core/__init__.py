@@ -1,7 +1,14 @@
 """A double-entry application ledger on PostgreSQL: the single source of truth for money.
 
-Knows nothing about HTTP or Temporal. See ``LedgerService`` for the operations and DESIGN.md for
-the balance semantics (Modern Treasury's pending / posted / available).
+What lives here: the schema (``schema``), ``LedgerService`` with its reads and writes
+(``ledger``), the domain types (``types``), the domain errors with stable codes (``errors``),
+currencies, ids (UUIDv7) and the deferred invariants PostgreSQL enforces (``deferred``). See
+``LedgerService`` for the operations and DESIGN.md for the balance semantics (Modern Treasury's
+pending / posted / available).
+
+What it may import: SQLAlchemy, psycopg and the standard library; nothing of the platform (no
+api, workflows, activities, marketplace, server, observability) and no HTTP or Temporal (an
+import-linter contract). The caller owns the database transaction; the ledger never commits.
 """
 
 from ledger_core.errors import (

@@ -1,8 +1,9 @@
 """The payment rail: the bank/PSP adapter the platform pays sellers through.
 
-It is the outside world: it imports nothing of the platform (an import-linter contract). The
-platform uses the ``PaymentRail`` interface (``payment_rail.interface``) and gets an
-implementation from ``open_payment_rail``:
+It is the outside world. What it may import: ``signatures``, pydantic and, for the service,
+FastAPI and uvicorn; nothing of the platform (an import-linter contract). The platform uses the
+``PaymentRail`` interface (``payment_rail.interface``) and gets an implementation from
+``open_payment_rail`` (settings in ``payment_rail.settings``):
 
 - ``HttpPaymentRail``: the rail's HTTP API (``PAYOUTS_RAIL_URL``), e.g. the simulated bank run as
   a service (``python -m payment_rail``, ``payment_rail.service``);

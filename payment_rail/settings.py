@@ -1,7 +1,7 @@
 """The payment rail's settings (``PAYOUTS_RAIL_*`` environment variables), with defaults.
 
 Read by the simulated bank (in-process or as a service) and by ``open_payment_rail``, which the
-platform uses to get its ``PaymentRail``. The README's "The payment rail" section lists them.
+platform uses to get its ``PaymentRail``. docs/api/rail.md lists them.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ production). Each child gets a session of its own, so a Ctrl-C at the terminal r
 launcher, which then stops everything in reverse order: API and worker, Temporal, PostgreSQL.
 Children also get SIGTERM from the kernel if the launcher dies without cleaning up (Linux).
 A child that exits on its own stops the rest, and the launcher exits non-zero.
+
+In a terminal the launcher is quiet: one line per part as it comes up, then the banner; every
+process logs warnings and errors only. ``PAYOUTS_LOG_LEVEL`` set (e.g. ``INFO``), or logs that are
+not for a terminal (``PAYOUTS_LOG_FORMAT=json``, output to a file), give every part's full log.
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ class Stack:
     database_url: str = ""
     temporal_address: str = ""
     admin_key: str | None = None
+    quiet: bool = False  # one line per part instead of the launcher's INFO log (see run_stack)
     _stop_requested: bool = False
     _log_files: list[IO[bytes]] = field(default_factory=list)
 
@@ -121,16 +126,29 @@ class Stack:
 
     # -- start --------------------------------------------------------------------------------
 
+    def _report(self, part: str, what: str, started: float) -> None:
+        """A part is up: a line of its own in a terminal, else a log line like the others."""
+        elapsed = time.monotonic() - started
+        if self.quiet:
+            print(f"{part:<12}{what} ({elapsed:.1f}s)", flush=True)
+        else:
+            log.info("%s %s (%.1fs)", part, what, elapsed)
+
     def start(self) -> None:
         s = self.settings
         s.payouts_data_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         if s.database_url:
             self.database_url = s.database_url
+            self._report("PostgreSQL", "DATABASE_URL", started)
         else:
             self.postgres = EmbeddedPostgres(s.payouts_data_dir / "postgres")
             self.database_url = self.postgres.start()
+            self._report("PostgreSQL", "embedded, running", started)
         self._check_stop()
+        started = time.monotonic()
         migrate(self.database_url)
+        self._report("migrations", "applied", started)
         self._check_stop()
 
         self.admin_key = _ensure_admin_key(self.database_url, s)
@@ -150,14 +168,12 @@ class Stack:
     async def _wait_until_ready(self, *, register: bool) -> None:
         started = time.monotonic()
         client = await self._wait_for_temporal(register=register)
-        log.info(
-            "Temporal answers at %s (%.1fs)", self.temporal_address, time.monotonic() - started
-        )
-        await self._wait_for_api()
-        log.info("API answers at %s (%.1fs)", self.api_base_url, time.monotonic() - started)
+        self._report("Temporal", f"answers at {self.temporal_address}", started)
         if WORKFLOWS:  # with nothing registered the worker idles and never polls
             await self._wait_for_worker(client)
-            log.info("worker polls %r (%.1fs)", TASK_QUEUE, time.monotonic() - started)
+            self._report("worker", f"polls task queue {TASK_QUEUE!r}", started)
+        await self._wait_for_api()
+        self._report("API", f"answers at {self.api_base_url}", started)
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -167,6 +183,8 @@ class Stack:
         env["PAYOUTS_DATA_DIR"] = str(self.settings.payouts_data_dir)
         # The worker's in-process simulated bank posts its webhooks to this API.
         env.setdefault("PAYOUTS_RAIL_WEBHOOK_URL", f"{self.api_base_url}/v1/rail/webhooks")
+        if self.quiet:
+            env["PAYOUTS_LOG_LEVEL"] = "WARNING"
         return env
 
     def _spawn(self, name: str, command: list[str], *, log_path: Path | None = None) -> Child:
@@ -272,14 +290,21 @@ class Stack:
             lines.append("  PostgreSQL     DATABASE_URL")
         if not s.temporal_address:
             lines.append(f"  Temporal log   {(s.payouts_data_dir / 'temporal.log').resolve()}")
+        key = "<your admin key>"
         if self.admin_key:
+            key = self.admin_key
             lines += [
                 "",
                 "  Admin API key (shown only this once, keep it):",
                 f"    {self.admin_key}",
-                f'  Try: curl -H "Authorization: Bearer {self.admin_key}" '
-                f"{self.api_base_url}/v1/ledgers/<id>",
             ]
+        lines += [
+            "",
+            f'  Try: curl -H "Authorization: Bearer {key}" {self.api_base_url}/v1/ledgers',
+            "  Then: make demo (a small marketplace, to watch in the Temporal UI)",
+        ]
+        if self.quiet:
+            lines.append("  Full logs: PAYOUTS_LOG_LEVEL=INFO make run")
         lines += ["", "Press Ctrl-C to stop everything.", ""]
         return "\n".join(lines)
 
@@ -356,9 +381,20 @@ def _ensure_admin_key(database_url: str, settings: Settings) -> str | None:
         engine.dispose()
 
 
+def _quiet(settings: Settings) -> bool:
+    """Quiet in a terminal unless PAYOUTS_LOG_LEVEL is set: one line per part, then the banner."""
+    if "payouts_log_level" in settings.model_fields_set:
+        return False
+    fmt = settings.payouts_log_format
+    return fmt == "text" or (fmt == "auto" and sys.stderr.isatty())
+
+
 def run_stack(settings: Settings) -> int:
     """``payouts run``: start everything, wait for a signal or a crash, stop everything."""
-    stack = Stack(settings)
+    stack = Stack(settings, quiet=_quiet(settings))
+    if stack.quiet:
+        # Alembic, the embedded server and the launcher narrate at INFO; warnings still show.
+        logging.getLogger().setLevel(logging.WARNING)
     previous = {
         sig: signal.signal(sig, stack.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
     }

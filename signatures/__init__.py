@@ -5,8 +5,10 @@ A sender signs ``"<unix seconds>.<raw body>"`` with a shared secret and sends
 body, compares in constant time, and rejects timestamps outside a tolerance, which bounds replays.
 Several ``v1`` entries may be sent while a secret is being rotated; any match is accepted.
 
-Standard library only: the simulated bank's webhooks to the platform (``Rail-Signature``) and the
-platform's webhooks to its subscribers (``Payouts-Signature``) both use it.
+What it may import: the standard library only; nothing of the platform, not even
+``payment_rail`` (an import-linter contract). Both sides use it: the simulated bank's webhooks to
+the platform (``Rail-Signature``) and the platform's webhooks to its subscribers
+(``Payouts-Signature``).
 """
 
 from __future__ import annotations
