@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.database import in_transaction
-from activities.payout_run_types import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
+from contracts.payout_runs import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
 from marketplace import Marketplace
 from marketplace.payout_runs import decide_payout_run
 

@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.database import in_transaction
-from activities.payout_types import (
+from activities.sellers import earning_result
+from contracts.payouts import (
     CANCEL_PAYOUT,
     GET_RAIL_STATUS,
     MARK_PAYOUT_FAILED,
@@ -44,7 +45,6 @@ from activities.payout_types import (
     ReservePayoutInput,
     ReservePayoutResult,
 )
-from activities.sellers import earning_result
 from marketplace import Marketplace, Payout, Payouts, PayoutState, Refund
 from payment_rail import (
     BankAccount,
@@ -54,8 +54,8 @@ from payment_rail import (
     RailPayoutNotFound,
     RailRejected,
 )
-from workflows.errors import WorkflowRequestError
-from workflows.schedule_client import pause_payout_schedule
+from temporal_calls.errors import WorkflowRequestError
+from temporal_calls.schedules import pause_payout_schedule
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 from temporalio import activity
 
 from activities.database import in_transaction
-from activities.types import (
+from contracts.holds import (
     BOOK_EARNING,
     CANCEL_EARNING,
     EXTEND_HOLD,

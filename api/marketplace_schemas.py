@@ -25,10 +25,10 @@ from pydantic import (
 )
 
 from api.schemas import Amount, Metadata, Name, RequestModel, Text
+from contracts.disputes import DisputeResult, dispute_workflow_id
+from contracts.holds import EarningResult, seller_holds_workflow_id
 from ledger_core import Balance
 from marketplace import Dispute, Earning, Hold, RollingReserve, Seller
-from workflows.client import DisputeResult, EarningResult
-from workflows.types import dispute_workflow_id, seller_holds_workflow_id
 
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"

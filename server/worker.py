@@ -19,12 +19,13 @@ from temporalio.worker import Worker
 
 from activities.payouts import LazyRail
 from activities.registry import build_activities
+from contracts.common import TASK_QUEUE
+from contracts.webhooks import WebhookRetry
 from payment_rail import PaymentRail, open_payment_rail
 from server.dispatcher import Dispatcher, HoldChannel, WebhookChannel
 from server.settings import get_settings
 from server.worker_observability import ActivityObservabilityInterceptor
-from workflows.registry import TASK_QUEUE, WORKFLOWS
-from workflows.webhook_types import WebhookRetry
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
-    from activities.types import (
-        BUSINESS_ERROR_TYPES,
+    from contracts.common import BUSINESS_ERROR_TYPES, SELLER_ID
+    from contracts.disputes import (
         OPEN_DISPUTE,
         RESOLVE_DISPUTE,
+        DisputeInput,
         DisputeResult,
-        OpenDisputeInput,
+        DisputeState,
         ResolveDisputeInput,
+        ResolveDisputeRequest,
     )
-    from workflows.types import SELLER_ID, DisputeInput, DisputeState, ResolveDisputeRequest
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 OPEN_RETRY = RetryPolicy(
@@ -65,7 +66,7 @@ class DisputeWorkflow:
         try:
             dispute: DisputeResult = await workflow.execute_activity(
                 OPEN_DISPUTE,
-                OpenDisputeInput(
+                DisputeInput(
                     dispute_id=input.dispute_id,
                     seller_id=input.seller_id,
                     order_id=input.order_id,

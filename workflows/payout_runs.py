@@ -16,33 +16,30 @@ concurrent manual payout cannot make the two overdraw the seller.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_run_types import (
+    from contracts.common import BUSINESS_ERROR_TYPES, SELLER_ID
+    from contracts.payout_runs import (
         DECIDE_PAYOUT_RUN,
+        PAYOUT_RUN_WORKFLOW,
+        SCHEDULED_START_TIME,
         DecidePayoutRunInput,
+        PayoutRunInput,
         PayoutRunResult,
+        payout_run_id,
     )
-    from activities.types import BUSINESS_ERROR_TYPES
-    from workflows.payout_types import (
+    from contracts.payouts import (
         PAYOUT_WORKFLOW,
         PayoutOrigin,
         PayoutWorkflowInput,
         payout_workflow_id,
     )
-    from workflows.types import SELLER_ID
-
-PAYOUT_RUN_WORKFLOW = "PayoutRunWorkflow"
-# Set by the server on every workflow a schedule starts (the firing's nominal time; for a
-# trigger, the time of the trigger).
-SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 DECIDE_RETRY = RetryPolicy(
@@ -50,37 +47,6 @@ DECIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=BUSINESS_ERROR_TYPES,
 )
-
-
-@dataclass
-class PayoutScheduleSpec:
-    """A seller's payout schedule in the platform's terms (``workflows.schedule_client`` turns it
-    into a Temporal schedule spec)."""
-
-    interval: str
-    """daily | weekly | monthly | manual (no automatic runs; triggers still run)"""
-    time_of_day: str = "09:00"
-    """``HH:MM`` (or ``HH:MM:SS``) in ``time_zone``."""
-    time_zone: str = "UTC"
-    """IANA name; the runs follow its daylight-saving changes."""
-    weekly_anchor: str | None = None
-    """weekly: monday .. sunday."""
-    monthly_anchor: int | None = None
-    """monthly: 1-31; the month's last day when it is shorter (31 -> 30 April, 28/29 February)."""
-    minimum_amount: int = 0
-    """Minor units; a run pays only when the available balance is at least this (and >= 1)."""
-
-
-@dataclass
-class PayoutRunInput:
-    """The schedule's action argument: fixed when the schedule is created or updated."""
-
-    seller_id: str
-    spec: PayoutScheduleSpec
-
-
-def payout_run_id(seller_id: str, scheduled_at: datetime) -> str:
-    return f"{seller_id}:{scheduled_at.astimezone(UTC).isoformat().replace('+00:00', 'Z')}"
 
 
 @workflow.defn(name=PAYOUT_RUN_WORKFLOW)

@@ -28,7 +28,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import (
+    from contracts.common import SELLER_ID
+    from contracts.payouts import (
         CANCEL_PAYOUT,
         GET_RAIL_STATUS,
         MARK_PAYOUT_FAILED,
@@ -36,26 +37,23 @@ with workflow.unsafe.imports_passed_through():
         MARK_PAYOUT_RETURNED,
         PAUSE_PAYOUT_SCHEDULE,
         PAYOUT_BUSINESS_ERROR_TYPES,
+        PAYOUT_STATUS,
+        PAYOUT_WORKFLOW,
         RESERVE_PAYOUT,
         SUBMIT_PAYOUT,
+        CancelPayoutRequest,
         MarkPayoutInput,
         PauseScheduleInput,
         PayoutIdInput,
         PayoutResult,
-        RailStatusResult,
-        ReservePayoutInput,
-        ReservePayoutResult,
-    )
-    from workflows.payout_types import (
-        PAYOUT_STATUS,
-        PAYOUT_WORKFLOW,
-        CancelPayoutRequest,
         PayoutStatus,
         PayoutWorkflowInput,
         PayoutWorkflowState,
         RailEventSignal,
+        RailStatusResult,
+        ReservePayoutInput,
+        ReservePayoutResult,
     )
-    from workflows.types import SELLER_ID
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RAIL_TIMEOUT = timedelta(seconds=60)

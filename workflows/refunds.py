@@ -24,14 +24,13 @@ from temporalio.exceptions import ActivityError
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import (
+    from contracts.common import SELLER_ID
+    from contracts.payouts import (
         PAYOUT_BUSINESS_ERROR_TYPES,
         REFUND_EARNING,
         RefundEarningInput,
         RefundResult,
     )
-    from workflows.payout_types import RefundInput
-    from workflows.types import SELLER_ID
 
 REFUND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -47,8 +46,8 @@ class RefundWorkflow:
     """A refund of a posted earning: one durable, idempotent debit on the seller."""
 
     @workflow.run
-    async def run(self, input: RefundInput) -> RefundResult:
-        workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
+    async def run(self, input: RefundEarningInput) -> RefundResult:
+        workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id or "")])
         try:
             result: RefundResult = await workflow.execute_activity(
                 REFUND_EARNING,

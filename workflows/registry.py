@@ -1,4 +1,4 @@
-"""What the worker runs: the task queue and every workflow class."""
+"""What the worker runs: every workflow class (on ``contracts.common.TASK_QUEUE``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from workflows.payouts import PayoutWorkflow
 from workflows.refunds import RefundWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow
-
-TASK_QUEUE = "payouts"
 
 # Every workflow class the worker registers (filled as workflows land).
 WORKFLOWS: list[type[Any]] = [

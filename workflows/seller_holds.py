@@ -37,35 +37,31 @@ from workflows.errors import business_error
 from workflows.seller_holds_v1 import InMemoryHolds
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import REFUND_EARNING, RefundEarningInput, RefundResult
-    from activities.types import (
+    from contracts.common import BUSINESS_ERROR_TYPES, SELLER_ID
+    from contracts.holds import (
         BOOK_EARNING,
-        BUSINESS_ERROR_TYPES,
         CANCEL_EARNING,
         EXTEND_HOLD,
+        OPEN_HOLDS,
         POST_EARNING,
         SETTLE_HOLDS,
+        AddEarningRequest,
         BookEarningInput,
         CancelEarningInput,
+        CancelHoldRequest,
         EarningResult,
         ExtendHoldInput,
-        HoldsSummary,
-        PostEarningInput,
-        SettleHoldsInput,
-        SettleHoldsResult,
-    )
-    from workflows.payout_types import RefundEarningRequest
-    from workflows.types import (
-        OPEN_HOLDS,
-        SELLER_ID,
-        AddEarningRequest,
-        CancelHoldRequest,
         ExtendHoldRequest,
         Hold,
         HoldsState,
+        HoldsSummary,
+        PostEarningInput,
         ReleaseHoldRequest,
         SellerHoldInput,
+        SettleHoldsInput,
+        SettleHoldsResult,
     )
+    from contracts.payouts import REFUND_EARNING, RefundEarningInput, RefundResult
 
 T = TypeVar("T")
 
@@ -308,7 +304,7 @@ class SellerHoldWorkflow:
             raise _rejected("fee must not exceed amount", "validation_failed")
 
     @workflow.update
-    async def refund_earning(self, request: RefundEarningRequest) -> RefundResult:
+    async def refund_earning(self, request: RefundEarningInput) -> RefundResult:
         """Refund (part of) an order. The first shape refunded holds through this update;
         refunds now run in the refund workflow, and this stays for a caller of the old API."""
         legacy = self._in_memory()
@@ -331,7 +327,7 @@ class SellerHoldWorkflow:
         )
 
     @refund_earning.validator
-    def _validate_refund_earning(self, request: RefundEarningRequest) -> None:
+    def _validate_refund_earning(self, request: RefundEarningInput) -> None:
         legacy = self._legacy
         if legacy is not None:
             legacy.validate_refund_earning(request)

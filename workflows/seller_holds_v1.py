@@ -26,32 +26,29 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import REFUND_EARNING, RefundEarningInput, RefundResult
-    from activities.types import (
+    from contracts.common import BUSINESS_ERROR_TYPES
+    from contracts.holds import (
         BOOK_EARNING,
-        BUSINESS_ERROR_TYPES,
         CANCEL_EARNING,
         EXTEND_HOLD,
+        OPEN_HOLDS,
         POST_EARNING,
+        RECENT_ORDERS_KEPT,
         RELEASE_RESERVE,
+        AddEarningRequest,
         BookEarningInput,
         CancelEarningInput,
+        CancelHoldRequest,
         EarningResult,
         ExtendHoldInput,
-        PostEarningInput,
-        ReleaseReserveInput,
-    )
-    from workflows.payout_types import RefundEarningRequest
-    from workflows.types import (
-        OPEN_HOLDS,
-        RECENT_ORDERS_KEPT,
-        AddEarningRequest,
-        CancelHoldRequest,
         ExtendHoldRequest,
         Hold,
+        PostEarningInput,
         ReleaseHoldRequest,
+        ReleaseReserveInput,
         SellerHoldInput,
     )
+    from contracts.payouts import REFUND_EARNING, RefundEarningInput, RefundResult
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Operator updates (release, extend, cancel; each with an update id of its own): a few attempts,
@@ -236,7 +233,7 @@ class InMemoryHolds:
     def validate_cancel_hold(self, request: CancelHoldRequest) -> None:
         self._require_on_hold(request.order_id)
 
-    async def refund_earning(self, request: RefundEarningRequest) -> RefundResult:
+    async def refund_earning(self, request: RefundEarningInput) -> RefundResult:
         """Refund (part of) an order on hold, without racing the hold's end: archive the pending
         earning and book the remainder again with the same hold end (the hold stays, due at the
         same time), or drop the hold when nothing is left."""
@@ -267,7 +264,7 @@ class InMemoryHolds:
         self._publish()
         return result
 
-    def validate_refund_earning(self, request: RefundEarningRequest) -> None:
+    def validate_refund_earning(self, request: RefundEarningInput) -> None:
         amount = request.amount
         if amount is not None and (
             isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 2**63

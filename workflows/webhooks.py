@@ -20,18 +20,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.webhook_types import (
+    from contracts.common import SELLER_ID
+    from contracts.webhooks import (
         FAIL_WEBHOOK_DELIVERY,
         PENDING_WEBHOOK_DELIVERIES,
         SEND_WEBHOOK,
+        WAKE_SIGNAL,
+        WEBHOOK_DELIVERY_WORKFLOW,
         FailDeliveryInput,
         PendingDeliveriesInput,
         SendWebhookResult,
-    )
-    from workflows.types import SELLER_ID
-    from workflows.webhook_types import (
-        WAKE_SIGNAL,
-        WEBHOOK_DELIVERY_WORKFLOW,
         WebhookStreamInput,
         WebhookStreamState,
     )

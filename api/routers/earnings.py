@@ -53,6 +53,7 @@ from api.scoping import (
     earning_not_found,
 )
 from api.workflow_calls import WorkflowsDep
+from contracts.holds import seller_holds_workflow_id
 from marketplace import (
     Earning,
     EarningNotFound,
@@ -60,8 +61,7 @@ from marketplace import (
     EarningStatus,
     Marketplace,
 )
-from workflows import client as workflows
-from workflows.types import seller_holds_workflow_id
+from temporal_calls import holds as hold_calls
 
 router = APIRouter(
     prefix="/v1/sellers/{seller_id}", tags=["earnings and holds"], route_class=ApiRoute
@@ -233,7 +233,7 @@ async def release_hold(
     """End the hold now: the earning posts (and its rolling reserve, if any, is held back)."""
     await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
     earning = await temporal.call(
-        lambda client: workflows.release_hold(client, seller_id, order_id)
+        lambda client: hold_calls.release_hold(client, seller_id, order_id)
     )
     return EarningOut.of(earning)
 
@@ -253,7 +253,7 @@ async def extend_hold(
         lambda: _hold_to_steer(conn, market, seller_id, order_id, later_than_now=body.hold_until)
     )
     earning = await temporal.call(
-        lambda client: workflows.extend_hold(client, seller_id, order_id, body.hold_until)
+        lambda client: hold_calls.extend_hold(client, seller_id, order_id, body.hold_until)
     )
     return EarningOut.of(earning)
 
@@ -269,5 +269,7 @@ async def cancel_hold(
     """Refund during the hold: the pending earning is archived (it counts nowhere) and the hold
     is dropped."""
     await run_in_threadpool(_hold_to_steer, conn, market, seller_id, order_id)
-    earning = await temporal.call(lambda client: workflows.cancel_hold(client, seller_id, order_id))
+    earning = await temporal.call(
+        lambda client: hold_calls.cancel_hold(client, seller_id, order_id)
+    )
     return EarningOut.of(earning)

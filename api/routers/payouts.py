@@ -27,7 +27,7 @@ from api.schemas import ListResponse, RequestModel
 from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible, is_seller_key
 from api.workflow_calls import WorkflowsDep
 from marketplace import Payout, PayoutAccount, PayoutNotFound, Payouts
-from workflows import payout_client
+from temporal_calls import payouts as payout_calls
 
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
 
@@ -161,7 +161,7 @@ async def create_payout(
     else:
         payout_id = f"po_{uuid.uuid4().hex}"
     await calls.call(
-        lambda client: payout_client.start_payout(
+        lambda client: payout_calls.start_payout(
             client,
             payout_id,
             seller_id,
@@ -223,5 +223,5 @@ async def cancel_payout(
     """Operators cancel a payout not yet submitted to the rail (409 ``invalid_payout_state``
     after)."""
     await run_in_threadpool(_payouts(market).get_payout, conn, payout_id)
-    await calls.call(lambda client: payout_client.cancel_payout(client, payout_id))
+    await calls.call(lambda client: payout_calls.cancel_payout(client, payout_id))
     return PayoutOut.of(await run_in_threadpool(_read_committed, conn.engine, market, payout_id))
