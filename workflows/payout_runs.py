@@ -1,5 +1,5 @@
 """The payout-run workflow: what one firing of a seller's payout schedule does (the schedule's
-action; ``workflows.schedule_client`` creates the schedule).
+action; ``temporal_calls.schedules`` creates the schedule).
 
 1. An activity decides and records the run (``payout_runs``), idempotent per run id
    ``<seller>:<scheduled time>``: a payout of the seller's available balance when the seller has a
@@ -23,6 +23,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.common import call_activity
+
 with workflow.unsafe.imports_passed_through():
     from contracts.common import BUSINESS_ERROR_TYPES, SELLER_ID
     from contracts.payout_runs import (
@@ -41,7 +43,6 @@ with workflow.unsafe.imports_passed_through():
         payout_workflow_id,
     )
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
 DECIDE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -57,7 +58,7 @@ class PayoutRunWorkflow:
         scheduled_at = info.typed_search_attributes.get(SCHEDULED_START_TIME) or info.start_time
         run_id = payout_run_id(input.seller_id, scheduled_at)
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
-        decision: PayoutRunResult = await workflow.execute_activity(
+        decision = await call_activity(
             DECIDE_PAYOUT_RUN,
             DecidePayoutRunInput(
                 run_id=run_id,
@@ -65,9 +66,8 @@ class PayoutRunWorkflow:
                 scheduled_at=scheduled_at,
                 minimum_amount=input.spec.minimum_amount,
             ),
-            result_type=PayoutRunResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=DECIDE_RETRY,
+            PayoutRunResult,
+            DECIDE_RETRY,
         )
         if decision.outcome != "started" or decision.payout_id is None:
             workflow.set_current_details(f"skipped: {decision.reason}")

@@ -23,14 +23,16 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
-from workflows.errors import business_error
+from workflows.common import PAYOUT_DURABLE_RETRY, call_activity
+from workflows.errors import business_error, rejected
 
 with workflow.unsafe.imports_passed_through():
     from contracts.common import SELLER_ID
     from contracts.payouts import (
         CANCEL_PAYOUT,
+        CANCEL_UPDATE,
         GET_RAIL_STATUS,
         MARK_PAYOUT_FAILED,
         MARK_PAYOUT_PAID,
@@ -39,7 +41,10 @@ with workflow.unsafe.imports_passed_through():
         PAYOUT_BUSINESS_ERROR_TYPES,
         PAYOUT_STATUS,
         PAYOUT_WORKFLOW,
+        RAIL_EVENT_SIGNAL,
         RESERVE_PAYOUT,
+        RESERVED_UPDATE,
+        STATE_QUERY,
         SUBMIT_PAYOUT,
         CancelPayoutRequest,
         MarkPayoutInput,
@@ -55,18 +60,10 @@ with workflow.unsafe.imports_passed_through():
         ReservePayoutResult,
     )
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RAIL_TIMEOUT = timedelta(seconds=60)
 MAX_POLL_INTERVAL = timedelta(hours=1)
 # During the return window the rail is asked at least this often (a lost return webhook).
 RETURN_POLL_INTERVAL = timedelta(days=1)
-# Money must never be left half-moved: every step retries until the database or the rail answers.
-# Only business errors (a domain code) stop it.
-DURABLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES,
-)
 # Asking the rail is a poll: a failed attempt is simply tried at the next poll.
 POLL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES)
 
@@ -103,7 +100,7 @@ class PayoutWorkflow:
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
         self._publish()
         try:
-            reserved: ReservePayoutResult = await workflow.execute_activity(
+            reserved = await call_activity(
                 RESERVE_PAYOUT,
                 ReservePayoutInput(
                     payout_id=input.payout_id,
@@ -113,9 +110,8 @@ class PayoutWorkflow:
                     run_id=input.run_id,
                     metadata=input.metadata,
                 ),
-                result_type=ReservePayoutResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=DURABLE_RETRY,
+                ReservePayoutResult,
+                PAYOUT_DURABLE_RETRY,
             )
         except ActivityError as err:
             app = business_error(err)
@@ -145,12 +141,12 @@ class PayoutWorkflow:
         if self._status == PayoutStatus.PENDING:
             self._submitting = True
             try:
-                submitted: PayoutResult = await workflow.execute_activity(
+                submitted = await call_activity(
                     SUBMIT_PAYOUT,
                     PayoutIdInput(input.payout_id),
-                    result_type=PayoutResult,
-                    start_to_close_timeout=RAIL_TIMEOUT,
-                    retry_policy=DURABLE_RETRY,
+                    PayoutResult,
+                    PAYOUT_DURABLE_RETRY,
+                    timeout=RAIL_TIMEOUT,
                 )
                 self._payout = submitted
                 self._set_status(submitted.status)
@@ -194,7 +190,7 @@ class PayoutWorkflow:
                     MARK_PAYOUT_RETURNED, MarkPayoutInput(input.payout_id, code, reason)
                 )
         if self._status == PayoutStatus.RETURNED:
-            self._schedule_paused = await workflow.execute_activity(
+            self._schedule_paused = await call_activity(
                 PAUSE_PAYOUT_SCHEDULE,
                 PauseScheduleInput(
                     seller_id=input.seller_id,
@@ -202,15 +198,14 @@ class PayoutWorkflow:
                     f"({self._payout.failure_code if self._payout else 'returned'}); fix the "
                     "payout account, then resume",
                 ),
-                result_type=bool,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=DURABLE_RETRY,
+                bool,
+                PAYOUT_DURABLE_RETRY,
             )
         return await self._finish()
 
     # ------------------------------------------------------------ updates, signals, queries
 
-    @workflow.update
+    @workflow.update(name=RESERVED_UPDATE)
     async def reserved(self) -> PayoutResult:
         """The reserved payout, once its money is reserved; or the business error why nothing
         was (nothing_to_pay, payout_account_missing, insufficient_balance, ...). The API calls it
@@ -218,10 +213,10 @@ class PayoutWorkflow:
         await workflow.wait_condition(lambda: self._payout is not None or self._error is not None)
         if self._payout is None:
             assert self._error is not None
-            raise ApplicationError(self._error[1], type=self._error[0], non_retryable=True)
+            raise rejected(self._error[1], self._error[0])
         return self._payout
 
-    @workflow.update
+    @workflow.update(name=CANCEL_UPDATE)
     async def cancel(self, request: CancelPayoutRequest) -> PayoutResult:
         """Cancel a payout not yet submitted: archive its debit (money available again)."""
         self._cancelling = True
@@ -230,20 +225,18 @@ class PayoutWorkflow:
                 lambda: self._payout is not None or self._error is not None
             )
             if self._payout is None or self._status == PayoutStatus.FAILED:
-                raise ApplicationError(
+                raise rejected(
                     f"payout {self._input.payout_id!r} reserved nothing; nothing to cancel",
-                    type="invalid_payout_state",
-                    non_retryable=True,
+                    "invalid_payout_state",
                 )
             if self._status == PayoutStatus.CANCELLED:
                 return self._payout
             try:
-                cancelled: PayoutResult = await workflow.execute_activity(
+                cancelled = await call_activity(
                     CANCEL_PAYOUT,
                     PayoutIdInput(self._input.payout_id),
-                    result_type=PayoutResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=DURABLE_RETRY,
+                    PayoutResult,
+                    PAYOUT_DURABLE_RETRY,
                 )
             except ActivityError as err:
                 raise business_error(err) from err
@@ -256,14 +249,13 @@ class PayoutWorkflow:
     @cancel.validator
     def _validate_cancel(self, request: CancelPayoutRequest) -> None:
         if self._submitting or self._status not in (RESERVING, PayoutStatus.PENDING, "cancelled"):
-            raise ApplicationError(
+            raise rejected(
                 f"payout {self._input.payout_id!r} is {self._status} and was already submitted "
                 "to the rail; only a payout not yet submitted is cancelled",
-                type="invalid_payout_state",
-                non_retryable=True,
+                "invalid_payout_state",
             )
 
-    @workflow.signal
+    @workflow.signal(name=RAIL_EVENT_SIGNAL)
     def rail_event(self, event: RailEventSignal) -> None:
         """A rail webhook event. The same event twice (same id) counts once."""
         if event.event_id in self._events or event.payout_id != self._input.payout_id:
@@ -273,7 +265,7 @@ class PayoutWorkflow:
         if kind is not None:
             self._learn(kind, event.code, event.reason)
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> PayoutWorkflowState:
         return PayoutWorkflowState(
             payout_id=self._input.payout_id,
@@ -308,12 +300,12 @@ class PayoutWorkflow:
     async def _poll(self) -> None:
         self._polls += 1
         try:
-            status: RailStatusResult = await workflow.execute_activity(
+            status = await call_activity(
                 GET_RAIL_STATUS,
                 PayoutIdInput(self._input.payout_id),
-                result_type=RailStatusResult,
-                start_to_close_timeout=RAIL_TIMEOUT,
-                retry_policy=POLL_RETRY,
+                RailStatusResult,
+                POLL_RETRY,
+                timeout=RAIL_TIMEOUT,
             )
         except ActivityError as err:
             workflow.logger.warning("rail status poll failed: %s", err)
@@ -322,13 +314,7 @@ class PayoutWorkflow:
             self._learn(status.status, status.code, status.reason)
 
     async def _settle(self, activity: str, arg: object) -> None:
-        result: PayoutResult = await workflow.execute_activity(
-            activity,
-            arg,
-            result_type=PayoutResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=DURABLE_RETRY,
-        )
+        result = await call_activity(activity, arg, PayoutResult, PAYOUT_DURABLE_RETRY)
         self._payout = result
         self._set_status(result.status)
 

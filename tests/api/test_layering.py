@@ -1,5 +1,5 @@
-"""The API reaches workflows only through ``temporal_calls`` (start, signal, update, query): it never
-loads activity implementations (database code that only the worker runs). DESIGN.md."""
+"""The API reaches workflows only through ``temporal_calls`` (start, signal, update, query):
+it never loads activity implementations (database code that only the worker runs). DESIGN.md."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ ACTIVITY_IMPLEMENTATIONS = {
 def test_api_loads_no_activity_implementation() -> None:
     probe = (
         "import json, sys, api.app; "
-        "print(json.dumps([m for m in sys.modules if m.startswith(('activities', 'workflows', 'temporal_calls'))]))"
+        "print(json.dumps([m for m in sys.modules "
+        "if m.startswith(('activities', 'workflows', 'temporal_calls'))]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
