@@ -4,13 +4,14 @@ action; ``temporal_calls.schedules`` creates the schedule).
 1. An activity decides and records the run (``payout_runs``), idempotent per run id
    ``<seller>:<scheduled time>``: a payout of the seller's available balance when the seller has a
    payout account and the balance is at least the schedule's minimum (and at least 1), otherwise
-   a skip with the reason.
+   a skip with the reason. To start a payout it reserves the money in the same database
+   transaction (a pending debit under a ledger balance condition, so a concurrent manual payout
+   cannot make the two overdraw the seller): a run recorded as started always has its money
+   reserved.
 2. For a payout, it starts the payout workflow (``PayoutWorkflow``, by name, as a child with
-   ``ParentClosePolicy.ABANDON``) and returns as soon as the child has started: a payout may wait
-   days for its outcome, and the schedule's overlap policy (skip) must only cover the decision.
-
-The reservation itself happens in the payout workflow, with a ledger balance condition, so a
-concurrent manual payout cannot make the two overdraw the seller.
+   ``ParentClosePolicy.ABANDON``), handing it the reservation so that the payout workflow does
+   not reserve again, and returns as soon as the child has started: a payout may wait days for
+   its outcome, and the schedule's overlap policy (skip) must only cover the decision.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class PayoutRunWorkflow:
                     amount=decision.amount,
                     origin=PayoutOrigin.SCHEDULED,
                     run_id=run_id,
+                    reserved=decision.reserved,
                 ),
                 id=payout_workflow_id(decision.payout_id),
                 task_queue=info.task_queue,

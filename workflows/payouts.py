@@ -2,7 +2,9 @@
 
 1. reserve: a pending debit seller -> payouts in transit, only if available stays >= 0 (activity;
    a business error ends the workflow as ``failed`` with nothing reserved, and the ``reserved``
-   update, which the API calls with update-with-start, answers with that error);
+   update, which the API calls with update-with-start, answers with that error). A scheduled
+   payout's run has reserved already, in its decision's transaction, and hands the reservation
+   over in the input: then there is no reserve activity;
 2. submit to the payment rail, the payout id as idempotency key -> ``processing``;
 3. wait for the rail's outcome: the ``rail_event`` signal (the rail's webhook); with no word
    after ``poll_seconds`` ask the rail, again with back-off up to ``MAX_POLL_INTERVAL``;
@@ -68,6 +70,8 @@ RETURN_POLL_INTERVAL = timedelta(days=1)
 POLL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES)
 
 RESERVING = "reserving"  # before the reservation is written (shown by the state query only)
+# Runs started with this marker take a scheduled run's reservation instead of reserving.
+RESERVED_BY_RUN = "reserved-by-payout-run"
 
 
 _EVENT_OUTCOME = {
@@ -99,25 +103,29 @@ class PayoutWorkflow:
     async def run(self, input: PayoutWorkflowInput) -> PayoutWorkflowState:
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
         self._publish()
-        try:
-            reserved = await call_activity(
-                RESERVE_PAYOUT,
-                ReservePayoutInput(
-                    payout_id=input.payout_id,
-                    seller_id=input.seller_id,
-                    amount=input.amount,
-                    origin=str(input.origin),
-                    run_id=input.run_id,
-                    metadata=input.metadata,
-                ),
-                ReservePayoutResult,
-                PAYOUT_DURABLE_RETRY,
-            )
-        except ActivityError as err:
-            app = business_error(err)
-            self._error = (app.type or "workflow_failed", app.message)
-            self._set_status(PayoutStatus.FAILED)
-            return await self._finish()
+        reserved = input.reserved
+        # A scheduled run hands over what its decision reserved; runs recorded before that
+        # reserved here, and replay so.
+        if reserved is None or not workflow.patched(RESERVED_BY_RUN):
+            try:
+                reserved = await call_activity(
+                    RESERVE_PAYOUT,
+                    ReservePayoutInput(
+                        payout_id=input.payout_id,
+                        seller_id=input.seller_id,
+                        amount=input.amount,
+                        origin=str(input.origin),
+                        run_id=input.run_id,
+                        metadata=input.metadata,
+                    ),
+                    ReservePayoutResult,
+                    PAYOUT_DURABLE_RETRY,
+                )
+            except ActivityError as err:
+                app = business_error(err)
+                self._error = (app.type or "workflow_failed", app.message)
+                self._set_status(PayoutStatus.FAILED)
+                return await self._finish()
         self._payout = reserved.payout
         self._set_status(reserved.payout.status)
         poll = timedelta(seconds=input.poll_seconds or reserved.poll_seconds)
