@@ -21,7 +21,6 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.common import TASK_QUEUE
 from contracts.disputes import (
@@ -36,7 +35,12 @@ from contracts.disputes import (
     ResolveDisputeRequest,
     dispute_workflow_id,
 )
-from temporal_calls.errors import WorkflowRequestError, answered, unless_not_found
+from temporal_calls.errors import (
+    WorkflowRequestError,
+    answered,
+    unless_not_found,
+    update_with_start,
+)
 from temporal_calls.holds import seller_attributes
 
 
@@ -129,21 +133,10 @@ async def open_dispute(
         dispute_id, seller_id, order_id, amount, deadline, reason, metadata, task_queue
     )
     start = WithStartWorkflowOperation(options.pop("workflow"), options.pop("arg"), **options)
-    try:
-        result: DisputeResult = await answered(
-            client.execute_update_with_start_workflow(
-                OPENED_UPDATE,
-                start_workflow_operation=start,
-                id="opened",
-                result_type=DisputeResult,
-            )
-        )
-    except (WorkflowAlreadyStartedError, RPCError) as err:
-        if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
-        # It ran and completed: its result is the dispute as it ended.
-        result = await _dispute_handle(client, dispute_id).result()
-    return result
+    # A dispute that ran and completed answers with its result: the dispute as it ended.
+    return await update_with_start(
+        client, OPENED_UPDATE, start, DisputeResult, _dispute_handle(client, dispute_id).result
+    )
 
 
 async def resolve_dispute(client: Client, dispute_id: str, outcome: str) -> DisputeResult:

@@ -3,10 +3,16 @@ that reads Temporal's NOT_FOUND (no such workflow or schedule)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.common import first_application_error
@@ -57,3 +63,25 @@ async def unless_not_found(call: Awaitable[T], otherwise: Any) -> Any:
         if isinstance(otherwise, BaseException):
             raise otherwise from err
         return otherwise
+
+
+async def update_with_start(
+    client: Client,
+    update: str,
+    start: WithStartWorkflowOperation[Any, Any],
+    result_type: type[T],
+    ended: Callable[[], Awaitable[T]],
+) -> T:
+    """Start the workflow if it does not run and send it ``update`` (its name is its id, so a
+    repeat joins the same update); its business failure as ``WorkflowRequestError``. If the
+    workflow by that id ran and completed (its id is not reused), ``ended()`` answers instead."""
+    try:
+        return await answered(
+            client.execute_update_with_start_workflow(
+                update, start_workflow_operation=start, id=update, result_type=result_type
+            )
+        )
+    except (WorkflowAlreadyStartedError, RPCError) as err:
+        if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        return await ended()

@@ -27,8 +27,6 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.common import SELLER_ID, TASK_QUEUE
 from contracts.payouts import (
@@ -48,7 +46,12 @@ from contracts.payouts import (
     payout_workflow_id,
 )
 from payment_rail import RailEvent
-from temporal_calls.errors import WorkflowRequestError, answered, unless_not_found
+from temporal_calls.errors import (
+    WorkflowRequestError,
+    answered,
+    unless_not_found,
+    update_with_start,
+)
 
 
 async def start_payout(
@@ -92,25 +95,17 @@ async def start_payout(
         static_summary=f"Payout {payout_id} to seller {seller_id}",
         result_type=PayoutWorkflowState,
     )
-    try:
-        result: PayoutResult = await answered(
-            client.execute_update_with_start_workflow(
-                RESERVED_UPDATE,
-                start_workflow_operation=start,
-                id="reserved",
-                result_type=PayoutResult,
-            )
-        )
-    except (WorkflowAlreadyStartedError, RPCError) as err:
-        if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
+
+    async def ended() -> PayoutResult:
         # It ran and completed: its state says what became of it.
         state = await get_payout_state(client, payout_id)
         if state.payout is None:
             raise WorkflowRequestError(
                 state.error_code or "workflow_failed", state.error_message or "nothing reserved"
-            ) from err
-        result = state.payout
+            )
+        return state.payout
+
+    result = await update_with_start(client, RESERVED_UPDATE, start, PayoutResult, ended)
     if result.seller_id != seller_id or (amount is not None and result.amount != amount):
         raise WorkflowRequestError(
             "payout_conflict",

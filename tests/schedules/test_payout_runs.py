@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import Engine, select
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 import marketplace.payout_runs as payout_runs_module
 from activities.payout_runs import PayoutRunActivities
@@ -30,6 +29,7 @@ from marketplace.payout_runs import (
     payout_runs,
     run_payout_id,
 )
+from temporal_calls.errors import unless_not_found
 from temporal_calls.schedules import (
     delete_payout_schedule,
     describe_payout_schedule,
@@ -61,12 +61,7 @@ async def paid_input(client: Client, payout_id: str) -> PayoutWorkflowInput:
     )
 
     async def result() -> PayoutWorkflowInput | None:
-        try:
-            found: PayoutWorkflowInput = await handle.result()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return None
+        found: PayoutWorkflowInput | None = await unless_not_found(handle.result(), None)
         return found
 
     return await eventually(result)
