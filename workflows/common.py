@@ -19,26 +19,32 @@ T = TypeVar("T")
 
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
+
+def business_retry(
+    maximum_interval: timedelta,
+    *,
+    maximum_attempts: int = 0,
+    business_errors: list[str] = BUSINESS_ERROR_TYPES,
+) -> RetryPolicy:
+    """Retry from one second, backing off up to ``maximum_interval`` (``maximum_attempts`` 0:
+    no limit); a business error (a domain code) is never retried."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        maximum_interval=maximum_interval,
+        maximum_attempts=maximum_attempts,
+        non_retryable_error_types=business_errors,
+    )
+
+
 # Steps that must happen eventually (money never left half-moved, a due hold posted): retry
-# until the database (or the rail) answers; only business errors (a domain code) stop them.
-DURABLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-PAYOUT_DURABLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES,
+# until the database (or the rail) answers.
+DURABLE_RETRY = business_retry(timedelta(minutes=1))
+PAYOUT_DURABLE_RETRY = business_retry(
+    timedelta(minutes=1), business_errors=PAYOUT_BUSINESS_ERROR_TYPES
 )
 # Someone waits for the answer (an operator's update, a dispute being opened): a few attempts,
 # then the caller hears.
-REQUEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
+REQUEST_RETRY = business_retry(timedelta(seconds=10), maximum_attempts=5)
 
 
 async def call_activity(

@@ -20,14 +20,13 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows.common import call_activity
+from workflows.common import business_retry, call_activity
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.common import BUSINESS_ERROR_TYPES, SELLER_ID
+    from contracts.common import SELLER_ID
     from contracts.payout_runs import (
         DECIDE_PAYOUT_RUN,
         PAYOUT_RUN_WORKFLOW,
@@ -44,11 +43,7 @@ with workflow.unsafe.imports_passed_through():
         payout_workflow_id,
     )
 
-DECIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
+DECIDE_RETRY = business_retry(timedelta(seconds=30))
 
 
 @workflow.defn(name=PAYOUT_RUN_WORKFLOW)

@@ -173,55 +173,39 @@ class SellerHoldWorkflow:
     @workflow.update(name=RELEASE_HOLD_UPDATE)
     async def release_hold(self, request: ReleaseHoldRequest) -> EarningResult:
         """End the hold now: post the earning (and hold its reserve, if any)."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.release_hold(request)
         return await self._operate(
-            lambda: hold_requests.post_earning(self._seller_id, request.order_id)
+            lambda legacy: legacy.release_hold(request),
+            lambda: hold_requests.post_earning(self._seller_id, request.order_id),
         )
 
     @release_hold.validator
     def _validate_release_hold(self, request: ReleaseHoldRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_release_hold(request)
-        else:
-            check_order_id(request.order_id)
+        self._validate(request.order_id, lambda legacy: legacy.validate_release_hold(request))
 
     @workflow.update(name=EXTEND_HOLD_UPDATE)
     async def extend_hold(self, request: ExtendHoldRequest) -> EarningResult:
         """Move the hold's end later."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.extend_hold(request)
-        return await self._operate(lambda: hold_requests.extend_hold(self._seller_id, request))
+        return await self._operate(
+            lambda legacy: legacy.extend_hold(request),
+            lambda: hold_requests.extend_hold(self._seller_id, request),
+        )
 
     @extend_hold.validator
     def _validate_extend_hold(self, request: ExtendHoldRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_extend_hold(request)
-            return
-        check_order_id(request.order_id)
-        hold_requests.check_hold_until(request)
+        if self._validate(request.order_id, lambda legacy: legacy.validate_extend_hold(request)):
+            hold_requests.check_hold_until(request)
 
     @workflow.update(name=CANCEL_HOLD_UPDATE)
     async def cancel_hold(self, request: CancelHoldRequest) -> EarningResult:
         """Refund during the hold: archive the pending earning and drop the hold."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.cancel_hold(request)
         return await self._operate(
-            lambda: hold_requests.cancel_earning(self._seller_id, request.order_id)
+            lambda legacy: legacy.cancel_hold(request),
+            lambda: hold_requests.cancel_earning(self._seller_id, request.order_id),
         )
 
     @cancel_hold.validator
     def _validate_cancel_hold(self, request: CancelHoldRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_cancel_hold(request)
-        else:
-            check_order_id(request.order_id)
+        self._validate(request.order_id, lambda legacy: legacy.validate_cancel_hold(request))
 
     @workflow.update(name=ADD_EARNING_UPDATE)
     async def add_earning(self, request: AddEarningRequest) -> EarningResult:
@@ -244,20 +228,14 @@ class SellerHoldWorkflow:
     async def refund_earning(self, request: RefundEarningInput) -> RefundResult:
         """Refund (part of) an order. The first shape refunded holds through this update;
         refunds now run in the refund workflow, and this stays for a caller of the old API."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.refund_earning(request)
         return await self._operate(
-            lambda: hold_requests.refund_earning(self._seller_id, request, REQUEST_RETRY)
+            lambda legacy: legacy.refund_earning(request),
+            lambda: hold_requests.refund_earning(self._seller_id, request, REQUEST_RETRY),
         )
 
     @refund_earning.validator
     def _validate_refund_earning(self, request: RefundEarningInput) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_refund_earning(request)
-        else:
-            check_order_id(request.order_id)
+        self._validate(request.order_id, lambda legacy: legacy.validate_refund_earning(request))
 
     # ------------------------------------------------------------ queries
 
@@ -275,9 +253,17 @@ class SellerHoldWorkflow:
 
     # ------------------------------------------------------------ internals
 
-    async def _operate(self, activity: Callable[[], Awaitable[T]]) -> T:
-        """An operator's request: the activity checks the hold under its row lock. Then a turn
-        runs, so the timer and the summary follow what changed."""
+    async def _operate(
+        self,
+        in_memory: Callable[[InMemoryHolds], Awaitable[T]],
+        activity: Callable[[], Awaitable[T]],
+    ) -> T:
+        """An operator's request. A run of the first shape handles it ``in_memory``; in the
+        database shape the activity checks the hold under its row lock, then a turn runs, so the
+        timer and the summary follow what changed."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await in_memory(legacy)
         try:
             result = await activity()
         except ActivityError as err:
@@ -288,6 +274,16 @@ class SellerHoldWorkflow:
             ) from err
         self._wake = True
         return result
+
+    def _validate(self, order_id: str, in_memory: Callable[[InMemoryHolds], None]) -> bool:
+        """An update's validator (read-only): the first shape's checks for a run of it, else the
+        order id's; True if the request's own checks are still to run (the database shape)."""
+        legacy = self._legacy
+        if legacy is not None:
+            in_memory(legacy)
+            return False
+        check_order_id(order_id)
+        return True
 
     def _continue_as_new_due(self) -> bool:
         return history_too_long(self._history_limit)

@@ -20,15 +20,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows import hold_requests
-from workflows.common import DURABLE_RETRY, call_activity, history_too_long
+from workflows.common import DURABLE_RETRY, business_retry, call_activity, history_too_long
 from workflows.errors import business_error, rejected
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.common import BUSINESS_ERROR_TYPES
     from contracts.holds import (
         OPEN_HOLDS,
         RECENT_ORDERS_KEPT,
@@ -53,11 +51,7 @@ with workflow.unsafe.imports_passed_through():
 # the request with it, so a booking that gave up while the database was down would fail that
 # order for good. These retry until the database answers; the caller's wait is bounded by its
 # own timeout (the API's is a 503, and the client's retry joins this same update).
-KEYED_REQUEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
+KEYED_REQUEST_RETRY = business_retry(timedelta(seconds=10))
 # Due holds settled concurrently per loop turn.
 SETTLE_BATCH = 50
 
