@@ -21,12 +21,11 @@ from contracts.holds import (
     RELEASE_RESERVE,
     SETTLE_HOLDS,
     BookEarningInput,
-    CancelEarningInput,
     EarningResult,
     ExtendHoldInput,
     HoldsSummary,
+    OrderEarningInput,
     PostEarningInput,
-    ReleaseReserveInput,
     SettleHoldsInput,
     SettleHoldsResult,
 )
@@ -160,7 +159,7 @@ class SellerActivities:
         return result
 
     @activity.defn(name=CANCEL_EARNING)
-    def cancel_earning(self, input: CancelEarningInput) -> EarningResult:
+    def cancel_earning(self, input: OrderEarningInput) -> EarningResult:
         """Refund during the hold: archive the pending earning."""
         return self._write(
             lambda conn: self.marketplace.cancel_earning(
@@ -184,7 +183,7 @@ class SellerActivities:
         )
 
     @activity.defn(name=RELEASE_RESERVE)
-    def release_reserve(self, input: ReleaseReserveInput) -> EarningResult:
+    def release_reserve(self, input: OrderEarningInput) -> EarningResult:
         """The reserve period ended: archive the reserve's pending debit."""
         return self._write(
             lambda conn: self.marketplace.release_reserve(

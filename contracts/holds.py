@@ -79,7 +79,9 @@ class PostEarningInput:
 
 
 @dataclass
-class CancelEarningInput:
+class OrderEarningInput:
+    """The earning of an order: the input of ``cancel_earning`` and ``release_reserve``."""
+
     order_id: str
     seller_id: str | None = None
 
@@ -88,12 +90,6 @@ class CancelEarningInput:
 class ExtendHoldInput:
     order_id: str
     hold_until: datetime
-    seller_id: str | None = None
-
-
-@dataclass
-class ReleaseReserveInput:
-    order_id: str
     seller_id: str | None = None
 
 

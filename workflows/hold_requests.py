@@ -19,10 +19,10 @@ with workflow.unsafe.imports_passed_through():
         POST_EARNING,
         AddEarningRequest,
         BookEarningInput,
-        CancelEarningInput,
         EarningResult,
         ExtendHoldInput,
         ExtendHoldRequest,
+        OrderEarningInput,
         PostEarningInput,
     )
     from contracts.payouts import REFUND_EARNING, RefundEarningInput, RefundResult
@@ -54,7 +54,7 @@ async def extend_hold(seller_id: str, request: ExtendHoldRequest) -> EarningResu
 async def cancel_earning(seller_id: str, order_id: str) -> EarningResult:
     return await call_activity(
         CANCEL_EARNING,
-        CancelEarningInput(order_id=order_id, seller_id=seller_id),
+        OrderEarningInput(order_id=order_id, seller_id=seller_id),
         EarningResult,
         REQUEST_RETRY,
     )

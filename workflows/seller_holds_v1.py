@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
         EarningResult,
         ExtendHoldRequest,
         Hold,
+        OrderEarningInput,
         ReleaseHoldRequest,
-        ReleaseReserveInput,
         SellerHoldInput,
     )
     from contracts.payouts import RefundEarningInput, RefundResult
@@ -230,7 +230,7 @@ class InMemoryHolds:
             else:
                 earning = await call_activity(
                     RELEASE_RESERVE,
-                    ReleaseReserveInput(order_id=order_id, seller_id=self._seller_id),
+                    OrderEarningInput(order_id=order_id, seller_id=self._seller_id),
                     EarningResult,
                     DURABLE_RETRY,
                 )
