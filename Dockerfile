@@ -39,8 +39,10 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY README.md ./
 COPY ledger_core ./ledger_core
 COPY marketplace ./marketplace
+COPY contracts ./contracts
 COPY workflows ./workflows
 COPY activities ./activities
+COPY temporal_calls ./temporal_calls
 COPY api ./api
 COPY server ./server
 COPY payment_rail ./payment_rail

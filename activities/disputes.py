@@ -7,11 +7,11 @@ from sqlalchemy import Connection, Engine
 from temporalio import activity
 
 from activities.database import in_transaction
-from activities.types import (
+from contracts.disputes import (
     OPEN_DISPUTE,
     RESOLVE_DISPUTE,
+    DisputeInput,
     DisputeResult,
-    OpenDisputeInput,
     ResolveDisputeInput,
 )
 from marketplace import Dispute, DisputeAlreadyResolved, Marketplace
@@ -39,7 +39,7 @@ class DisputeActivities:
         self.marketplace = marketplace or Marketplace()
 
     @activity.defn(name=OPEN_DISPUTE)
-    def open_dispute(self, input: OpenDisputeInput) -> DisputeResult:
+    def open_dispute(self, input: DisputeInput) -> DisputeResult:
         return in_transaction(
             self.engine,
             lambda conn: dispute_result(

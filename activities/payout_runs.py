@@ -1,5 +1,7 @@
 """The payout-run activity: decide and record what one firing of a seller's payout schedule does
-(``marketplace.payout_runs``), in one database transaction, idempotent per run id."""
+(``marketplace.payout_runs``), in one database transaction, idempotent per run id. A run that
+starts a payout has reserved its money in that transaction; the activity hands the reservation to
+the payout workflow (through the run workflow), which then does not reserve again."""
 
 from __future__ import annotations
 
@@ -7,15 +9,26 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.database import in_transaction
-from activities.payout_run_types import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
-from marketplace import Marketplace
+from activities.payouts import DEFAULT_POLL_SECONDS, DEFAULT_RETURN_WINDOW_SECONDS, payout_result
+from contracts.payout_runs import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
+from contracts.payouts import ReservePayoutResult
+from marketplace import Marketplace, Payouts
 from marketplace.payout_runs import decide_payout_run
 
 
 class PayoutRunActivities:
-    def __init__(self, engine: Engine, marketplace: Marketplace | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        marketplace: Marketplace | None = None,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
+    ) -> None:
         self.engine = engine
         self.marketplace = marketplace or Marketplace()
+        self.poll_seconds = poll_seconds
+        self.return_window_seconds = return_window_seconds
 
     @activity.defn(name=DECIDE_PAYOUT_RUN)
     def decide_payout_run(self, input: DecidePayoutRunInput) -> PayoutRunResult:
@@ -31,6 +44,16 @@ class PayoutRunActivities:
                 minimum_amount=input.minimum_amount,
             ),
         )
+        reserved = None
+        if run.payout_id is not None:
+            payout_id = run.payout_id
+            with self.engine.connect() as conn:
+                payout = Payouts(self.marketplace).get_payout(conn, payout_id)
+            reserved = ReservePayoutResult(
+                payout=payout_result(payout),
+                poll_seconds=self.poll_seconds,
+                return_window_seconds=self.return_window_seconds,
+            )
         return PayoutRunResult(
             run_id=run.id,
             seller_id=run.seller_id,
@@ -40,4 +63,5 @@ class PayoutRunActivities:
             amount=run.amount,
             reason=run.reason,
             available=preview.available if preview is not None else None,
+            reserved=reserved,
         )

@@ -17,14 +17,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.database import in_transaction
-from activities.payout_types import (
+from activities.sellers import earning_result
+from contracts.payouts import (
     CANCEL_PAYOUT,
     GET_RAIL_STATUS,
     MARK_PAYOUT_FAILED,
@@ -44,7 +45,6 @@ from activities.payout_types import (
     ReservePayoutInput,
     ReservePayoutResult,
 )
-from activities.sellers import earning_result
 from marketplace import Marketplace, Payout, Payouts, PayoutState, Refund, Refunds
 from payment_rail import (
     BankAccount,
@@ -54,8 +54,8 @@ from payment_rail import (
     RailPayoutNotFound,
     RailRejected,
 )
-from workflows.errors import WorkflowRequestError
-from workflows.schedule_client import pause_payout_schedule
+from temporal_calls.errors import WorkflowRequestError
+from temporal_calls.schedules import pause_payout_schedule
 
 log = logging.getLogger(__name__)
 
@@ -207,22 +207,12 @@ class PayoutActivities:
         except RailRejected as exc:
             log.warning("rail rejected payout %s: %s", payout.id, exc.code)
             code, reason = exc.code, exc.message
-            return payout_result(
-                in_transaction(
-                    self.engine,
-                    lambda conn: self.payouts.mark_failed(conn, payout.id, code, reason),
-                )
-            )
+            return self._write(lambda conn: self.payouts.mark_failed(conn, payout.id, code, reason))
         except RailIdempotencyConflict as exc:
             raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
         # RailUnavailable (and anything unexpected) propagates: Temporal retries with the same id.
-        return payout_result(
-            in_transaction(
-                self.engine,
-                lambda conn: self.payouts.mark_submitted(
-                    conn, payout.id, submission.rail_reference
-                ),
-            )
+        return self._write(
+            lambda conn: self.payouts.mark_submitted(conn, payout.id, submission.rail_reference)
         )
 
     @activity.defn(name=GET_RAIL_STATUS)
@@ -234,45 +224,33 @@ class PayoutActivities:
             return RailStatusResult(status="unknown")
         return RailStatusResult(status=str(status.status), code=status.code, reason=status.reason)
 
+    def _write(self, step: Callable[[Connection], Payout]) -> PayoutResult:
+        """One database step on a payout, in its own transaction."""
+        return payout_result(in_transaction(self.engine, step))
+
     @activity.defn(name=MARK_PAYOUT_PAID)
     def mark_paid(self, input: PayoutIdInput) -> PayoutResult:
         """Post the debit."""
-        return payout_result(
-            in_transaction(self.engine, lambda conn: self.payouts.mark_paid(conn, input.payout_id))
-        )
+        return self._write(lambda conn: self.payouts.mark_paid(conn, input.payout_id))
 
     @activity.defn(name=MARK_PAYOUT_FAILED)
     def mark_failed(self, input: MarkPayoutInput) -> PayoutResult:
         """Archive the debit: the money is available again."""
-        return payout_result(
-            in_transaction(
-                self.engine,
-                lambda conn: self.payouts.mark_failed(
-                    conn, input.payout_id, input.code, input.reason
-                ),
-            )
+        return self._write(
+            lambda conn: self.payouts.mark_failed(conn, input.payout_id, input.code, input.reason)
         )
 
     @activity.defn(name=MARK_PAYOUT_RETURNED)
     def mark_returned(self, input: MarkPayoutInput) -> PayoutResult:
         """Reverse the posted debit: the seller is credited back."""
-        return payout_result(
-            in_transaction(
-                self.engine,
-                lambda conn: self.payouts.mark_returned(
-                    conn, input.payout_id, input.code, input.reason
-                ),
-            )
+        return self._write(
+            lambda conn: self.payouts.mark_returned(conn, input.payout_id, input.code, input.reason)
         )
 
     @activity.defn(name=CANCEL_PAYOUT)
     def cancel(self, input: PayoutIdInput) -> PayoutResult:
         """Archive a payout not yet submitted (invalid_payout_state once submission began)."""
-        return payout_result(
-            in_transaction(
-                self.engine, lambda conn: self.payouts.cancel_payout(conn, input.payout_id)
-            )
-        )
+        return self._write(lambda conn: self.payouts.cancel_payout(conn, input.payout_id))
 
     @activity.defn(name=PAUSE_PAYOUT_SCHEDULE)
     async def pause_schedule(self, input: PauseScheduleInput) -> bool:

@@ -48,7 +48,12 @@ def build_activities(
     )
     sellers = SellerActivities(engine, marketplace, release_window=release_window)
     disputes = DisputeActivities(engine, marketplace)
-    payout_runs = PayoutRunActivities(engine, marketplace)
+    payout_runs = PayoutRunActivities(
+        engine,
+        marketplace,
+        poll_seconds=poll_seconds,
+        return_window_seconds=return_window_seconds,
+    )
     return [
         sellers.settle_holds,
         sellers.book_earning,

@@ -6,13 +6,14 @@ moves money twice."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 from temporalio import activity
 
 from activities.database import in_transaction
-from activities.types import (
+from contracts.holds import (
     BOOK_EARNING,
     CANCEL_EARNING,
     EXTEND_HOLD,
@@ -20,12 +21,11 @@ from activities.types import (
     RELEASE_RESERVE,
     SETTLE_HOLDS,
     BookEarningInput,
-    CancelEarningInput,
     EarningResult,
     ExtendHoldInput,
     HoldsSummary,
+    OrderEarningInput,
     PostEarningInput,
-    ReleaseReserveInput,
     SettleHoldsInput,
     SettleHoldsResult,
 )
@@ -122,82 +122,71 @@ class SellerActivities:
             ),
         )
 
+    def _write(self, step: Callable[[Connection], Earning]) -> EarningResult:
+        """One database step on an earning, in its own transaction."""
+        return in_transaction(self.engine, lambda conn: earning_result(step(conn)))
+
     @activity.defn(name=BOOK_EARNING)
     def book_earning(self, input: BookEarningInput) -> EarningResult:
         """The pending ledger transaction of an order, on hold for the seller's hold period
         (read from the seller now). Bookings are the API's own database writes; this activity
         serves hold workflows of the first shape, which booked through an update."""
-        return in_transaction(
-            self.engine,
-            lambda conn: earning_result(
-                self.marketplace.book_earning(
-                    conn,
-                    seller_id=input.seller_id,
-                    order_id=input.order_id,
-                    amount=input.amount,
-                    fee=input.fee,
-                    metadata=input.metadata,
-                    booked_at=input.booked_at,
-                )
-            ),
+        return self._write(
+            lambda conn: self.marketplace.book_earning(
+                conn,
+                seller_id=input.seller_id,
+                order_id=input.order_id,
+                amount=input.amount,
+                fee=input.fee,
+                metadata=input.metadata,
+                booked_at=input.booked_at,
+            )
         )
 
     @activity.defn(name=POST_EARNING)
     def post_earning(self, input: PostEarningInput) -> EarningResult:
         """Post the earning now (an operator's release) and hold back its rolling reserve."""
-        result = in_transaction(
-            self.engine,
-            lambda conn: earning_result(
-                self.marketplace.post_earning(
-                    conn,
-                    self._seller(conn, input.seller_id, input.order_id),
-                    input.order_id,
-                    at=input.at,
-                    require_on_hold=self._first_attempt(),
-                )
-            ),
+        result = self._write(
+            lambda conn: self.marketplace.post_earning(
+                conn,
+                self._seller(conn, input.seller_id, input.order_id),
+                input.order_id,
+                at=input.at,
+                require_on_hold=self._first_attempt(),
+            )
         )
         HOLD_RELEASES.inc()  # committed (a retried attempt that had committed counts again)
         return result
 
     @activity.defn(name=CANCEL_EARNING)
-    def cancel_earning(self, input: CancelEarningInput) -> EarningResult:
+    def cancel_earning(self, input: OrderEarningInput) -> EarningResult:
         """Refund during the hold: archive the pending earning."""
-        return in_transaction(
-            self.engine,
-            lambda conn: earning_result(
-                self.marketplace.cancel_earning(
-                    conn,
-                    self._seller(conn, input.seller_id, input.order_id),
-                    input.order_id,
-                    require_on_hold=self._first_attempt(),
-                )
-            ),
+        return self._write(
+            lambda conn: self.marketplace.cancel_earning(
+                conn,
+                self._seller(conn, input.seller_id, input.order_id),
+                input.order_id,
+                require_on_hold=self._first_attempt(),
+            )
         )
 
     @activity.defn(name=EXTEND_HOLD)
     def extend_hold(self, input: ExtendHoldInput) -> EarningResult:
-        return in_transaction(
-            self.engine,
-            lambda conn: earning_result(
-                self.marketplace.extend_hold(
-                    conn,
-                    self._seller(conn, input.seller_id, input.order_id),
-                    input.order_id,
-                    input.hold_until,
-                    require_later=self._first_attempt(),
-                )
-            ),
+        return self._write(
+            lambda conn: self.marketplace.extend_hold(
+                conn,
+                self._seller(conn, input.seller_id, input.order_id),
+                input.order_id,
+                input.hold_until,
+                require_later=self._first_attempt(),
+            )
         )
 
     @activity.defn(name=RELEASE_RESERVE)
-    def release_reserve(self, input: ReleaseReserveInput) -> EarningResult:
+    def release_reserve(self, input: OrderEarningInput) -> EarningResult:
         """The reserve period ended: archive the reserve's pending debit."""
-        return in_transaction(
-            self.engine,
-            lambda conn: earning_result(
-                self.marketplace.release_reserve(
-                    conn, self._seller(conn, input.seller_id, input.order_id), input.order_id
-                )
-            ),
+        return self._write(
+            lambda conn: self.marketplace.release_reserve(
+                conn, self._seller(conn, input.seller_id, input.order_id), input.order_id
+            )
         )

@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 import signatures
 from activities.database import in_transaction
-from activities.webhook_types import (
+from contracts.webhooks import (
     FAIL_WEBHOOK_DELIVERY,
     PENDING_WEBHOOK_DELIVERIES,
     SEND_WEBHOOK,

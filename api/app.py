@@ -36,10 +36,10 @@ from api.routers import (
     webhooks,
 )
 from api.routing import HARD_MAX_BODY_SIZE, Admission
+from contracts.common import TASK_QUEUE
 from ledger_core import LedgerService
 from marketplace import Marketplace
 from observability.metrics import MeteredLedgerService
-from workflows.registry import TASK_QUEUE
 
 if TYPE_CHECKING:
     from temporalio.client import Client as TemporalClient

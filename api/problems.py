@@ -44,7 +44,7 @@ LEDGER_ERROR_STATUS: Mapping[str, int] = {
 }
 
 # Marketplace domain errors (marketplace.errors) and the codes the workflows answer with
-# (workflows.client.WorkflowRequestError): an unknown seller, earning, hold or dispute is a 404
+# (temporal_calls.errors.WorkflowRequestError): an unknown seller, earning, hold or dispute is a 404
 # (also when it belongs to another seller: a seller key must not learn that it exists); a request
 # that conflicts with what exists or with the hold's or dispute's state is a 409.
 MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
@@ -59,7 +59,7 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "invalid_earning_state": 409,
     "invalid_hold_state": 409,
     "dispute_already_resolved": 409,
-    # Payouts and refunds (marketplace.payouts, workflows.payout_client).
+    # Payouts and refunds (marketplace.payouts, temporal_calls.payouts).
     "payout_not_found": 404,
     "payout_account_not_found": 404,
     "refund_not_found": 404,

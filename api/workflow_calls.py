@@ -24,8 +24,8 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import Problem, domain_error_status
-from workflows.client import WorkflowRequestError
-from workflows.registry import TASK_QUEUE
+from contracts.common import TASK_QUEUE
+from temporal_calls.errors import WorkflowRequestError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _unavailable(detail: str) -> Problem:
 
 @dataclass(frozen=True, slots=True)
 class Workflows:
-    """The app's Temporal client and task queue, for an endpoint to call ``workflows.client``
+    """The app's Temporal client and task queue, for an endpoint to call ``temporal_calls``
     with. Without a client (``create_app`` got none) every call is a 503; the endpoint's own
     checks (404s, 409s) still answer first."""
 
@@ -91,7 +91,7 @@ def _drop_late_answer(request: asyncio.Future[Any]) -> None:
 
 
 async def call_workflow(call: Awaitable[T], *, timeout: float = WORKFLOW_CALL_TIMEOUT) -> T:
-    """Await a ``workflows.client`` call; every failure becomes a ``Problem``. Past ``timeout``
+    """Await a ``temporal_calls`` call; every failure becomes a ``Problem``. Past ``timeout``
     the call is left to finish by itself instead of being cancelled: cancelling the SDK in the
     middle of an update-with-start leaves a future of its own unanswered (an asyncio ERROR per
     call), and the request is keyed, so the client's retry joins it anyway."""

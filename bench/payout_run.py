@@ -55,8 +55,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from marketplace import Marketplace
 from marketplace.payouts import Payouts
 from server.database import create_db_engine
-from workflows.payout_client import get_payout_state
-from workflows.schedule_client import put_payout_schedule, trigger_payout_schedule
+from temporal_calls.payouts import get_payout_state
+from temporal_calls.schedules import put_payout_schedule, trigger_payout_schedule
 
 TRANSIENT = {
     RPCStatusCode.UNAVAILABLE,

@@ -38,14 +38,14 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
+from contracts.common import TASK_QUEUE
+from contracts.webhooks import WebhookRetry
 from marketplace import Marketplace
 from marketplace.holds import NOTIFY_CHANNEL as HOLDS_CHANNEL
 from marketplace.webhooks import NOTIFY_CHANNEL as WEBHOOK_CHANNEL
 from marketplace.webhooks import Webhooks
-from workflows.client import wake_seller_holds
-from workflows.registry import TASK_QUEUE
-from workflows.webhook_client import wake_delivery_stream
-from workflows.webhook_types import WebhookRetry
+from temporal_calls.holds import wake_seller_holds
+from temporal_calls.webhooks import wake_delivery_stream
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from contracts.common import TASK_QUEUE
 from server.database import EmbeddedPostgres, create_db_engine, database, migrate
 from server.processes import parent_death_signal, payouts_command
 from server.settings import Settings
@@ -44,7 +45,7 @@ from server.temporal_server import (
     dev_server_command,
     ensure_search_attributes,
 )
-from workflows.registry import TASK_QUEUE, WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 __all__ = ["Stack", "StackError", "database", "run_stack"]
 

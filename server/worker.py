@@ -19,12 +19,13 @@ from temporalio.worker import Worker
 
 from activities.payouts import LazyRail
 from activities.registry import build_activities
+from contracts.common import TASK_QUEUE
+from contracts.webhooks import WebhookRetry
 from payment_rail import PaymentRail, open_payment_rail
 from server.dispatcher import Dispatcher, HoldChannel, WebhookChannel
 from server.settings import get_settings
 from server.worker_observability import ActivityObservabilityInterceptor
-from workflows.registry import TASK_QUEUE, WORKFLOWS
-from workflows.webhook_types import WebhookRetry
+from workflows.registry import WORKFLOW_RUNNER, WORKFLOWS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS if workflows is None else workflows),
+        workflow_runner=WORKFLOW_RUNNER,
         activities=list(
             build_activities(
                 engine,

@@ -14,38 +14,32 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.common import DURABLE_RETRY, REQUEST_RETRY, call_activity
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
-    from activities.types import (
-        BUSINESS_ERROR_TYPES,
+    from contracts.common import SELLER_ID
+    from contracts.disputes import (
+        DISPUTE_WORKFLOW,
         OPEN_DISPUTE,
+        OPENED_UPDATE,
         RESOLVE_DISPUTE,
+        RESOLVE_SIGNAL,
+        RESOLVE_UPDATE,
+        STATE_QUERY,
+        DisputeInput,
         DisputeResult,
-        OpenDisputeInput,
+        DisputeState,
         ResolveDisputeInput,
+        ResolveDisputeRequest,
     )
-    from workflows.types import SELLER_ID, DisputeInput, DisputeState, ResolveDisputeRequest
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-OPEN_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-RESOLVE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
 OUTCOMES = ("won", "lost")
 
 
-@workflow.defn
+@workflow.defn(name=DISPUTE_WORKFLOW)
 class DisputeWorkflow:
     @workflow.init
     def __init__(self, input: DisputeInput) -> None:
@@ -63,21 +57,8 @@ class DisputeWorkflow:
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
         workflow.set_current_details(f"opening: {input.amount} minor units, order {input.order_id}")
         try:
-            dispute: DisputeResult = await workflow.execute_activity(
-                OPEN_DISPUTE,
-                OpenDisputeInput(
-                    dispute_id=input.dispute_id,
-                    seller_id=input.seller_id,
-                    order_id=input.order_id,
-                    amount=input.amount,
-                    deadline=input.deadline,
-                    reason=input.reason,
-                    metadata=input.metadata,
-                ),
-                result_type=DisputeResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=OPEN_RETRY,
-            )
+            # The workflow's input is the activity's (the same fields).
+            dispute = await call_activity(OPEN_DISPUTE, input, DisputeResult, REQUEST_RETRY)
         except ActivityError as err:
             self._failure = business_error(err)
             self._state.status = "failed"
@@ -103,12 +84,11 @@ class DisputeWorkflow:
             if self._state.outcome is None:
                 self._state.outcome = "lost"
                 self._state.resolved_by = "deadline"
-            dispute = await workflow.execute_activity(
+            dispute = await call_activity(
                 RESOLVE_DISPUTE,
                 ResolveDisputeInput(dispute_id=input.dispute_id, outcome=self._state.outcome),
-                result_type=DisputeResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RESOLVE_RETRY,
+                DisputeResult,
+                DURABLE_RETRY,
             )
             if dispute.status in OUTCOMES and dispute.status != self._state.outcome:
                 # An operator's resolution reached the database first (as the deadline passed).
@@ -119,7 +99,7 @@ class DisputeWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return dispute
 
-    @workflow.update
+    @workflow.update(name=OPENED_UPDATE)
     async def opened(self) -> DisputeResult:
         """Returns the dispute once its pending debit is written (update-with-start uses it to
         answer the caller synchronously)."""
@@ -131,7 +111,7 @@ class DisputeWorkflow:
         assert self._state.dispute is not None
         return self._state.dispute
 
-    @workflow.update
+    @workflow.update(name=RESOLVE_UPDATE)
     async def resolve(self, request: ResolveDisputeRequest) -> DisputeResult:
         """Decide the outcome; returns the dispute once the ledger reflects it."""
         self._decide(request.outcome)
@@ -159,14 +139,14 @@ class DisputeWorkflow:
                 type="dispute_already_resolved",
             )
 
-    @workflow.signal(name="resolve_signal")
+    @workflow.signal(name=RESOLVE_SIGNAL)
     def resolve_signal(self, request: ResolveDisputeRequest) -> None:
         """The same as the ``resolve`` update, fire-and-forget (e.g. from a PSP webhook). A
         second, different outcome is ignored."""
         if request.outcome in OUTCOMES and self._state.outcome is None:
             self._decide(request.outcome)
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> DisputeState:
         return self._state
 

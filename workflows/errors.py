@@ -1,43 +1,24 @@
-"""Errors of the marketplace workflows, with the stable codes of the domain errors.
-
-Inside workflows, a business failure is an ``ApplicationError`` whose ``type`` is the code
-(``seller_not_found``, ``earning_conflict``, ``hold_not_found``, ``invalid_hold_state``, ...).
-Callers of ``workflows.client`` get a ``WorkflowRequestError`` with the same ``code``.
-"""
+"""The workflow side of business errors: a failure is an ``ApplicationError`` whose ``type`` is
+the domain's stable code (``seller_not_found``, ``earning_conflict``, ``hold_not_found``,
+``invalid_hold_state``, ...). Callers (``temporal_calls``) get a ``WorkflowRequestError`` with
+the same code."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio.exceptions import ApplicationError
 
-
-class WorkflowRequestError(Exception):
-    """A request to a workflow was rejected (validator) or failed (a business error of its
-    activity). ``code`` is stable: the API maps it to an HTTP status."""
-
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+from contracts.common import first_application_error
 
 
 def business_error(err: BaseException) -> ApplicationError:
-    """The first ``ApplicationError`` behind ``err`` (an activity's or a validator's failure;
-    further down the chain are the Python exceptions it was raised from), as a fresh
-    non-retryable ``ApplicationError`` with the same code."""
-    found: ApplicationError | None = None
-    cause: BaseException | None = err
-    while cause is not None and found is None:
-        if isinstance(cause, ApplicationError):
-            found = cause
-        cause = cause.__cause__
+    """The first ``ApplicationError`` behind ``err`` as a fresh non-retryable
+    ``ApplicationError`` with the same code (``workflow_failed`` if there is none)."""
+    found = first_application_error(err)
     if found is None:
         return ApplicationError(str(err), type="workflow_failed", non_retryable=True)
     return ApplicationError(found.message, type=found.type, non_retryable=True)
 
 
-def request_error(err: BaseException) -> WorkflowRequestError:
-    app = business_error(err)
-    return WorkflowRequestError(app.type or "workflow_failed", app.message)
+def rejected(message: str, code: str) -> ApplicationError:
+    """A request refused by a validator or a workflow's own check (never retried)."""
+    return ApplicationError(message, type=code, non_retryable=True)

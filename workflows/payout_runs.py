@@ -1,86 +1,49 @@
 """The payout-run workflow: what one firing of a seller's payout schedule does (the schedule's
-action; ``workflows.schedule_client`` creates the schedule).
+action; ``temporal_calls.schedules`` creates the schedule).
 
 1. An activity decides and records the run (``payout_runs``), idempotent per run id
    ``<seller>:<scheduled time>``: a payout of the seller's available balance when the seller has a
    payout account and the balance is at least the schedule's minimum (and at least 1), otherwise
-   a skip with the reason.
+   a skip with the reason. To start a payout it reserves the money in the same database
+   transaction (a pending debit under a ledger balance condition, so a concurrent manual payout
+   cannot make the two overdraw the seller): a run recorded as started always has its money
+   reserved.
 2. For a payout, it starts the payout workflow (``PayoutWorkflow``, by name, as a child with
-   ``ParentClosePolicy.ABANDON``) and returns as soon as the child has started: a payout may wait
-   days for its outcome, and the schedule's overlap policy (skip) must only cover the decision.
-
-The reservation itself happens in the payout workflow, with a ledger balance condition, so a
-concurrent manual payout cannot make the two overdraw the seller.
+   ``ParentClosePolicy.ABANDON``), handing it the reservation so that the payout workflow does
+   not reserve again, and returns as soon as the child has started: a payout may wait days for
+   its outcome, and the schedule's overlap policy (skip) must only cover the decision.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
+from workflows.common import business_retry, call_activity
+
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_run_types import (
+    from contracts.common import SELLER_ID
+    from contracts.payout_runs import (
         DECIDE_PAYOUT_RUN,
+        PAYOUT_RUN_WORKFLOW,
+        SCHEDULED_START_TIME,
         DecidePayoutRunInput,
+        PayoutRunInput,
         PayoutRunResult,
+        payout_run_id,
     )
-    from activities.types import BUSINESS_ERROR_TYPES
-    from workflows.payout_types import (
+    from contracts.payouts import (
         PAYOUT_WORKFLOW,
         PayoutOrigin,
         PayoutWorkflowInput,
         payout_workflow_id,
     )
-    from workflows.types import SELLER_ID
 
-PAYOUT_RUN_WORKFLOW = "PayoutRunWorkflow"
-# Set by the server on every workflow a schedule starts (the firing's nominal time; for a
-# trigger, the time of the trigger).
-SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
-
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-DECIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-
-
-@dataclass
-class PayoutScheduleSpec:
-    """A seller's payout schedule in the platform's terms (``workflows.schedule_client`` turns it
-    into a Temporal schedule spec)."""
-
-    interval: str
-    """daily | weekly | monthly | manual (no automatic runs; triggers still run)"""
-    time_of_day: str = "09:00"
-    """``HH:MM`` (or ``HH:MM:SS``) in ``time_zone``."""
-    time_zone: str = "UTC"
-    """IANA name; the runs follow its daylight-saving changes."""
-    weekly_anchor: str | None = None
-    """weekly: monday .. sunday."""
-    monthly_anchor: int | None = None
-    """monthly: 1-31; the month's last day when it is shorter (31 -> 30 April, 28/29 February)."""
-    minimum_amount: int = 0
-    """Minor units; a run pays only when the available balance is at least this (and >= 1)."""
-
-
-@dataclass
-class PayoutRunInput:
-    """The schedule's action argument: fixed when the schedule is created or updated."""
-
-    seller_id: str
-    spec: PayoutScheduleSpec
-
-
-def payout_run_id(seller_id: str, scheduled_at: datetime) -> str:
-    return f"{seller_id}:{scheduled_at.astimezone(UTC).isoformat().replace('+00:00', 'Z')}"
+DECIDE_RETRY = business_retry(timedelta(seconds=30))
 
 
 @workflow.defn(name=PAYOUT_RUN_WORKFLOW)
@@ -91,7 +54,7 @@ class PayoutRunWorkflow:
         scheduled_at = info.typed_search_attributes.get(SCHEDULED_START_TIME) or info.start_time
         run_id = payout_run_id(input.seller_id, scheduled_at)
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
-        decision: PayoutRunResult = await workflow.execute_activity(
+        decision = await call_activity(
             DECIDE_PAYOUT_RUN,
             DecidePayoutRunInput(
                 run_id=run_id,
@@ -99,9 +62,8 @@ class PayoutRunWorkflow:
                 scheduled_at=scheduled_at,
                 minimum_amount=input.spec.minimum_amount,
             ),
-            result_type=PayoutRunResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=DECIDE_RETRY,
+            PayoutRunResult,
+            DECIDE_RETRY,
         )
         if decision.outcome != "started" or decision.payout_id is None:
             workflow.set_current_details(f"skipped: {decision.reason}")
@@ -116,6 +78,7 @@ class PayoutRunWorkflow:
                     amount=decision.amount,
                     origin=PayoutOrigin.SCHEDULED,
                     run_id=run_id,
+                    reserved=decision.reserved,
                 ),
                 id=payout_workflow_id(decision.payout_id),
                 task_queue=info.task_queue,

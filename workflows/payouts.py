@@ -2,7 +2,9 @@
 
 1. reserve: a pending debit seller -> payouts in transit, only if available stays >= 0 (activity;
    a business error ends the workflow as ``failed`` with nothing reserved, and the ``reserved``
-   update, which the API calls with update-with-start, answers with that error);
+   update, which the API calls with update-with-start, answers with that error). A scheduled
+   payout's run has reserved already, in its decision's transaction, and hands the reservation
+   over in the input: then there is no reserve activity;
 2. submit to the payment rail, the payout id as idempotency key -> ``processing``;
 3. wait for the rail's outcome: the ``rail_event`` signal (the rail's webhook); with no word
    after ``poll_seconds`` ask the rail, again with back-off up to ``MAX_POLL_INTERVAL``;
@@ -23,56 +25,53 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
-from workflows.errors import business_error
+from workflows.common import PAYOUT_DURABLE_RETRY, call_activity
+from workflows.errors import business_error, rejected
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import (
+    from contracts.common import SELLER_ID
+    from contracts.payouts import (
         CANCEL_PAYOUT,
+        CANCEL_UPDATE,
         GET_RAIL_STATUS,
         MARK_PAYOUT_FAILED,
         MARK_PAYOUT_PAID,
         MARK_PAYOUT_RETURNED,
         PAUSE_PAYOUT_SCHEDULE,
         PAYOUT_BUSINESS_ERROR_TYPES,
+        PAYOUT_STATUS,
+        PAYOUT_WORKFLOW,
+        RAIL_EVENT_SIGNAL,
         RESERVE_PAYOUT,
+        RESERVED_UPDATE,
+        STATE_QUERY,
         SUBMIT_PAYOUT,
+        CancelPayoutRequest,
         MarkPayoutInput,
         PauseScheduleInput,
         PayoutIdInput,
         PayoutResult,
-        RailStatusResult,
-        ReservePayoutInput,
-        ReservePayoutResult,
-    )
-    from workflows.payout_types import (
-        PAYOUT_STATUS,
-        PAYOUT_WORKFLOW,
-        CancelPayoutRequest,
         PayoutStatus,
         PayoutWorkflowInput,
         PayoutWorkflowState,
         RailEventSignal,
+        RailStatusResult,
+        ReservePayoutInput,
+        ReservePayoutResult,
     )
-    from workflows.types import SELLER_ID
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
 RAIL_TIMEOUT = timedelta(seconds=60)
 MAX_POLL_INTERVAL = timedelta(hours=1)
 # During the return window the rail is asked at least this often (a lost return webhook).
 RETURN_POLL_INTERVAL = timedelta(days=1)
-# Money must never be left half-moved: every step retries until the database or the rail answers.
-# Only business errors (a domain code) stop it.
-DURABLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES,
-)
 # Asking the rail is a poll: a failed attempt is simply tried at the next poll.
 POLL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES)
 
 RESERVING = "reserving"  # before the reservation is written (shown by the state query only)
+# Runs started with this marker take a scheduled run's reservation instead of reserving.
+RESERVED_BY_RUN = "reserved-by-payout-run"
 
 
 _EVENT_OUTCOME = {
@@ -104,26 +103,29 @@ class PayoutWorkflow:
     async def run(self, input: PayoutWorkflowInput) -> PayoutWorkflowState:
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
         self._publish()
-        try:
-            reserved: ReservePayoutResult = await workflow.execute_activity(
-                RESERVE_PAYOUT,
-                ReservePayoutInput(
-                    payout_id=input.payout_id,
-                    seller_id=input.seller_id,
-                    amount=input.amount,
-                    origin=str(input.origin),
-                    run_id=input.run_id,
-                    metadata=input.metadata,
-                ),
-                result_type=ReservePayoutResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=DURABLE_RETRY,
-            )
-        except ActivityError as err:
-            app = business_error(err)
-            self._error = (app.type or "workflow_failed", app.message)
-            self._set_status(PayoutStatus.FAILED)
-            return await self._finish()
+        reserved = input.reserved
+        # A scheduled run hands over what its decision reserved; runs recorded before that
+        # reserved here, and replay so.
+        if reserved is None or not workflow.patched(RESERVED_BY_RUN):
+            try:
+                reserved = await call_activity(
+                    RESERVE_PAYOUT,
+                    ReservePayoutInput(
+                        payout_id=input.payout_id,
+                        seller_id=input.seller_id,
+                        amount=input.amount,
+                        origin=str(input.origin),
+                        run_id=input.run_id,
+                        metadata=input.metadata,
+                    ),
+                    ReservePayoutResult,
+                    PAYOUT_DURABLE_RETRY,
+                )
+            except ActivityError as err:
+                app = business_error(err)
+                self._error = (app.type or "workflow_failed", app.message)
+                self._set_status(PayoutStatus.FAILED)
+                return await self._finish()
         self._payout = reserved.payout
         self._set_status(reserved.payout.status)
         poll = timedelta(seconds=input.poll_seconds or reserved.poll_seconds)
@@ -147,12 +149,12 @@ class PayoutWorkflow:
         if self._status == PayoutStatus.PENDING:
             self._submitting = True
             try:
-                submitted: PayoutResult = await workflow.execute_activity(
+                submitted = await call_activity(
                     SUBMIT_PAYOUT,
                     PayoutIdInput(input.payout_id),
-                    result_type=PayoutResult,
-                    start_to_close_timeout=RAIL_TIMEOUT,
-                    retry_policy=DURABLE_RETRY,
+                    PayoutResult,
+                    PAYOUT_DURABLE_RETRY,
+                    timeout=RAIL_TIMEOUT,
                 )
                 self._payout = submitted
                 self._set_status(submitted.status)
@@ -196,7 +198,7 @@ class PayoutWorkflow:
                     MARK_PAYOUT_RETURNED, MarkPayoutInput(input.payout_id, code, reason)
                 )
         if self._status == PayoutStatus.RETURNED:
-            self._schedule_paused = await workflow.execute_activity(
+            self._schedule_paused = await call_activity(
                 PAUSE_PAYOUT_SCHEDULE,
                 PauseScheduleInput(
                     seller_id=input.seller_id,
@@ -204,15 +206,14 @@ class PayoutWorkflow:
                     f"({self._payout.failure_code if self._payout else 'returned'}); fix the "
                     "payout account, then resume",
                 ),
-                result_type=bool,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=DURABLE_RETRY,
+                bool,
+                PAYOUT_DURABLE_RETRY,
             )
         return await self._finish()
 
     # ------------------------------------------------------------ updates, signals, queries
 
-    @workflow.update
+    @workflow.update(name=RESERVED_UPDATE)
     async def reserved(self) -> PayoutResult:
         """The reserved payout, once its money is reserved; or the business error why nothing
         was (nothing_to_pay, payout_account_missing, insufficient_balance, ...). The API calls it
@@ -220,10 +221,10 @@ class PayoutWorkflow:
         await workflow.wait_condition(lambda: self._payout is not None or self._error is not None)
         if self._payout is None:
             assert self._error is not None
-            raise ApplicationError(self._error[1], type=self._error[0], non_retryable=True)
+            raise rejected(self._error[1], self._error[0])
         return self._payout
 
-    @workflow.update
+    @workflow.update(name=CANCEL_UPDATE)
     async def cancel(self, request: CancelPayoutRequest) -> PayoutResult:
         """Cancel a payout not yet submitted: archive its debit (money available again)."""
         self._cancelling = True
@@ -232,20 +233,18 @@ class PayoutWorkflow:
                 lambda: self._payout is not None or self._error is not None
             )
             if self._payout is None or self._status == PayoutStatus.FAILED:
-                raise ApplicationError(
+                raise rejected(
                     f"payout {self._input.payout_id!r} reserved nothing; nothing to cancel",
-                    type="invalid_payout_state",
-                    non_retryable=True,
+                    "invalid_payout_state",
                 )
             if self._status == PayoutStatus.CANCELLED:
                 return self._payout
             try:
-                cancelled: PayoutResult = await workflow.execute_activity(
+                cancelled = await call_activity(
                     CANCEL_PAYOUT,
                     PayoutIdInput(self._input.payout_id),
-                    result_type=PayoutResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=DURABLE_RETRY,
+                    PayoutResult,
+                    PAYOUT_DURABLE_RETRY,
                 )
             except ActivityError as err:
                 raise business_error(err) from err
@@ -258,14 +257,13 @@ class PayoutWorkflow:
     @cancel.validator
     def _validate_cancel(self, request: CancelPayoutRequest) -> None:
         if self._submitting or self._status not in (RESERVING, PayoutStatus.PENDING, "cancelled"):
-            raise ApplicationError(
+            raise rejected(
                 f"payout {self._input.payout_id!r} is {self._status} and was already submitted "
                 "to the rail; only a payout not yet submitted is cancelled",
-                type="invalid_payout_state",
-                non_retryable=True,
+                "invalid_payout_state",
             )
 
-    @workflow.signal
+    @workflow.signal(name=RAIL_EVENT_SIGNAL)
     def rail_event(self, event: RailEventSignal) -> None:
         """A rail webhook event. The same event twice (same id) counts once."""
         if event.event_id in self._events or event.payout_id != self._input.payout_id:
@@ -275,7 +273,7 @@ class PayoutWorkflow:
         if kind is not None:
             self._learn(kind, event.code, event.reason)
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> PayoutWorkflowState:
         return PayoutWorkflowState(
             payout_id=self._input.payout_id,
@@ -310,12 +308,12 @@ class PayoutWorkflow:
     async def _poll(self) -> None:
         self._polls += 1
         try:
-            status: RailStatusResult = await workflow.execute_activity(
+            status = await call_activity(
                 GET_RAIL_STATUS,
                 PayoutIdInput(self._input.payout_id),
-                result_type=RailStatusResult,
-                start_to_close_timeout=RAIL_TIMEOUT,
-                retry_policy=POLL_RETRY,
+                RailStatusResult,
+                POLL_RETRY,
+                timeout=RAIL_TIMEOUT,
             )
         except ActivityError as err:
             workflow.logger.warning("rail status poll failed: %s", err)
@@ -324,13 +322,7 @@ class PayoutWorkflow:
             self._learn(status.status, status.code, status.reason)
 
     async def _settle(self, activity: str, arg: object) -> None:
-        result: PayoutResult = await workflow.execute_activity(
-            activity,
-            arg,
-            result_type=PayoutResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=DURABLE_RETRY,
-        )
+        result = await call_activity(activity, arg, PayoutResult, PAYOUT_DURABLE_RETRY)
         self._payout = result
         self._set_status(result.status)
 

@@ -15,54 +15,31 @@ way exactly once.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.common import PAYOUT_DURABLE_RETRY, call_activity
 from workflows.errors import business_error
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import (
-        PAYOUT_BUSINESS_ERROR_TYPES,
-        REFUND_EARNING,
-        RefundEarningInput,
-        RefundResult,
-    )
-    from workflows.payout_types import RefundInput
-    from workflows.types import SELLER_ID
-
-REFUND_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=PAYOUT_BUSINESS_ERROR_TYPES,
-)
+    from contracts.common import SELLER_ID
+    from contracts.payouts import REFUND_EARNING, REFUND_WORKFLOW, RefundEarningInput, RefundResult
 
 
 # Not sandboxed: in the sandbox the nested EarningResult of the activity's result failed to
 # decode ("name 'datetime' is not defined"); the workflow is one activity call and deterministic.
-@workflow.defn(sandboxed=False)
+@workflow.defn(name=REFUND_WORKFLOW, sandboxed=False)
 class RefundWorkflow:
     """A refund of a posted earning: one durable, idempotent debit on the seller."""
 
     @workflow.run
-    async def run(self, input: RefundInput) -> RefundResult:
-        workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
+    async def run(self, input: RefundEarningInput) -> RefundResult:
+        # Refund workflows are always started with the seller (only the first shape of the hold
+        # workflow's requests name the order alone).
+        workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id or "")])
         try:
-            result: RefundResult = await workflow.execute_activity(
-                REFUND_EARNING,
-                RefundEarningInput(
-                    refund_id=input.refund_id,
-                    order_id=input.order_id,
-                    amount=input.amount,
-                    metadata=input.metadata,
-                    seller_id=input.seller_id,
-                ),
-                result_type=RefundResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=REFUND_RETRY,
-            )
+            # The input is the activity's input (the same fields).
+            result = await call_activity(REFUND_EARNING, input, RefundResult, PAYOUT_DURABLE_RETRY)
         except ActivityError as err:
             raise business_error(err) from err
         workflow.set_current_details(

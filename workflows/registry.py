@@ -1,8 +1,11 @@
-"""What the worker runs: the task queue and every workflow class."""
+"""What the worker runs: every workflow class (on ``contracts.common.TASK_QUEUE``), and the
+sandbox it runs them in."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workflows.disputes import DisputeWorkflow
 from workflows.payout_runs import PayoutRunWorkflow
@@ -10,8 +13,6 @@ from workflows.payouts import PayoutWorkflow
 from workflows.refunds import RefundWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow
-
-TASK_QUEUE = "payouts"
 
 # Every workflow class the worker registers (filled as workflows land).
 WORKFLOWS: list[type[Any]] = [
@@ -22,3 +23,11 @@ WORKFLOWS: list[type[Any]] = [
     PayoutRunWorkflow,
     WebhookDeliveryWorkflow,
 ]
+
+# The sandbox re-imports workflow code for every run. ``contracts`` (plain dataclasses,
+# deterministic) is always the host's module: imported inside the sandbox, its ``datetime``
+# annotations would name the sandbox's restricted stand-in, and nested payloads with datetimes
+# would not decode (workflow modules import it passed through; this also covers any other).
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("contracts")
+)

@@ -27,69 +27,53 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import hold_requests
+from workflows.common import DURABLE_RETRY, REQUEST_RETRY, check_order_id, history_too_long
 from workflows.errors import business_error
 from workflows.seller_holds_v1 import InMemoryHolds
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import REFUND_EARNING, RefundEarningInput, RefundResult
-    from activities.types import (
-        BOOK_EARNING,
-        BUSINESS_ERROR_TYPES,
-        CANCEL_EARNING,
-        EXTEND_HOLD,
-        POST_EARNING,
-        SETTLE_HOLDS,
-        BookEarningInput,
-        CancelEarningInput,
-        EarningResult,
-        ExtendHoldInput,
-        HoldsSummary,
-        PostEarningInput,
-        SettleHoldsInput,
-        SettleHoldsResult,
-    )
-    from workflows.payout_types import RefundEarningRequest
-    from workflows.types import (
+    from contracts.common import SELLER_ID
+    from contracts.holds import (
+        ADD_EARNING_UPDATE,
+        CANCEL_HOLD_UPDATE,
+        EXTEND_HOLD_UPDATE,
+        HOLDS_QUERY,
         OPEN_HOLDS,
-        SELLER_ID,
+        REFUND_EARNING_UPDATE,
+        RELEASE_HOLD_UPDATE,
+        SELLER_HOLD_WORKFLOW,
+        SETTLE_HOLDS,
+        STATE_QUERY,
+        WAKE_SIGNAL,
         AddEarningRequest,
         CancelHoldRequest,
+        EarningResult,
         ExtendHoldRequest,
         Hold,
         HoldsState,
+        HoldsSummary,
         ReleaseHoldRequest,
         SellerHoldInput,
+        SettleHoldsInput,
+        SettleHoldsResult,
     )
+    from contracts.payouts import RefundEarningInput, RefundResult
 
 T = TypeVar("T")
 
 # A run whose history has this marker began in the database shape.
 HOLDS_IN_DATABASE = "holds-in-database"
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A turn works through due batches for a few seconds (activities.sellers.SETTLE_BUDGET) and
-# heartbeats between them.
+# heartbeats between them; releasing due holds must happen eventually (DURABLE_RETRY).
 SETTLE_TIMEOUT = timedelta(minutes=2)
 SETTLE_HEARTBEAT = timedelta(seconds=30)
-# Releasing due holds must happen eventually: retry until the database is back.
-SETTLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-# Operator updates: a few attempts, then the caller hears.
-REQUEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
 # A turn that finds its next look already due (a row another transaction held) waits this long,
 # so a busy row never spins the workflow.
 MIN_SLEEP = timedelta(seconds=1)
@@ -97,7 +81,7 @@ MIN_SLEEP = timedelta(seconds=1)
 _HOLD_CODES = {"earning_not_found": "hold_not_found", "invalid_earning_state": "invalid_hold_state"}
 
 
-@workflow.defn
+@workflow.defn(name=SELLER_HOLD_WORKFLOW)
 class SellerHoldWorkflow:
     @workflow.init
     def __init__(self, input: SellerHoldInput) -> None:
@@ -147,7 +131,7 @@ class SellerHoldWorkflow:
                 result_type=SettleHoldsResult,
                 start_to_close_timeout=SETTLE_TIMEOUT,
                 heartbeat_timeout=SETTLE_HEARTBEAT,
-                retry_policy=SETTLE_RETRY,
+                retry_policy=DURABLE_RETRY,
             )
             self._posted_count += turn.posted
             self._summary = turn.summary
@@ -173,7 +157,7 @@ class SellerHoldWorkflow:
 
     # ------------------------------------------------------------ signals
 
-    @workflow.signal
+    @workflow.signal(name=WAKE_SIGNAL)
     def wake(self) -> None:
         """A booking's hold ends before this workflow would look (or the sweep thinks so): run
         a turn now."""
@@ -186,87 +170,44 @@ class SellerHoldWorkflow:
 
     # ------------------------------------------------------------ updates
 
-    @workflow.update
+    @workflow.update(name=RELEASE_HOLD_UPDATE)
     async def release_hold(self, request: ReleaseHoldRequest) -> EarningResult:
         """End the hold now: post the earning (and hold its reserve, if any)."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.release_hold(request)
         return await self._operate(
-            lambda: workflow.execute_activity(
-                POST_EARNING,
-                PostEarningInput(
-                    order_id=request.order_id, at=workflow.now(), seller_id=self._seller_id
-                ),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            )
+            lambda legacy: legacy.release_hold(request),
+            lambda: hold_requests.post_earning(self._seller_id, request.order_id),
         )
 
     @release_hold.validator
     def _validate_release_hold(self, request: ReleaseHoldRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_release_hold(request)
-        else:
-            _check_order_id(request.order_id)
+        self._validate(request.order_id, lambda legacy: legacy.validate_release_hold(request))
 
-    @workflow.update
+    @workflow.update(name=EXTEND_HOLD_UPDATE)
     async def extend_hold(self, request: ExtendHoldRequest) -> EarningResult:
         """Move the hold's end later."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.extend_hold(request)
         return await self._operate(
-            lambda: workflow.execute_activity(
-                EXTEND_HOLD,
-                ExtendHoldInput(
-                    order_id=request.order_id,
-                    hold_until=request.hold_until,
-                    seller_id=self._seller_id,
-                ),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            )
+            lambda legacy: legacy.extend_hold(request),
+            lambda: hold_requests.extend_hold(self._seller_id, request),
         )
 
     @extend_hold.validator
     def _validate_extend_hold(self, request: ExtendHoldRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_extend_hold(request)
-            return
-        _check_order_id(request.order_id)
-        if request.hold_until.tzinfo is None:
-            raise _rejected("hold_until must include a time zone offset", "validation_failed")
+        if self._validate(request.order_id, lambda legacy: legacy.validate_extend_hold(request)):
+            hold_requests.check_hold_until(request)
 
-    @workflow.update
+    @workflow.update(name=CANCEL_HOLD_UPDATE)
     async def cancel_hold(self, request: CancelHoldRequest) -> EarningResult:
         """Refund during the hold: archive the pending earning and drop the hold."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.cancel_hold(request)
         return await self._operate(
-            lambda: workflow.execute_activity(
-                CANCEL_EARNING,
-                CancelEarningInput(order_id=request.order_id, seller_id=self._seller_id),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            )
+            lambda legacy: legacy.cancel_hold(request),
+            lambda: hold_requests.cancel_earning(self._seller_id, request.order_id),
         )
 
     @cancel_hold.validator
     def _validate_cancel_hold(self, request: CancelHoldRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_cancel_hold(request)
-        else:
-            _check_order_id(request.order_id)
+        self._validate(request.order_id, lambda legacy: legacy.validate_cancel_hold(request))
 
-    @workflow.update
+    @workflow.update(name=ADD_EARNING_UPDATE)
     async def add_earning(self, request: AddEarningRequest) -> EarningResult:
         """Book an order's earning. The first shape booked through this update; the platform
         now books in the API's own transaction, and this stays for a caller of the old API
@@ -274,79 +215,37 @@ class SellerHoldWorkflow:
         legacy = self._in_memory()
         if legacy is not None:
             return await legacy.add_earning(request)
-        earning: EarningResult = await workflow.execute_activity(
-            BOOK_EARNING,
-            BookEarningInput(
-                seller_id=self._seller_id,
-                order_id=request.order_id,
-                amount=request.amount,
-                fee=request.fee,
-                booked_at=workflow.now(),
-                metadata=request.metadata,
-            ),
-            result_type=EarningResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=REQUEST_RETRY,
-        )
+        earning = await hold_requests.book_earning(self._seller_id, request, REQUEST_RETRY)
         self._wake = True
         return earning
 
     @add_earning.validator
     def _validate_add_earning(self, request: AddEarningRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_add_earning(request)
-            return
-        _check_order_id(request.order_id)
-        for name, value, low in (("amount", request.amount, 1), ("fee", request.fee, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
-                raise _rejected(
-                    f"{name} must be an integer number of minor units >= {low}",
-                    "validation_failed",
-                )
-        if request.fee > request.amount:
-            raise _rejected("fee must not exceed amount", "validation_failed")
+        # The first shape checks the same.
+        hold_requests.check_add_earning(request)
 
-    @workflow.update
-    async def refund_earning(self, request: RefundEarningRequest) -> RefundResult:
+    @workflow.update(name=REFUND_EARNING_UPDATE)
+    async def refund_earning(self, request: RefundEarningInput) -> RefundResult:
         """Refund (part of) an order. The first shape refunded holds through this update;
         refunds now run in the refund workflow, and this stays for a caller of the old API."""
-        legacy = self._in_memory()
-        if legacy is not None:
-            return await legacy.refund_earning(request)
         return await self._operate(
-            lambda: workflow.execute_activity(
-                REFUND_EARNING,
-                RefundEarningInput(
-                    refund_id=request.refund_id,
-                    order_id=request.order_id,
-                    amount=request.amount,
-                    metadata=request.metadata,
-                    seller_id=self._seller_id,
-                ),
-                result_type=RefundResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            )
+            lambda legacy: legacy.refund_earning(request),
+            lambda: hold_requests.refund_earning(self._seller_id, request, REQUEST_RETRY),
         )
 
     @refund_earning.validator
-    def _validate_refund_earning(self, request: RefundEarningRequest) -> None:
-        legacy = self._legacy
-        if legacy is not None:
-            legacy.validate_refund_earning(request)
-        else:
-            _check_order_id(request.order_id)
+    def _validate_refund_earning(self, request: RefundEarningInput) -> None:
+        self._validate(request.order_id, lambda legacy: legacy.validate_refund_earning(request))
 
     # ------------------------------------------------------------ queries
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> HoldsState:
         """When this workflow looks next and the seller's holds as of its last turn (the holds
         themselves: ``GET /v1/sellers/{id}/holds``, from the database)."""
         return self._state
 
-    @workflow.query
+    @workflow.query(name=HOLDS_QUERY)
     def holds(self) -> list[Hold]:
         """The holds a run of the first shape keeps in memory ([] in the database shape)."""
         legacy = self._in_memory()
@@ -354,9 +253,17 @@ class SellerHoldWorkflow:
 
     # ------------------------------------------------------------ internals
 
-    async def _operate(self, activity: Callable[[], Awaitable[T]]) -> T:
-        """An operator's request: the activity checks the hold under its row lock. Then a turn
-        runs, so the timer and the summary follow what changed."""
+    async def _operate(
+        self,
+        in_memory: Callable[[InMemoryHolds], Awaitable[T]],
+        activity: Callable[[], Awaitable[T]],
+    ) -> T:
+        """An operator's request. A run of the first shape handles it ``in_memory``; in the
+        database shape the activity checks the hold under its row lock, then a turn runs, so the
+        timer and the summary follow what changed."""
+        legacy = self._in_memory()
+        if legacy is not None:
+            return await in_memory(legacy)
         try:
             result = await activity()
         except ActivityError as err:
@@ -368,12 +275,18 @@ class SellerHoldWorkflow:
         self._wake = True
         return result
 
+    def _validate(self, order_id: str, in_memory: Callable[[InMemoryHolds], None]) -> bool:
+        """An update's validator (read-only): the first shape's checks for a run of it, else the
+        order id's; True if the request's own checks are still to run (the database shape)."""
+        legacy = self._legacy
+        if legacy is not None:
+            in_memory(legacy)
+            return False
+        check_order_id(order_id)
+        return True
+
     def _continue_as_new_due(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._history_limit
-        )
+        return history_too_long(self._history_limit)
 
     def _publish(self) -> None:
         """Search attribute OpenHolds and the readable details in the UI, when they change."""
@@ -391,12 +304,3 @@ class SellerHoldWorkflow:
             workflow.upsert_search_attributes([OPEN_HOLDS.value_set(s.open_holds)])
         workflow.set_current_details(details)
         self._published = (s.open_holds, details)
-
-
-def _check_order_id(order_id: Any) -> None:
-    if not isinstance(order_id, str) or not 1 <= len(order_id) <= 200:
-        raise _rejected("order_id must be 1-200 characters", "validation_failed")
-
-
-def _rejected(message: str, code: str) -> ApplicationError:
-    return ApplicationError(message, type=code, non_retryable=True)

@@ -20,65 +20,38 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
-from workflows.errors import business_error
+from workflows import hold_requests
+from workflows.common import DURABLE_RETRY, business_retry, call_activity, history_too_long
+from workflows.errors import business_error, rejected
 
 with workflow.unsafe.imports_passed_through():
-    from activities.payout_types import REFUND_EARNING, RefundEarningInput, RefundResult
-    from activities.types import (
-        BOOK_EARNING,
-        BUSINESS_ERROR_TYPES,
-        CANCEL_EARNING,
-        EXTEND_HOLD,
-        POST_EARNING,
-        RELEASE_RESERVE,
-        BookEarningInput,
-        CancelEarningInput,
-        EarningResult,
-        ExtendHoldInput,
-        PostEarningInput,
-        ReleaseReserveInput,
-    )
-    from workflows.payout_types import RefundEarningRequest
-    from workflows.types import (
+    from contracts.holds import (
         OPEN_HOLDS,
         RECENT_ORDERS_KEPT,
+        RELEASE_RESERVE,
         AddEarningRequest,
         CancelHoldRequest,
+        EarningResult,
         ExtendHoldRequest,
         Hold,
+        OrderEarningInput,
         ReleaseHoldRequest,
         SellerHoldInput,
     )
+    from contracts.payouts import RefundEarningInput, RefundResult
 
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# Operator updates (release, extend, cancel; each with an update id of its own): a few attempts,
-# then the caller hears.
-REQUEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
+# Operator updates (release, extend, cancel; each with an update id of its own) make a few
+# attempts, then the caller hears (workflows.common.REQUEST_RETRY); posting a due hold and
+# releasing a reserve retry until the database is back (DURABLE_RETRY).
+
 # Keyed requests (booking an earning, update id ``earning:<order>``; refunding one on hold,
 # ``refund:<id>``): Temporal keeps an update's outcome under its id and answers every retry of
 # the request with it, so a booking that gave up while the database was down would fail that
 # order for good. These retry until the database answers; the caller's wait is bounded by its
 # own timeout (the API's is a 503, and the client's retry joins this same update).
-KEYED_REQUEST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
-# Posting a due hold and releasing a reserve must happen eventually: retry until the database is
-# back.
-SETTLE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=1),
-    non_retryable_error_types=BUSINESS_ERROR_TYPES,
-)
+KEYED_REQUEST_RETRY = business_retry(timedelta(seconds=10))
 # Due holds settled concurrently per loop turn.
 SETTLE_BATCH = 50
 
@@ -139,20 +112,7 @@ class InMemoryHolds:
     async def add_earning(self, request: AddEarningRequest) -> EarningResult:
         """Book the order's earning (pending ledger transaction) and hold it. A duplicate order id
         returns the earning as it is, never books twice; other terms fail (earning_conflict)."""
-        earning: EarningResult = await workflow.execute_activity(
-            BOOK_EARNING,
-            BookEarningInput(
-                seller_id=self._seller_id,
-                order_id=request.order_id,
-                amount=request.amount,
-                fee=request.fee,
-                booked_at=workflow.now(),
-                metadata=request.metadata,
-            ),
-            result_type=EarningResult,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=KEYED_REQUEST_RETRY,
-        )
+        earning = await hold_requests.book_earning(self._seller_id, request, KEYED_REQUEST_RETRY)
         order_id = earning.order_id
         keeps = earning.status == "on_hold" or earning.reserve_open
         if keeps and order_id not in self._holds and order_id not in self._recent:
@@ -167,30 +127,13 @@ class InMemoryHolds:
         return earning
 
     def validate_add_earning(self, request: AddEarningRequest) -> None:
-        if not isinstance(request.order_id, str) or not 1 <= len(request.order_id) <= 200:
-            raise _rejected("order_id must be 1-200 characters", "validation_failed")
-        for name, value, low in (("amount", request.amount, 1), ("fee", request.fee, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value < 2**63:
-                raise _rejected(
-                    f"{name} must be an integer number of minor units >= {low}",
-                    "validation_failed",
-                )
-        if request.fee > request.amount:
-            raise _rejected("fee must not exceed amount", "validation_failed")
+        hold_requests.check_add_earning(request)
 
     async def release_hold(self, request: ReleaseHoldRequest) -> EarningResult:
         """End the hold now: post the earning (and hold its reserve, if any)."""
         return await self._operate(
             request.order_id,
-            lambda: workflow.execute_activity(
-                POST_EARNING,
-                PostEarningInput(
-                    order_id=request.order_id, at=workflow.now(), seller_id=self._seller_id
-                ),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            ),
+            lambda: hold_requests.post_earning(self._seller_id, request.order_id),
         )
 
     def validate_release_hold(self, request: ReleaseHoldRequest) -> None:
@@ -200,43 +143,26 @@ class InMemoryHolds:
         """Move the hold's end later."""
         return await self._operate(
             request.order_id,
-            lambda: workflow.execute_activity(
-                EXTEND_HOLD,
-                ExtendHoldInput(
-                    order_id=request.order_id,
-                    hold_until=request.hold_until,
-                    seller_id=self._seller_id,
-                ),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            ),
+            lambda: hold_requests.extend_hold(self._seller_id, request),
             check=lambda hold: self._require_later(hold, request),
         )
 
     def validate_extend_hold(self, request: ExtendHoldRequest) -> None:
         hold = self._require_on_hold(request.order_id)
-        if request.hold_until.tzinfo is None:
-            raise _rejected("hold_until must include a time zone offset", "validation_failed")
+        hold_requests.check_hold_until(request)
         self._require_later(hold, request)
 
     async def cancel_hold(self, request: CancelHoldRequest) -> EarningResult:
         """Refund during the hold: archive the pending earning and drop the hold."""
         return await self._operate(
             request.order_id,
-            lambda: workflow.execute_activity(
-                CANCEL_EARNING,
-                CancelEarningInput(order_id=request.order_id, seller_id=self._seller_id),
-                result_type=EarningResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=REQUEST_RETRY,
-            ),
+            lambda: hold_requests.cancel_earning(self._seller_id, request.order_id),
         )
 
     def validate_cancel_hold(self, request: CancelHoldRequest) -> None:
         self._require_on_hold(request.order_id)
 
-    async def refund_earning(self, request: RefundEarningRequest) -> RefundResult:
+    async def refund_earning(self, request: RefundEarningInput) -> RefundResult:
         """Refund (part of) an order on hold, without racing the hold's end: archive the pending
         earning and book the remainder again with the same hold end (the hold stays, due at the
         same time), or drop the hold when nothing is left."""
@@ -245,18 +171,8 @@ class InMemoryHolds:
         self._require_on_hold(order_id)  # the loop may have posted it meanwhile
         self._busy.add(order_id)
         try:
-            result: RefundResult = await workflow.execute_activity(
-                REFUND_EARNING,
-                RefundEarningInput(
-                    refund_id=request.refund_id,
-                    order_id=order_id,
-                    amount=request.amount,
-                    metadata=request.metadata,
-                    seller_id=self._seller_id,
-                ),
-                result_type=RefundResult,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=KEYED_REQUEST_RETRY,
+            result = await hold_requests.refund_earning(
+                self._seller_id, request, KEYED_REQUEST_RETRY
             )
         except ActivityError as err:
             raise business_error(err) from err
@@ -267,12 +183,12 @@ class InMemoryHolds:
         self._publish()
         return result
 
-    def validate_refund_earning(self, request: RefundEarningRequest) -> None:
+    def validate_refund_earning(self, request: RefundEarningInput) -> None:
         amount = request.amount
         if amount is not None and (
             isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount < 2**63
         ):
-            raise _rejected("amount must be a positive integer of minor units", "validation_failed")
+            raise rejected("amount must be a positive integer of minor units", "validation_failed")
         self._require_on_hold(request.order_id)
 
     def holds(self) -> list[Hold]:
@@ -310,22 +226,13 @@ class InMemoryHolds:
         self._busy.add(order_id)
         try:
             if hold.status == "on_hold":
-                earning = await workflow.execute_activity(
-                    POST_EARNING,
-                    PostEarningInput(
-                        order_id=order_id, at=workflow.now(), seller_id=self._seller_id
-                    ),
-                    result_type=EarningResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=SETTLE_RETRY,
-                )
+                earning = await hold_requests.post_earning(self._seller_id, order_id, DURABLE_RETRY)
             else:
-                earning = await workflow.execute_activity(
+                earning = await call_activity(
                     RELEASE_RESERVE,
-                    ReleaseReserveInput(order_id=order_id, seller_id=self._seller_id),
-                    result_type=EarningResult,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=SETTLE_RETRY,
+                    OrderEarningInput(order_id=order_id, seller_id=self._seller_id),
+                    EarningResult,
+                    DURABLE_RETRY,
                 )
             self._apply(earning)
         except ActivityError as err:
@@ -376,29 +283,25 @@ class InMemoryHolds:
         if hold is not None and hold.status == "on_hold":
             return hold
         if hold is not None or order_id in self._recent:
-            raise _rejected(
+            raise rejected(
                 f"the hold of order {order_id!r} has already ended (released, posted or cancelled)",
                 "invalid_hold_state",
             )
-        raise _rejected(
+        raise rejected(
             f"seller {self._seller_id!r} has no hold for order {order_id!r}", "hold_not_found"
         )
 
     @staticmethod
     def _require_later(hold: Hold, request: ExtendHoldRequest) -> None:
         if request.hold_until <= hold.hold_until:
-            raise _rejected(
+            raise rejected(
                 f"the new hold end {request.hold_until.isoformat()} must be later than the "
                 f"current one, {hold.hold_until.isoformat()}",
                 "validation_failed",
             )
 
     def _continue_as_new_due(self) -> bool:
-        info = workflow.info()
-        return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._history_limit
-        )
+        return history_too_long(self._history_limit)
 
     def _carry_over(self) -> SellerHoldInput:
         return SellerHoldInput(
@@ -429,7 +332,3 @@ class InMemoryHolds:
             workflow.upsert_search_attributes([OPEN_HOLDS.value_set(len(self._holds))])
         workflow.set_current_details(details)
         self._published = (len(self._holds), details)
-
-
-def _rejected(message: str, code: str) -> ApplicationError:
-    return ApplicationError(message, type=code, non_retryable=True)

@@ -19,24 +19,24 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.common import ACTIVITY_TIMEOUT, call_activity
+
 with workflow.unsafe.imports_passed_through():
-    from activities.webhook_types import (
+    from contracts.common import SELLER_ID
+    from contracts.webhooks import (
         FAIL_WEBHOOK_DELIVERY,
         PENDING_WEBHOOK_DELIVERIES,
         SEND_WEBHOOK,
+        STATE_QUERY,
+        WAKE_SIGNAL,
+        WEBHOOK_DELIVERY_WORKFLOW,
         FailDeliveryInput,
         PendingDeliveriesInput,
         SendWebhookResult,
-    )
-    from workflows.types import SELLER_ID
-    from workflows.webhook_types import (
-        WAKE_SIGNAL,
-        WEBHOOK_DELIVERY_WORKFLOW,
         WebhookStreamInput,
         WebhookStreamState,
     )
 
-DATABASE_TIMEOUT = timedelta(seconds=30)
 # Connect + answer of one attempt is bounded by the HTTP client (10 s); this bounds the rest.
 SEND_TIMEOUT = timedelta(seconds=60)
 # Reading and marking in the database retry until the database answers.
@@ -63,7 +63,7 @@ class WebhookDeliveryWorkflow:
     def wake(self) -> None:
         self._wakes += 1
 
-    @workflow.query
+    @workflow.query(name=STATE_QUERY)
     def state(self) -> WebhookStreamState:
         return WebhookStreamState(
             endpoint_id=self._input.endpoint_id,
@@ -85,12 +85,11 @@ class WebhookDeliveryWorkflow:
         )
         while True:
             wakes_before = self._wakes
-            pending: list[str] = await workflow.execute_activity(
+            pending = await call_activity(
                 PENDING_WEBHOOK_DELIVERIES,
                 PendingDeliveriesInput(input.endpoint_id, input.seller_id, BATCH),
-                result_type=list[str],
-                start_to_close_timeout=DATABASE_TIMEOUT,
-                retry_policy=DURABLE_RETRY,
+                list[str],
+                DURABLE_RETRY,
             )
             for delivery_id in pending:
                 await self._send(delivery_id, retry)
@@ -109,12 +108,12 @@ class WebhookDeliveryWorkflow:
     async def _send(self, delivery_id: str, retry: RetryPolicy) -> None:
         self._sending = delivery_id
         try:
-            result: SendWebhookResult = await workflow.execute_activity(
+            result = await call_activity(
                 SEND_WEBHOOK,
                 delivery_id,
-                result_type=SendWebhookResult,
-                start_to_close_timeout=SEND_TIMEOUT,
-                retry_policy=retry,
+                SendWebhookResult,
+                retry,
+                timeout=SEND_TIMEOUT,
             )
         except ActivityError as err:
             cause = err.cause
@@ -122,7 +121,7 @@ class WebhookDeliveryWorkflow:
             await workflow.execute_activity(
                 FAIL_WEBHOOK_DELIVERY,
                 FailDeliveryInput(delivery_id, f"retries exhausted; last: {reason}"),
-                start_to_close_timeout=DATABASE_TIMEOUT,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=DURABLE_RETRY,
             )
             self._failed += 1

@@ -40,7 +40,7 @@ from marketplace import (
     Marketplace,
     Page,
 )
-from workflows import client as workflows
+from temporal_calls import disputes as dispute_calls
 
 router = APIRouter(prefix="/v1/disputes", tags=["disputes"], route_class=ApiRoute)
 
@@ -101,7 +101,7 @@ async def open_dispute(
     # If the commit does not happen, the workflow opens the dispute itself (its activity is
     # keyed by the dispute id) and the client's retry finds it.
     await temporal.call(
-        lambda client: workflows.start_dispute(
+        lambda client: dispute_calls.start_dispute(
             client,
             dispute_id,
             body.seller_id,
@@ -177,7 +177,7 @@ async def resolve_dispute(
     workflow was told (a signal: it stops waiting for the deadline and records the outcome)."""
     await run_in_threadpool(market.get_dispute, conn, dispute_id)
     await temporal.call(
-        lambda client: workflows.tell_dispute_outcome(client, dispute_id, body.outcome)
+        lambda client: dispute_calls.tell_dispute_outcome(client, dispute_id, body.outcome)
     )
     dispute = await run_in_threadpool(market.resolve_dispute, conn, dispute_id, body.outcome)
     return DisputeOut.model_validate(dispute)

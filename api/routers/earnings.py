@@ -55,6 +55,7 @@ from api.scoping import (
     earning_not_found,
 )
 from api.workflow_calls import WorkflowsDep
+from contracts.holds import seller_holds_workflow_id
 from marketplace import (
     Earning,
     EarningNotFound,
@@ -62,8 +63,7 @@ from marketplace import (
     EarningStatus,
     Marketplace,
 )
-from workflows import client as workflows
-from workflows.types import seller_holds_workflow_id
+from temporal_calls import holds as hold_calls
 
 router = APIRouter(
     prefix="/v1/sellers/{seller_id}", tags=["earnings and holds"], route_class=ApiRoute
@@ -258,7 +258,7 @@ HoldDep = Annotated[HoldToSteer, Depends()]
 async def release_hold(hold: HoldDep, conn: DbConnection) -> EarningOut:
     """End the hold now: the earning posts (and its rolling reserve, if any, is held back)."""
     return await hold.steer(
-        conn, lambda client: workflows.release_hold(client, hold.seller_id, hold.order_id)
+        conn, lambda client: hold_calls.release_hold(client, hold.seller_id, hold.order_id)
     )
 
 
@@ -268,7 +268,7 @@ async def extend_hold(hold: HoldDep, body: HoldExtension, conn: DbConnection) ->
     ``validation_failed`` otherwise)."""
     return await hold.steer(
         conn,
-        lambda client: workflows.extend_hold(
+        lambda client: hold_calls.extend_hold(
             client, hold.seller_id, hold.order_id, body.hold_until
         ),
         later_than_now=body.hold_until,
@@ -280,5 +280,5 @@ async def cancel_hold(hold: HoldDep, conn: DbConnection) -> EarningOut:
     """Refund during the hold: the pending earning is archived (it counts nowhere) and the hold
     is dropped."""
     return await hold.steer(
-        conn, lambda client: workflows.cancel_hold(client, hold.seller_id, hold.order_id)
+        conn, lambda client: hold_calls.cancel_hold(client, hold.seller_id, hold.order_id)
     )

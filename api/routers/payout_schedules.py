@@ -1,5 +1,5 @@
 """``/v1/sellers/{id}/payout_schedule``: the seller's payout schedule, a Temporal Schedule
-(``payout-schedule/<seller id>``, ``workflows.schedule_client``) whose runs pay the seller's
+(``payout-schedule/<seller id>``, ``temporal_calls.schedules``) whose runs pay the seller's
 available balance when it reaches the minimum, and record why not otherwise.
 
 Platform keys (admin, operator) put, pause, resume, trigger and delete; a seller key reads its own
@@ -26,7 +26,7 @@ from api.schemas.payout_schedules import (
 from api.scoping import AnyRole, MarketplaceDep, PlatformAccess, check_seller_visible
 from api.workflow_calls import Workflows, WorkflowsDep
 from marketplace.payout_runs import list_payout_runs, payout_preview
-from workflows import schedule_client
+from temporal_calls import schedules as schedule_calls
 
 router = APIRouter(prefix="/v1/sellers", tags=["payout schedules"], route_class=ApiRoute)
 
@@ -35,7 +35,7 @@ RECENT_RUNS = 20
 
 async def _described(workflows: Workflows, seller_id: str) -> PayoutScheduleOut:
     info = await workflows.call(
-        lambda client: schedule_client.describe_payout_schedule(client, seller_id)
+        lambda client: schedule_calls.describe_payout_schedule(client, seller_id)
     )
     return PayoutScheduleOut.model_validate(info)
 
@@ -51,7 +51,7 @@ async def put_payout_schedule(
     """Create or replace the seller's schedule (idempotent; a paused schedule stays paused)."""
     await run_in_threadpool(market.get_seller, conn, seller_id)
     info = await workflows.call(
-        lambda client: schedule_client.put_payout_schedule(
+        lambda client: schedule_calls.put_payout_schedule(
             client,
             seller_id,
             interval=body.interval,
@@ -77,7 +77,7 @@ async def get_payout_schedule(
     check_seller_visible(principal, seller_id)
     await run_in_threadpool(market.get_seller, conn, seller_id)
     info = await workflows.call(
-        lambda client: schedule_client.describe_payout_schedule(client, seller_id)
+        lambda client: schedule_calls.describe_payout_schedule(client, seller_id)
     )
     out = PayoutScheduleOut.model_validate(info)
     preview = await run_in_threadpool(
@@ -95,7 +95,7 @@ async def pause_payout_schedule(
 ) -> PayoutScheduleOut:
     """No automatic runs until resumed; the note says why."""
     await workflows.call(
-        lambda client: schedule_client.pause_payout_schedule(client, seller_id, body.note)
+        lambda client: schedule_calls.pause_payout_schedule(client, seller_id, body.note)
     )
     return await _described(workflows, seller_id)
 
@@ -106,7 +106,7 @@ async def resume_payout_schedule(
 ) -> PayoutScheduleOut:
     note = body.note if body is not None else None
     await workflows.call(
-        lambda client: schedule_client.resume_payout_schedule(client, seller_id, note)
+        lambda client: schedule_calls.resume_payout_schedule(client, seller_id, note)
     )
     return await _described(workflows, seller_id)
 
@@ -115,12 +115,12 @@ async def resume_payout_schedule(
 async def trigger_payout_schedule(seller_id: str, workflows: WorkflowsDep) -> dict[str, str]:
     """Run the schedule now (also when paused or manual); skipped if a run is still going. The
     run's outcome shows in ``GET``'s ``recent_runs`` moments later."""
-    await workflows.call(lambda client: schedule_client.trigger_payout_schedule(client, seller_id))
+    await workflows.call(lambda client: schedule_calls.trigger_payout_schedule(client, seller_id))
     return {"status": "triggered", "seller_id": seller_id}
 
 
 @router.delete("/{seller_id}/payout_schedule", status_code=204, dependencies=[PlatformAccess])
 async def delete_payout_schedule(seller_id: str, workflows: WorkflowsDep) -> Response:
     """Remove the schedule; runs and payouts already started go on."""
-    await workflows.call(lambda client: schedule_client.delete_payout_schedule(client, seller_id))
+    await workflows.call(lambda client: schedule_calls.delete_payout_schedule(client, seller_id))
     return Response(status_code=204)

@@ -32,7 +32,7 @@ from api.scoping import (
 )
 from api.workflow_calls import WorkflowsDep
 from marketplace import Payout, PayoutNotFound, Payouts
-from workflows import payout_client
+from temporal_calls import payouts as payout_calls
 
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
 
@@ -78,7 +78,7 @@ async def create_payout(
     else:
         payout_id = f"po_{uuid.uuid4().hex}"
     await calls.call(
-        lambda client: payout_client.start_payout(
+        lambda client: payout_calls.start_payout(
             client,
             payout_id,
             seller_id,
@@ -137,7 +137,7 @@ async def cancel_payout(
     """Operators cancel a payout not yet submitted to the rail (409 ``invalid_payout_state``
     after)."""
     await run_in_threadpool(_payouts(market).get_payout, conn, payout_id)
-    await calls.call(lambda client: payout_client.cancel_payout(client, payout_id))
+    await calls.call(lambda client: payout_calls.cancel_payout(client, payout_id))
     return PayoutOut.model_validate(
         await run_in_threadpool(_read_committed, conn.engine, market, payout_id)
     )

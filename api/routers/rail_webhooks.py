@@ -15,7 +15,7 @@ from api.problems import Problem, problem_responses
 from api.workflow_calls import WorkflowsDep
 from observability.metrics import WEBHOOK_DELIVERIES
 from payment_rail import SIGNATURE_HEADER, InvalidSignature, RailSettings, construct_event
-from workflows import payout_client
+from temporal_calls import payouts as payout_calls
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def rail_webhook(request: Request, calls: WorkflowsDep) -> dict[str, objec
         raise Problem(401, "invalid_signature", "The webhook signature is not valid.") from exc
     except ValueError as exc:
         raise Problem(400, "invalid_event", "The body is not a payment rail event.") from exc
-    delivered = await calls.call(lambda client: payout_client.signal_rail_event(client, event))
+    delivered = await calls.call(lambda client: payout_calls.signal_rail_event(client, event))
     WEBHOOK_DELIVERIES.labels(
         direction="received", outcome="delivered" if delivered else "no_payout_workflow"
     ).inc()

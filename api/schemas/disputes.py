@@ -24,7 +24,7 @@ from api.schemas.common import (
     Text,
     as_text,
 )
-from workflows.types import dispute_workflow_id
+from contracts.disputes import dispute_workflow_id
 
 
 class DisputeCreate(RequestModel):

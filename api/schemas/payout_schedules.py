@@ -72,5 +72,5 @@ class PayoutScheduleOut(ResponseModel):
 
     @classmethod
     def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
-        """``workflows.schedule_client.PayoutScheduleInfo``: the spec's fields at the top."""
+        """``temporal_calls.schedules.PayoutScheduleInfo``: the spec's fields at the top."""
         return Attributes(data, data.spec)

@@ -19,8 +19,8 @@ from api.schemas.common import (
     ResponseModel,
     SellerId,
 )
+from contracts.holds import seller_holds_workflow_id
 from marketplace import RollingReserve
-from workflows.types import seller_holds_workflow_id
 
 
 class RollingReserveIn(RequestModel):

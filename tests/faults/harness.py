@@ -41,10 +41,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from contracts.common import TASK_QUEUE
 from payment_rail import SimulatedBankAdmin
 from server.database import migrate, to_sqlalchemy_url
 from server.temporal_server import connect_when_ready, dev_server_command
-from workflows.registry import TASK_QUEUE
 
 START_TIMEOUT = 90.0  # two CPUs shared with other suites: Python processes start slowly
 STOP_TIMEOUT = 10.0

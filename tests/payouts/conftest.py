@@ -25,8 +25,8 @@ from payment_rail import (
     SimulatedBank,
     construct_event,
 )
+from temporal_calls.payouts import signal_rail_event
 from tests.temporal_env import running_worker
-from workflows.payout_client import signal_rail_event
 
 SECRET = "whsec_test"
 

@@ -13,9 +13,15 @@ from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.payout_types import RefundResult
+from contracts.payouts import (
+    RefundEarningInput,
+    RefundResult,
+    payout_workflow_id,
+    refund_workflow_id,
+)
 from marketplace import Payouts
 from payment_rail import RailOutcome, SimulatedBank
+from temporal_calls.payouts import start_payout
 from tests.payouts.conftest import (
     BankWebhooks,
     assert_status,
@@ -26,8 +32,6 @@ from tests.payouts.conftest import (
     views,
 )
 from tests.workflows.conftest import eventually
-from workflows.payout_client import start_payout
-from workflows.payout_types import RefundInput, payout_workflow_id, refund_workflow_id
 from workflows.refunds import RefundWorkflow
 
 
@@ -116,7 +120,9 @@ async def refund_earning(
     refunds itself now; the workflow stays for the runs such a release started)."""
     result: RefundResult = await client.execute_workflow(
         RefundWorkflow.run,
-        RefundInput(refund_id=refund_id, seller_id=seller_id, order_id=order_id, amount=amount),
+        RefundEarningInput(
+            refund_id=refund_id, seller_id=seller_id, order_id=order_id, amount=amount
+        ),
         id=refund_workflow_id(refund_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

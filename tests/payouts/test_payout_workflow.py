@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client
 
+from contracts.payouts import payout_workflow_id
 from marketplace import Payouts
 from payment_rail import (
     ACCOUNT_CLOSED,
@@ -16,6 +17,8 @@ from payment_rail import (
     RailOutcome,
     SimulatedBank,
 )
+from temporal_calls.errors import WorkflowRequestError
+from temporal_calls.payouts import cancel_payout, get_payout_state, start_payout
 from tests.payouts.conftest import (
     BankWebhooks,
     assert_status,
@@ -27,9 +30,6 @@ from tests.payouts.conftest import (
     views,
 )
 from tests.workflows.conftest import eventually
-from workflows.errors import WorkflowRequestError
-from workflows.payout_client import cancel_payout, get_payout_state, start_payout
-from workflows.payout_types import payout_workflow_id
 
 
 async def test_paid_payout(

@@ -13,8 +13,8 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, text
 from temporalio import workflow
 
+from contracts.payouts import PAYOUT_WORKFLOW, PayoutWorkflowInput
 from marketplace import Marketplace
-from workflows.payout_types import PAYOUT_WORKFLOW, PayoutWorkflowInput
 from workflows.registry import WORKFLOWS
 
 T = TypeVar("T")

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import Client
 
-from workflows.errors import WorkflowRequestError
-from workflows.schedule_client import (
+from temporal_calls.errors import WorkflowRequestError
+from temporal_calls.schedules import (
     delete_payout_schedule,
     describe_payout_schedule,
     pause_payout_schedule,

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import Engine, select
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 import marketplace.payout_runs as payout_runs_module
-from activities.payout_run_types import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
 from activities.payout_runs import PayoutRunActivities
 from activities.registry import build_activities
+from contracts.payout_runs import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
+from contracts.payouts import PayoutWorkflowInput, payout_workflow_id
 from marketplace import Marketplace, Payouts
 from marketplace.payout_runs import (
     PayoutRun,
@@ -29,16 +29,16 @@ from marketplace.payout_runs import (
     payout_runs,
     run_payout_id,
 )
-from tests.schedules.conftest import eventually, new_seller, workflows_with_stand_in
-from tests.temporal_env import running_worker
-from workflows.payout_types import PayoutWorkflowInput, payout_workflow_id
-from workflows.schedule_client import (
+from temporal_calls.errors import unless_not_found
+from temporal_calls.schedules import (
     delete_payout_schedule,
     describe_payout_schedule,
     pause_payout_schedule,
     put_payout_schedule,
     trigger_payout_schedule,
 )
+from tests.schedules.conftest import eventually, new_seller, workflows_with_stand_in
+from tests.temporal_env import running_worker
 
 
 def runs_of(engine: Engine, seller_id: str) -> list[PayoutRun]:
@@ -61,12 +61,7 @@ async def paid_input(client: Client, payout_id: str) -> PayoutWorkflowInput:
     )
 
     async def result() -> PayoutWorkflowInput | None:
-        try:
-            found: PayoutWorkflowInput = await handle.result()
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return None
+        found: PayoutWorkflowInput | None = await unless_not_found(handle.result(), None)
         return found
 
     return await eventually(result)

@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 import signatures
 from api.app import create_app
 from api.auth import ApiKeyRole
+from contracts.webhooks import WebhookRetry
 from marketplace import Marketplace
 from marketplace.webhooks import WebhookEndpoint, Webhooks
 from observability.metrics import WEBHOOK_DELIVERIES
@@ -26,7 +27,6 @@ from server.dispatcher import Dispatcher, WebhookChannel
 from tests.api.conftest import client_for, make_key
 from tests.temporal_env import running_worker
 from tests.webhooks.conftest import Receiver, new_seller
-from workflows.webhook_types import WebhookRetry
 
 market = Marketplace()
 hooks = Webhooks()

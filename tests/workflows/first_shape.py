@@ -7,9 +7,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.types import EarningResult
+    from contracts.common import SELLER_ID
+    from contracts.holds import AddEarningRequest, EarningResult, Hold, SellerHoldInput
     from workflows.seller_holds_v1 import InMemoryHolds
-    from workflows.types import SELLER_ID, AddEarningRequest, Hold, SellerHoldInput
 
 
 @workflow.defn(name="SellerHoldWorkflow")

@@ -25,12 +25,15 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.disputes import dispute_workflow_id
+from contracts.holds import seller_holds_workflow_id
 from marketplace import Marketplace, RollingReserve
 from server.database import create_db_engine, migrate
 from server.temporal_server import SEARCH_ATTRIBUTES
+from temporal_calls import disputes as dispute_calls
+from temporal_calls import holds as hold_calls
+from temporal_calls.errors import WorkflowRequestError
 from tests.temporal_env import new_task_queue, running_worker, start_time_skipping_server
-from workflows import client as wf
-from workflows.types import dispute_workflow_id, seller_holds_workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -73,7 +76,9 @@ async def main() -> None:
             # Seller holds: bookings (database writes, the dispatcher wakes the workflow),
             # operator updates (and rejected ones), holds ending, reserves released, an earlier
             # hold waking the workflow, then a continue-as-new.
-            handle = await wf.start_seller_holds(client, seller, history_limit=60, task_queue=queue)
+            handle = await hold_calls.start_seller_holds(
+                client, seller, history_limit=60, task_queue=queue
+            )
             first_run = handle.result_run_id
 
             async def book(order: str, amount: int, fee: int = 0) -> None:
@@ -92,16 +97,18 @@ async def main() -> None:
             for i in range(4):
                 await book(f"{uid}-o{i}", 1_000 + i, 100)
             await asyncio.sleep(1.5)  # the dispatcher's wake, the first turn
-            await wf.release_hold(client, seller, f"{uid}-o1")
+            await hold_calls.release_hold(client, seller, f"{uid}-o1")
             with engine.begin() as conn:
                 o2 = marketplace.get_earning(conn, seller, f"{uid}-o2")
-            await wf.extend_hold(client, seller, f"{uid}-o2", o2.hold_until + timedelta(days=1))
-            await wf.cancel_hold(client, seller, f"{uid}-o3")
+            await hold_calls.extend_hold(
+                client, seller, f"{uid}-o2", o2.hold_until + timedelta(days=1)
+            )
+            await hold_calls.cancel_hold(client, seller, f"{uid}-o3")
             for bad in (
-                wf.cancel_hold(client, seller, f"{uid}-o3"),
-                wf.release_hold(client, seller, "x"),
+                hold_calls.cancel_hold(client, seller, f"{uid}-o3"),
+                hold_calls.release_hold(client, seller, "x"),
             ):
-                with contextlib.suppress(wf.WorkflowRequestError):
+                with contextlib.suppress(WorkflowRequestError):
                     await bad
             with engine.begin() as conn:
                 marketplace.update_seller(conn, seller, hold_period=timedelta(days=1))
@@ -124,7 +131,7 @@ async def main() -> None:
 
             # Disputes: won by update, lost at the deadline.
             now = await env.get_current_time()
-            await wf.open_dispute(
+            await dispute_calls.open_dispute(
                 client,
                 f"{uid}-won",
                 seller,
@@ -133,8 +140,8 @@ async def main() -> None:
                 now + timedelta(days=5),
                 task_queue=queue,
             )
-            await wf.resolve_dispute(client, f"{uid}-won", "won")
-            await wf.open_dispute(
+            await dispute_calls.resolve_dispute(client, f"{uid}-won", "won")
+            await dispute_calls.open_dispute(
                 client,
                 f"{uid}-late",
                 seller,

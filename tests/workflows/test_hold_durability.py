@@ -12,10 +12,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger_core.schema import ledger_entries, ledger_transactions
 from marketplace import Marketplace
+from temporal_calls import holds
 from tests.temporal_env import running_worker
 from tests.workflows.conftest import SkippingEnv, balances, create_seller, eventually, views
 from tests.workflows.test_seller_holds import book, book_now
-from workflows import client as holds
 
 
 def earning_ledger_rows(

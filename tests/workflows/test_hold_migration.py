@@ -14,7 +14,12 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from activities.types import EarningResult
+from contracts.holds import (
+    AddEarningRequest,
+    EarningResult,
+    SellerHoldInput,
+    seller_holds_workflow_id,
+)
 from marketplace import Marketplace
 from tests.temporal_env import running_worker
 from tests.workflows.conftest import balances, create_seller, eventually, views
@@ -22,7 +27,6 @@ from tests.workflows.first_shape import FirstShapeHoldWorkflow
 from tests.workflows.test_hold_durability import earning_ledger_rows
 from workflows.registry import WORKFLOWS
 from workflows.seller_holds import HOLDS_IN_DATABASE, SellerHoldWorkflow
-from workflows.types import AddEarningRequest, SellerHoldInput, seller_holds_workflow_id
 
 
 async def add_earning(client: Client, seller: str, order: str, queue: str) -> EarningResult:

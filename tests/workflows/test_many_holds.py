@@ -14,11 +14,11 @@ from sqlalchemy import Engine, text
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from contracts.holds import seller_holds_workflow_id
 from marketplace import EarningRequest, EarningStatus, Marketplace
+from temporal_calls import holds
 from tests.temporal_env import new_task_queue, running_worker
 from tests.workflows.conftest import balances, create_seller, eventually, views
-from workflows import client as holds
-from workflows.types import seller_holds_workflow_id
 
 HOLDS = 20_000
 BATCH = 1_000

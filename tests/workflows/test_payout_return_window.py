@@ -12,8 +12,10 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from contracts.payouts import PayoutWorkflowState, payout_workflow_id
 from marketplace import Payouts
 from payment_rail import ACCOUNT_RETURNED, RailOutcome, RailSettings, SimulatedBank
+from temporal_calls.payouts import get_payout_state, start_payout
 from tests.payouts.conftest import (
     SECRET,
     BankWebhooks,
@@ -28,8 +30,6 @@ from tests.payouts.conftest import (
     webhooks,
 )
 from tests.workflows.conftest import SkippingEnv, eventually
-from workflows.payout_client import get_payout_state, start_payout
-from workflows.payout_types import PayoutWorkflowState, payout_workflow_id
 
 __all__ = ["bank", "payouts", "webhooks"]
 

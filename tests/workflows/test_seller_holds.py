@@ -13,7 +13,10 @@ import pytest
 from sqlalchemy import Engine, text
 from temporalio.api.enums.v1 import EventType
 
+from contracts.holds import seller_holds_workflow_id
 from marketplace import Earning, EarningStatus, Marketplace, RollingReserve
+from temporal_calls import holds
+from temporal_calls.errors import WorkflowRequestError
 from tests.temporal_env import running_worker
 from tests.workflows.conftest import (
     SkippingEnv,
@@ -23,9 +26,6 @@ from tests.workflows.conftest import (
     ledger_transaction_count,
     views,
 )
-from workflows import client as holds
-from workflows.client import WorkflowRequestError
-from workflows.types import seller_holds_workflow_id
 
 
 def book(

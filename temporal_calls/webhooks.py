@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 
-from workflows.registry import TASK_QUEUE
-from workflows.webhook_types import (
+from contracts.common import TASK_QUEUE
+from contracts.webhooks import (
     WAKE_SIGNAL,
     WEBHOOK_DELIVERY_WORKFLOW,
     WebhookRetry,

@@ -1,6 +1,5 @@
-"""What the API (and tests) call to drive payouts: start a payout and hear whether its money was
-reserved, cancel it, read its state, hand it the rail's webhook events. (Refunds are the API's
-own database writes: ``api.routers.refunds``.)
+"""Driving payouts: start a payout and hear whether its money was reserved, cancel it, read its
+state, hand it the rail's webhook events. (Refunds are the API's own database writes.)
 
 Errors are ``WorkflowRequestError`` with the domain's codes:
 
@@ -21,49 +20,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    WithStartWorkflowOperation,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
-from activities.payout_types import PayoutResult
-from payment_rail import RailEvent
-from workflows.errors import WorkflowRequestError, request_error
-from workflows.payout_types import (
+from contracts.common import SELLER_ID, TASK_QUEUE
+from contracts.payouts import (
+    CANCEL_UPDATE,
     PAYOUT_STATUS,
+    PAYOUT_WORKFLOW,
+    RAIL_EVENT_SIGNAL,
+    RESERVED_UPDATE,
+    STATE_QUERY,
     CancelPayoutRequest,
     PayoutOrigin,
+    PayoutResult,
     PayoutStatus,
     PayoutWorkflowInput,
     PayoutWorkflowState,
     RailEventSignal,
     payout_workflow_id,
 )
-from workflows.payouts import PayoutWorkflow
-from workflows.registry import TASK_QUEUE
-from workflows.types import SELLER_ID
-
-__all__ = [
-    "PayoutResult",
-    "PayoutWorkflowState",
-    "cancel_payout",
-    "get_payout_state",
-    "signal_rail_event",
-    "start_payout",
-]
-
-
-def _not_found(payout_id: str) -> WorkflowRequestError:
-    return WorkflowRequestError("payout_not_found", f"payout {payout_id!r} not found")
+from payment_rail import RailEvent
+from temporal_calls.errors import (
+    WorkflowRequestError,
+    answered,
+    unless_not_found,
+    update_with_start,
+)
 
 
 async def start_payout(
@@ -84,8 +72,8 @@ async def start_payout(
 
     Idempotent by payout id: a repeat returns the same answer (or the same error); the same id
     for another seller or amount is ``payout_conflict``."""
-    start = WithStartWorkflowOperation(
-        PayoutWorkflow.run,
+    start: WithStartWorkflowOperation[Any, PayoutWorkflowState] = WithStartWorkflowOperation(
+        PAYOUT_WORKFLOW,
         PayoutWorkflowInput(
             payout_id=payout_id,
             seller_id=seller_id,
@@ -105,23 +93,19 @@ async def start_payout(
             ]
         ),
         static_summary=f"Payout {payout_id} to seller {seller_id}",
+        result_type=PayoutWorkflowState,
     )
-    try:
-        result: PayoutResult = await client.execute_update_with_start_workflow(
-            PayoutWorkflow.reserved, start_workflow_operation=start, id="reserved"
-        )
-    except WorkflowUpdateFailedError as err:
-        raise request_error(err) from err
-    except (WorkflowAlreadyStartedError, RPCError) as err:
-        if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
+
+    async def ended() -> PayoutResult:
         # It ran and completed: its state says what became of it.
         state = await get_payout_state(client, payout_id)
         if state.payout is None:
             raise WorkflowRequestError(
                 state.error_code or "workflow_failed", state.error_message or "nothing reserved"
-            ) from err
-        result = state.payout
+            )
+        return state.payout
+
+    result = await update_with_start(client, RESERVED_UPDATE, start, PayoutResult, ended)
     if result.seller_id != seller_id or (amount is not None and result.amount != amount):
         raise WorkflowRequestError(
             "payout_conflict",
@@ -134,14 +118,16 @@ async def start_payout(
 async def cancel_payout(client: Client, payout_id: str, note: str = "") -> PayoutResult:
     """Cancel a payout not yet submitted to the rail (its money is available again);
     ``invalid_payout_state`` once it was submitted. Cancelling a cancelled payout returns it."""
-    handle = client.get_workflow_handle_for(PayoutWorkflow.run, payout_workflow_id(payout_id))
-    try:
-        return await handle.execute_update(PayoutWorkflow.cancel, CancelPayoutRequest(note))
-    except WorkflowUpdateFailedError as err:
-        raise request_error(err) from err
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
+    cancelled: PayoutResult | None = await unless_not_found(
+        answered(
+            _payout_handle(client, payout_id).execute_update(
+                CANCEL_UPDATE, CancelPayoutRequest(note), result_type=PayoutResult
+            )
+        ),
+        None,
+    )
+    if cancelled is not None:
+        return cancelled
     state = await get_payout_state(client, payout_id)  # it has ended (or never existed)
     if state.status == PayoutStatus.CANCELLED and state.payout is not None:
         return state.payout
@@ -153,33 +139,29 @@ async def cancel_payout(client: Client, payout_id: str, note: str = "") -> Payou
 
 async def get_payout_state(client: Client, payout_id: str) -> PayoutWorkflowState:
     """The payout workflow's state (also after it ended)."""
-    handle = client.get_workflow_handle_for(PayoutWorkflow.run, payout_workflow_id(payout_id))
-    try:
-        return await handle.query(PayoutWorkflow.state)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise _not_found(payout_id) from err
-        raise
+    return await unless_not_found(
+        _payout_handle(client, payout_id).query(STATE_QUERY, result_type=PayoutWorkflowState),
+        WorkflowRequestError("payout_not_found", f"payout {payout_id!r} not found"),
+    )
 
 
 async def signal_rail_event(client: Client, event: RailEvent) -> bool:
     """Hand a verified rail webhook event to its payout's workflow. False if no workflow is
     running for it (unknown payout, or one that has ended: nothing left to learn)."""
-    handle = client.get_workflow_handle_for(PayoutWorkflow.run, payout_workflow_id(event.payout_id))
-    try:
-        await handle.signal(
-            PayoutWorkflow.rail_event,
-            RailEventSignal(
-                event_id=event.id,
-                type=str(event.type),
-                payout_id=event.payout_id,
-                occurred_at=event.occurred_at,
-                code=event.code,
-                reason=event.reason,
-            ),
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
+    signal = RailEventSignal(
+        event_id=event.id,
+        type=str(event.type),
+        payout_id=event.payout_id,
+        occurred_at=event.occurred_at,
+        code=event.code,
+        reason=event.reason,
+    )
+    handle = _payout_handle(client, event.payout_id)
+    # The signal answers None; NOT_FOUND answers False.
+    return await unless_not_found(handle.signal(RAIL_EVENT_SIGNAL, signal), False) is None
+
+
+def _payout_handle(client: Client, payout_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(
+        payout_workflow_id(payout_id), result_type=PayoutWorkflowState
+    )

@@ -1,5 +1,5 @@
-"""Input, query result and ids of the webhook delivery workflow. Plain dataclasses, safe to
-import from workflow code, the worker's dispatcher and the API alike."""
+"""The webhook delivery workflow (one per endpoint and seller) and its activities: names, ids,
+inputs and results."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from dataclasses import dataclass
 
 WEBHOOK_DELIVERY_WORKFLOW = "WebhookDelivery"
 WAKE_SIGNAL = "wake"
+STATE_QUERY = "state"
+
+PENDING_WEBHOOK_DELIVERIES = "pending_webhook_deliveries"
+SEND_WEBHOOK = "send_webhook"
+FAIL_WEBHOOK_DELIVERY = "fail_webhook_delivery"
+# ApplicationError type of a failed attempt (retried by the workflow's retry policy).
+WEBHOOK_ATTEMPT_FAILED = "webhook_attempt_failed"
 
 
 def webhook_delivery_workflow_id(endpoint_id: str, seller_id: str) -> str:
@@ -40,3 +47,25 @@ class WebhookStreamState:
     succeeded: int
     failed: int
     skipped: int
+
+
+@dataclass
+class PendingDeliveriesInput:
+    endpoint_id: str
+    seller_id: str
+    limit: int = 100
+
+
+@dataclass
+class SendWebhookResult:
+    delivery_id: str
+    outcome: str
+    """succeeded, or skipped (no longer pending: sent, failed, or its endpoint deleted)."""
+    attempt: int = 0
+    response_status: int | None = None
+
+
+@dataclass
+class FailDeliveryInput:
+    delivery_id: str
+    reason: str

@@ -1,6 +1,6 @@
 """Sellers' payout schedules as Temporal Schedules: one per seller, id
 ``payout-schedule/<seller id>``, whose action is the payout-run workflow
-(``workflows.payout_runs``) on the payouts task queue.
+(``workflows.payout_runs``, started by name) on the payouts task queue.
 
 * ``daily``, ``weekly`` (a weekday), ``monthly`` (a day of month 1-31) at ``time_of_day`` in the
   seller's ``time_zone`` (IANA; the schedule's own ``time_zone_name``, so runs follow daylight
@@ -33,8 +33,6 @@ from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
-    ScheduleDescription,
-    ScheduleHandle,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleRange,
@@ -43,24 +41,26 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.errors import WorkflowRequestError
-from workflows.payout_runs import PAYOUT_RUN_WORKFLOW, PayoutRunInput, PayoutScheduleSpec
-from workflows.registry import TASK_QUEUE
-from workflows.types import SELLER_ID
+from contracts.common import TASK_QUEUE
+from contracts.payout_runs import (
+    PAYOUT_RUN_WORKFLOW,
+    PayoutRunInput,
+    PayoutScheduleSpec,
+    payout_run_workflow_id,
+    payout_schedule_id,
+)
+from temporal_calls.errors import WorkflowRequestError, unless_not_found
+from temporal_calls.holds import seller_attributes
 
 __all__ = [
     "INTERVALS",
     "WEEKDAYS",
     "PayoutScheduleInfo",
-    "PayoutScheduleSpec",
     "calendars_for",
     "delete_payout_schedule",
     "describe_payout_schedule",
     "pause_payout_schedule",
-    "payout_schedule_id",
     "put_payout_schedule",
     "resume_payout_schedule",
     "trigger_payout_schedule",
@@ -82,15 +82,6 @@ _NON_LEAP_YEARS = (
     ScheduleRange(2003, 2099, 4),
     ScheduleRange(2100),
 )
-
-
-def payout_schedule_id(seller_id: str) -> str:
-    return f"payout-schedule/{seller_id}"
-
-
-def payout_run_workflow_id(seller_id: str) -> str:
-    """The id prefix of the runs (the server appends each firing's time)."""
-    return f"payout-run/{seller_id}"
 
 
 @dataclass
@@ -232,9 +223,7 @@ def _schedule(
             id=payout_run_workflow_id(seller_id),
             task_queue=task_queue,
             execution_timeout=timedelta(hours=1),
-            typed_search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(SELLER_ID, seller_id)]
-            ),
+            typed_search_attributes=seller_attributes(seller_id),
             static_summary=f"Payout run of seller {seller_id}",
         ),
         spec=ScheduleSpec(
@@ -284,7 +273,7 @@ async def put_payout_schedule(
                 state=ScheduleState(),
                 starts_at=starts_at,
             ),
-            search_attributes=TypedSearchAttributes([SearchAttributePair(SELLER_ID, seller_id)]),
+            search_attributes=seller_attributes(seller_id),
         )
     except ScheduleAlreadyRunningError:
 
@@ -304,19 +293,10 @@ async def put_payout_schedule(
     return await describe_payout_schedule(client, seller_id)
 
 
-async def _describe(handle: ScheduleHandle, seller_id: str) -> ScheduleDescription:
-    try:
-        return await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise _not_found(seller_id) from err
-        raise
-
-
 async def describe_payout_schedule(client: Client, seller_id: str) -> PayoutScheduleInfo:
     """The schedule in the platform's terms, with the server's next run times."""
     handle = client.get_schedule_handle(payout_schedule_id(seller_id))
-    desc = await _describe(handle, seller_id)
+    desc = await unless_not_found(handle.describe(), _not_found(seller_id))
     action = desc.schedule.action
     assert isinstance(action, ScheduleActionStartWorkflow)
     (run_input,) = await client.data_converter.decode(list(action.args), [PayoutRunInput])
@@ -339,19 +319,15 @@ async def describe_payout_schedule(client: Client, seller_id: str) -> PayoutSche
 
 async def _call(client: Client, seller_id: str, op: str, note: str | None = None) -> None:
     handle = client.get_schedule_handle(payout_schedule_id(seller_id))
-    try:
-        if op == "pause":
-            await handle.pause(note=note)
-        elif op == "resume":
-            await handle.unpause(note=note)
-        elif op == "trigger":
-            await handle.trigger()
-        else:
-            await handle.delete()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise _not_found(seller_id) from err
-        raise
+    if op == "pause":
+        call = handle.pause(note=note)
+    elif op == "resume":
+        call = handle.unpause(note=note)
+    elif op == "trigger":
+        call = handle.trigger()
+    else:
+        call = handle.delete()
+    await unless_not_found(call, _not_found(seller_id))
 
 
 async def pause_payout_schedule(client: Client, seller_id: str, note: str) -> None:
