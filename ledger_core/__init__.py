@@ -1,9 +1,13 @@
 """A double-entry application ledger on PostgreSQL: the single source of truth for money.
 
-What lives here: the schema (``schema``), ``LedgerService`` with its reads and writes
-(``ledger``), the domain types (``types``), the domain errors with stable codes (``errors``),
-currencies, ids (UUIDv7) and the deferred invariants PostgreSQL enforces (``deferred``). See
-``LedgerService`` for the operations and DESIGN.md for the balance semantics (Modern Treasury's
+What lives here: the schema (``schema``); ``LedgerService`` (``ledger``), its operations by
+subject: ledgers and accounts (``accounts``), reads of transactions and entries (``reads``), the
+write of one transaction (``writes``), status changes, set-based writes and reversals
+(``ledger``); the domain types (``types``), the domain errors with stable codes (``errors``) and
+the database's own errors translated to them (``database_errors``); the checks, clock and page
+helpers the domains on top share (``checks``), rows as types (``rows``); currencies, ids (UUIDv7)
+and the statements deferred to the commit (``deferred``). See ``LedgerService`` for the
+operations and docs/architecture.md for how the parts fit (balances follow Modern Treasury's
 pending / posted / available).
 
 What it may import: SQLAlchemy, psycopg and the standard library; nothing of the platform (no
