@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -86,11 +85,6 @@ async def stack(temporal_env: WorkflowEnvironment, engine: Engine) -> AsyncItera
 async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with stack.client() as client:
         yield client
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 async def eventually(

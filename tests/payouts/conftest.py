@@ -5,7 +5,6 @@ workflows as the API would hand them over (signature verified, then signalled)."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -34,11 +33,6 @@ SECRET = "whsec_test"
 @pytest.fixture(scope="session")
 def payouts() -> Payouts:
     return Payouts(Marketplace())
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 class BankWebhooks:

@@ -3,8 +3,6 @@ balance views after every step of a payout and of a refund, idempotency, and the
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import Engine
 
@@ -36,11 +34,6 @@ def payouts() -> Payouts:
 @pytest.fixture(scope="module")
 def refunds(payouts: Payouts) -> Refunds:
     return Refunds(payouts.marketplace)
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def views(engine: Engine, payouts: Payouts, seller_id: str) -> tuple[int, int, int]:

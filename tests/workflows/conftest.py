@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -106,16 +105,6 @@ async def skipping_env(
     for workflow_id in dict.fromkeys(recorder.workflow_ids):
         with contextlib.suppress(RPCError):  # already closed, or never started
             await client.get_workflow_handle(workflow_id).terminate("test finished")
-
-
-@pytest.fixture(scope="session")
-def marketplace() -> Marketplace:
-    return Marketplace()
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def create_seller(
