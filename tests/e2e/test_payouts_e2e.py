@@ -42,7 +42,8 @@ from payment_rail.simulated import WebhookState
 from server.settings import get_settings
 from server.worker import build_worker
 from tests.api.conftest import make_key
-from tests.e2e.conftest import add_earning, balances, create_seller, eventually, money
+from tests.e2e.conftest import add_earning, balances, create_seller, money
+from tests.helpers import eventually
 from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, waking_holds
 from workflows.payout_client import get_payout_state
 

@@ -24,6 +24,7 @@ from ledger_core import (
     NewEntry,
     NormalBalance,
 )
+from tests.helpers import ENTRY_SUMS_SQL
 from tests.ledger_core.conftest import PENDING, POSTED, Book, cond, credit, debit, triple
 
 THREADS = 12
@@ -57,19 +58,12 @@ def check_ledger_integrity(engine: Engine, ledger_id: uuid.UUID) -> None:
     with engine.connect() as conn:
         mismatched = conn.execute(
             text(
-                """
+                f"""
                 SELECT a.id, a.pending_debits, a.pending_credits, a.posted_debits,
                        a.posted_credits, s.*
                   FROM ledger_accounts a
                   LEFT JOIN LATERAL (
-                    SELECT coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'pending' AND e.direction = 'debit'), 0) AS pd,
-                           coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'pending' AND e.direction = 'credit'), 0) AS pc,
-                           coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'posted' AND e.direction = 'debit'), 0) AS sd,
-                           coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'posted' AND e.direction = 'credit'), 0) AS sc
+                    SELECT {ENTRY_SUMS_SQL}
                       FROM ledger_entries e
                       JOIN ledger_transactions t ON t.id = e.transaction_id
                      WHERE e.account_id = a.id

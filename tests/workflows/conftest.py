@@ -3,14 +3,13 @@ worker does asynchronously."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
@@ -25,7 +24,6 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from ledger_core.schema import ledger_transactions
 from marketplace import Marketplace, RollingReserve, SellerBalances
 from server.temporal_server import SEARCH_ATTRIBUTES
 
@@ -134,31 +132,3 @@ def balances(engine: Engine, marketplace: Marketplace, seller_id: str) -> Seller
 def views(b: SellerBalances) -> tuple[int, int, int]:
     """(pending, posted, available)"""
     return (b.pending, b.posted, b.available)
-
-
-def ledger_transaction_count(engine: Engine, external_id: str) -> int:
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(ledger_transactions)
-                .where(ledger_transactions.c.external_id == external_id)
-            ).scalar_one()
-        )
-
-
-async def eventually(
-    check: Callable[[], T | Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.05
-) -> T:
-    """Poll ``check`` until it returns without an AssertionError (or time runs out)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                result = await result
-            return result  # type: ignore[return-value]
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(interval)

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import Engine
 
 from marketplace import Marketplace
+from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv, balances, create_seller, eventually, views
+from tests.workflows.conftest import SkippingEnv, balances, create_seller, views
 from workflows import client as wf
 from workflows.client import WorkflowRequestError
 

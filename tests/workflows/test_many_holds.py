@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from marketplace import EarningRequest, EarningStatus, Marketplace
+from tests.helpers import eventually
 from tests.temporal_env import new_task_queue, running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import balances, create_seller, views
 from workflows import client as holds
 from workflows.types import seller_holds_workflow_id
 

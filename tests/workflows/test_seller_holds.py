@@ -14,15 +14,9 @@ from sqlalchemy import Engine, text
 from temporalio.api.enums.v1 import EventType
 
 from marketplace import Earning, EarningStatus, Marketplace, RollingReserve
+from tests.helpers import eventually, ledger_transaction_count
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import (
-    SkippingEnv,
-    balances,
-    create_seller,
-    eventually,
-    ledger_transaction_count,
-    views,
-)
+from tests.workflows.conftest import SkippingEnv, balances, create_seller, views
 from workflows import client as holds
 from workflows.client import WorkflowRequestError
 from workflows.types import seller_holds_workflow_id

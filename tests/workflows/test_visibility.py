@@ -11,8 +11,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from marketplace import EarningRequest, Marketplace
+from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import balances, create_seller, views
 from workflows.types import OPEN_HOLDS, SELLER_ID, seller_holds_workflow_id
 
 
