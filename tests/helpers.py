@@ -1,15 +1,17 @@
 """Plain helpers shared by several test packages: polling until a check passes, counting the
-ledger transactions of an external id, summing entries in SQL, running the same work in several
+ledger transactions of an external id, summing entries in SQL (accounts whose running totals
+drifted from them), running the same work in several
 threads at once."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, Row, func, select, text
 
 from ledger_core.schema import ledger_transactions
 
@@ -53,6 +55,32 @@ def ledger_transaction_count(engine: Engine, external_id: str) -> int:
                 .where(ledger_transactions.c.external_id == external_id)
             ).scalar_one()
         )
+
+
+def drifted_accounts(conn: Connection, ledger_id: uuid.UUID | None = None) -> list[Row[Any]]:
+    """The accounts (of ``ledger_id``, or all) whose running totals differ from the sums of
+    their entries: the account's totals, then the sums (``ENTRY_SUMS_SQL``)."""
+    return list(
+        conn.execute(
+            text(
+                f"""
+                SELECT a.id, a.pending_debits, a.pending_credits, a.posted_debits,
+                       a.posted_credits, s.*
+                  FROM ledger_accounts a
+                  LEFT JOIN LATERAL (
+                    SELECT {ENTRY_SUMS_SQL}
+                      FROM ledger_entries e
+                      JOIN ledger_transactions t ON t.id = e.transaction_id
+                     WHERE e.account_id = a.id
+                  ) s ON true
+                 WHERE (CAST(:l AS uuid) IS NULL OR a.ledger_id = :l)
+                   AND (a.pending_debits, a.pending_credits, a.posted_debits, a.posted_credits)
+                       IS DISTINCT FROM (s.pd, s.pc, s.sd, s.sc)
+                """
+            ),
+            {"l": ledger_id},
+        ).all()
+    )
 
 
 def run_in_threads(work: Callable[[int], object], count: int) -> list[BaseException]:

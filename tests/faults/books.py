@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from marketplace import Marketplace
 from payment_rail import SimulatedBankAdmin
-from tests.helpers import ENTRY_SUMS_SQL
+from tests.helpers import ENTRY_SUMS_SQL, drifted_accounts
 
 
 @dataclass(frozen=True)
@@ -110,22 +110,7 @@ def assert_books_balance(db: Engine) -> None:
                 """
             )
         ).all()
-        drifted = conn.execute(
-            text(
-                f"""
-                SELECT a.id, a.pending_debits, a.pending_credits, a.posted_debits,
-                       a.posted_credits, s.*
-                FROM ledger_accounts a
-                LEFT JOIN LATERAL (
-                    SELECT {ENTRY_SUMS_SQL}
-                    FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-                    WHERE e.account_id = a.id
-                ) s ON true
-                WHERE (a.pending_debits, a.pending_credits, a.posted_debits, a.posted_credits)
-                   <> (s.pd, s.pc, s.sd, s.sc)
-                """
-            )
-        ).all()
+        drifted = drifted_accounts(conn)
     assert unbalanced == [], f"ledgers whose debits and credits differ: {unbalanced}"
     assert drifted == [], f"accounts whose running totals differ from their entries: {drifted}"
 

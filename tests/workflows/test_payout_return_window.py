@@ -21,6 +21,7 @@ from tests.payouts.conftest import (
     BankWebhooks,
     PayoutEnv,
     bank,
+    payout_env,
     payouts,
     seller_with_available,
     webhooks,
@@ -29,20 +30,13 @@ from tests.workflows.conftest import SkippingEnv
 from workflows.payout_client import get_payout_state, start_payout
 from workflows.payout_types import PayoutWorkflowState, payout_workflow_id
 
-__all__ = ["bank", "payouts", "webhooks"]
+__all__ = ["bank", "payout_env", "payouts", "webhooks"]
 
 
 @pytest.fixture
-def payout_env(
-    skipping_env: SkippingEnv,
-    engine: Engine,
-    payouts: Payouts,
-    bank: SimulatedBank,
-    webhooks: BankWebhooks,
-    task_queue: str,
-) -> PayoutEnv:
-    """The payouts' test world, on the time-skipping server."""
-    return PayoutEnv(skipping_env.client, engine, payouts, bank, webhooks, task_queue)
+def temporal_client(skipping_env: SkippingEnv) -> Client:
+    """The client ``payout_env`` uses: here, the time-skipping server's."""
+    return skipping_env.client
 
 
 async def _closed(client: Client, payout_id: str, timeout: float = 15.0) -> None:
