@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -71,11 +72,15 @@ async def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
         await asyncio.sleep(0.1)
 
 
-def endpoint_for(engine: Engine, receiver: Receiver, created: list[WebhookEndpoint]) -> Any:
+@pytest.fixture
+def endpoint(
+    engine: Engine, receiver: Receiver, endpoints: list[WebhookEndpoint]
+) -> WebhookEndpoint:
+    """An endpoint of every event type at the test's receiver (deleted after the test)."""
     with engine.begin() as conn:
-        endpoint = hooks.create_endpoint(conn, url=receiver.url, event_types=["*"])
-    created.append(endpoint)
-    return endpoint
+        created = hooks.create_endpoint(conn, url=receiver.url, event_types=["*"])
+    endpoints.append(created)
+    return created
 
 
 def book(engine: Engine, seller: str, order: str, amount: int, *, post: bool = False) -> None:
@@ -99,9 +104,8 @@ async def test_events_reach_the_receiver_signed_once_each_in_order_per_seller(
     engine: Engine,
     task_queue: str,
     receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    endpoint: WebhookEndpoint,
 ) -> None:
-    endpoint = endpoint_for(engine, receiver, endpoints)
     before = sent("succeeded")
     sellers = [new_seller(engine), new_seller(engine)]
     async with delivering(temporal_client, engine, task_queue, WebhookRetry(0.2, 1.0, 5)):
@@ -147,9 +151,8 @@ async def test_a_failing_receiver_gets_retries_with_growing_back_off_and_order_h
     engine: Engine,
     task_queue: str,
     receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    endpoint: WebhookEndpoint,
 ) -> None:
-    endpoint = endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     receiver.fail_next = 3
     async with delivering(temporal_client, engine, task_queue, WebhookRetry(1.0, 10.0, 10)):
@@ -181,9 +184,8 @@ async def test_a_delivery_that_runs_out_of_attempts_fails_visibly_and_is_resent_
     engine: Engine,
     task_queue: str,
     receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    endpoint: WebhookEndpoint,
 ) -> None:
-    endpoint = endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     receiver.down = True
     failed_before = sent("failed")
@@ -221,9 +223,8 @@ async def test_deliveries_recorded_while_no_dispatcher_listened_are_swept_up(
     engine: Engine,
     task_queue: str,
     receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    endpoint: WebhookEndpoint,
 ) -> None:
-    endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     book(engine, seller, f"o-{seller}", 100)  # notified with nobody listening
     async with delivering(temporal_client, engine, task_queue, WebhookRetry(0.2, 1.0, 5)):
@@ -256,11 +257,10 @@ async def test_the_sweep_leaves_a_running_stream_alone(
     engine: Engine,
     task_queue: str,
     receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    endpoint: WebhookEndpoint,
 ) -> None:
     """A stream retrying one delivery for hours is not signalled at every sweep (its history
     would grow by a signal every 30 s): the sweep only starts streams that do not run."""
-    endpoint = endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     receiver.down = True
     async with delivering(temporal_client, engine, task_queue, WebhookRetry(60.0, 60.0, 3)):

@@ -24,7 +24,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from marketplace import Marketplace, RollingReserve, SellerBalances
+from marketplace import Earning, Marketplace, RollingReserve, SellerBalances
 from server.temporal_server import SEARCH_ATTRIBUTES
 
 T = TypeVar("T")
@@ -132,3 +132,40 @@ def balances(engine: Engine, marketplace: Marketplace, seller_id: str) -> Seller
 def views(b: SellerBalances) -> tuple[int, int, int]:
     """(pending, posted, available)"""
     return (b.pending, b.posted, b.available)
+
+
+def book(
+    engine: Engine,
+    marketplace: Marketplace,
+    seller: str,
+    order: str,
+    amount: int,
+    fee: int = 0,
+    *,
+    now: datetime | None = None,
+) -> Earning:
+    """As ``POST /v1/sellers/{id}/earnings`` does: written with the commit. ``now``: when the
+    hold starts (the time-skipping server's clock runs ahead of the wall clock)."""
+    with engine.begin() as conn:
+        return marketplace.book_earning(
+            conn,
+            seller_id=seller,
+            order_id=order,
+            amount=amount,
+            fee=fee,
+            booked_at=now,
+            at_commit=True,
+        )
+
+
+async def book_now(
+    env: SkippingEnv,
+    engine: Engine,
+    marketplace: Marketplace,
+    seller: str,
+    order: str,
+    amount: int,
+    fee: int = 0,
+) -> Earning:
+    """``book`` on the time-skipping server's clock."""
+    return book(engine, marketplace, seller, order, amount, fee, now=await env.get_current_time())

@@ -14,8 +14,7 @@ from ledger_core.schema import ledger_entries, ledger_transactions
 from marketplace import Marketplace
 from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv, balances, create_seller, views
-from tests.workflows.test_seller_holds import book, book_now
+from tests.workflows.conftest import SkippingEnv, balances, book, book_now, create_seller, views
 from workflows import client as holds
 
 
