@@ -1,6 +1,7 @@
 """Helpers of the payout tests: a worker whose payout activities use a simulated bank of the
 test's own (the only stand-in: it is the outside world), whose webhooks reach the payout
-workflows as the API would hand them over (signature verified, then signalled)."""
+workflows as the API would hand them over (signature verified, then signalled). ``payout_env``
+bundles what a payout test works with: that worker, the bank, and the balance and status checks."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Helpers of the workflow tests: sellers in the real database, balances, and polling for what a
-worker does asynchronously."""
+"""Helpers of the workflow tests: the time-skipping server for one test, sellers in the real
+database, earnings booked as the API books them, and balances. (Polling for what a worker does
+asynchronously: ``tests.helpers.eventually``.)"""
 
 from __future__ import annotations
 
