@@ -7,6 +7,8 @@ Temporal (helpers in tests/temporal_env.py; each server starts on first use, on 
 ``temporal_env`` is the dev server with the custom search attributes, ``temporal_client`` its
 client, ``time_skipping_env`` the time-skipping test server, ``task_queue`` a fresh queue name per
 test. Async tests and fixtures need no marker (asyncio_mode=auto, one session event loop).
+
+Domain: ``marketplace`` the domain service, ``uid`` a fresh suffix per test for the ids it creates.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from ledger_core import LedgerService
+from marketplace import Marketplace
 from server.database import EmbeddedPostgres, create_db_engine, migrate
 from tests.temporal_env import new_task_queue, start_dev_server, start_time_skipping_server
 
@@ -101,3 +105,15 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def task_queue() -> str:
     return new_task_queue()
+
+
+@pytest.fixture(scope="session")
+def marketplace() -> Marketplace:
+    return Marketplace()
+
+
+@pytest.fixture
+def uid() -> str:
+    """A suffix that makes this test's seller, order and dispute ids its own (the database is
+    shared by the session)."""
+    return uuid.uuid4().hex[:10]

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,20 +216,26 @@ def assert_nothing_left(children: list[psutil.Process], data_dir: Path) -> None:
 
 
 @pytest.fixture
-def cleanup() -> Iterator[list[RunningStack]]:
-    """Whatever a failing test leaves running is stopped."""
+def launch(stack_config: StackConfig, tmp_path: Path) -> Iterator[Callable[[str], RunningStack]]:
+    """Starts the stack, its output in ``log_name`` in the test's folder; whatever a failing
+    test leaves running is stopped."""
     stacks: list[RunningStack] = []
-    yield stacks
+
+    def start(log_name: str) -> RunningStack:
+        stack = start_stack(stack_config, tmp_path / log_name)
+        stacks.append(stack)
+        return stack
+
+    yield start
     for stack in stacks:
         if stack.process.poll() is None:
             stop_stack(stack)
 
 
 def test_run_serves_stops_cleanly_and_keeps_data(
-    stack_config: StackConfig, tmp_path: Path, cleanup: list[RunningStack]
+    stack_config: StackConfig, launch: Callable[[str], RunningStack]
 ) -> None:
-    first = start_stack(stack_config, tmp_path / "first.log")
-    cleanup.append(first)
+    first = launch("first.log")
     text = first.text()
     keys = KEY_PATTERN.findall(text)
     assert len(keys) == 1, f"the admin key is printed once on first start:\n{text}"
@@ -258,8 +264,7 @@ def test_run_serves_stops_cleanly_and_keeps_data(
     assert "stopped." in first.text()
     assert_nothing_left(children, stack_config.data_dir)
 
-    second = start_stack(stack_config, tmp_path / "second.log")
-    cleanup.append(second)
+    second = launch("second.log")
     assert KEY_PATTERN.findall(second.text()) == [], "an existing admin key is not printed again"
     with httpx.Client(base_url=second.api_url, timeout=10) as http:
         read = http.get(f"/v1/ledgers/{ledger_id}", headers=admin)
@@ -273,10 +278,9 @@ def test_run_serves_stops_cleanly_and_keeps_data(
 
 
 def test_a_crashed_child_stops_the_stack(
-    stack_config: StackConfig, tmp_path: Path, cleanup: list[RunningStack]
+    stack_config: StackConfig, launch: Callable[[str], RunningStack]
 ) -> None:
-    stack = start_stack(stack_config, tmp_path / "crash.log")
-    cleanup.append(stack)
+    stack = launch("crash.log")
     children = stack.descendants()
     worker = next(p for p in children if "worker" in p.cmdline())
     worker.kill()
@@ -288,12 +292,11 @@ def test_a_crashed_child_stops_the_stack(
 
 
 def test_a_crashed_api_worker_process_stops_the_api_and_the_stack(
-    stack_config: StackConfig, tmp_path: Path, cleanup: list[RunningStack]
+    stack_config: StackConfig, launch: Callable[[str], RunningStack]
 ) -> None:
     """One of the API's worker processes dies: `payouts api` stops the other and exits 1 (it
     does not restart it), and so the launcher stops everything, as for any crashed part."""
-    stack = start_stack(stack_config, tmp_path / "crash-api.log")
-    cleanup.append(stack)
+    stack = launch("crash-api.log")
     children = stack.descendants()
     api, workers = api_processes(stack)
     victim = workers[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -13,6 +14,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
     from sqlalchemy import Engine
@@ -37,6 +39,15 @@ class ShoutWorkflow:
         )
 
 
+def shout_worker(
+    client: Client, engine: Engine, task_queue: str
+) -> AbstractAsyncContextManager[Worker]:
+    """The platform's worker with the shout workflow and activity in place of the registries."""
+    return running_worker(
+        client, engine, task_queue=task_queue, workflows=[ShoutWorkflow], activities=[shout]
+    )
+
+
 @workflow.defn
 class WeekLongHoldWorkflow:
     @workflow.run
@@ -49,13 +60,7 @@ class WeekLongHoldWorkflow:
 async def test_dev_server_runs_a_workflow_through_the_platform_worker(
     temporal_client: Client, engine: Engine, task_queue: str
 ) -> None:
-    async with running_worker(
-        temporal_client,
-        engine,
-        task_queue=task_queue,
-        workflows=[ShoutWorkflow],
-        activities=[shout],
-    ):
+    async with shout_worker(temporal_client, engine, task_queue):
         result = await temporal_client.execute_workflow(
             ShoutWorkflow.run, "hello", id=f"shout-{task_queue}", task_queue=task_queue
         )
@@ -99,13 +104,7 @@ async def test_workflows_are_found_by_seller_id(
 ) -> None:
     seller_id = SearchAttributeKey.for_keyword("SellerId")
     assert seller_id in SEARCH_ATTRIBUTES
-    async with running_worker(
-        temporal_client,
-        engine,
-        task_queue=task_queue,
-        workflows=[ShoutWorkflow],
-        activities=[shout],
-    ):
+    async with shout_worker(temporal_client, engine, task_queue):
         await temporal_client.execute_workflow(
             ShoutWorkflow.run,
             "hi",

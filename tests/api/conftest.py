@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from fastapi import FastAPI
@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.auth import ApiKeyRole, create_api_key
 from ledger_core import LedgerService
+from tests.api.helpers import create_account
 
 
 def make_key(engine: Engine, role: ApiKeyRole, seller_id: str | None = None) -> str:
@@ -55,3 +56,19 @@ def usd_ledger(client: TestClient) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     ledger: dict[str, Any] = response.json()
     return ledger
+
+
+class SellerAndCash(NamedTuple):
+    """A fresh USD ledger's id, a credit-normal seller account and a debit-normal cash account."""
+
+    ledger_id: str
+    seller: dict[str, Any]
+    cash: dict[str, Any]
+
+
+@pytest.fixture
+def seller_and_cash(client: TestClient, usd_ledger: dict[str, Any]) -> SellerAndCash:
+    ledger_id = usd_ledger["id"]
+    seller = create_account(client, ledger_id, "credit")
+    cash = create_account(client, ledger_id, "debit")
+    return SellerAndCash(ledger_id, seller, cash)

@@ -48,6 +48,15 @@ def test_requests_without_a_valid_key_are_401(app: FastAPI, engine: Engine) -> N
         assert "invalid_token" in invalid.headers["WWW-Authenticate"]
 
 
+def revoke(engine: Engine, key: str) -> None:
+    """Revoke ``key`` in the database, as an operator would."""
+    with engine.begin() as conn:
+        record = conn.execute(
+            text("SELECT id FROM api_keys WHERE key_hash = :h"), {"h": hash_api_key(key)}
+        ).scalar_one()
+        revoke_api_key(conn, record)
+
+
 def test_a_revoked_or_new_key_takes_effect_within_the_cache_time(engine: Engine) -> None:
     """Keys are authenticated from a cache (no query per request): a revoked key is refused,
     and a key created after it was first tried is accepted, within ``key_cache_seconds``."""
@@ -55,11 +64,7 @@ def test_a_revoked_or_new_key_takes_effect_within_the_cache_time(engine: Engine)
     key = make_key(engine, ApiKeyRole.OPERATOR)
     with client_for(app, key) as operator:
         assert operator.get("/v1/ledgers").status_code == 200
-        with engine.begin() as conn:
-            record = conn.execute(
-                text("SELECT id FROM api_keys WHERE key_hash = :h"), {"h": hash_api_key(key)}
-            ).scalar_one()
-            revoke_api_key(conn, record)
+        revoke(engine, key)
         # Within the bound the cached key may still pass; after it, it never does.
         deadline = time.monotonic() + 1.0
         while operator.get("/v1/ledgers").status_code == 200:
@@ -83,11 +88,7 @@ def test_without_a_cache_every_request_asks_the_database(engine: Engine) -> None
     key = make_key(engine, ApiKeyRole.OPERATOR)
     with client_for(app, key) as operator:
         assert operator.get("/v1/ledgers").status_code == 200
-        with engine.begin() as conn:
-            record = conn.execute(
-                text("SELECT id FROM api_keys WHERE key_hash = :h"), {"h": hash_api_key(key)}
-            ).scalar_one()
-            revoke_api_key(conn, record)
+        revoke(engine, key)
         assert_problem(operator.get("/v1/ledgers"), 401, "unauthorized")
 
 

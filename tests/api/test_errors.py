@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import SellerAndCash
 from tests.api.helpers import (
     amounts,
     assert_problem,
@@ -20,12 +21,8 @@ from tests.api.helpers import (
 
 
 @pytest.fixture
-def accounts(client: TestClient, usd_ledger: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    ledger_id = usd_ledger["id"]
-    return {
-        "seller": create_account(client, ledger_id, "credit"),
-        "cash": create_account(client, ledger_id, "debit"),
-    }
+def accounts(seller_and_cash: SellerAndCash) -> dict[str, dict[str, Any]]:
+    return {"seller": seller_and_cash.seller, "cash": seller_and_cash.cash}
 
 
 def assert_untouched(

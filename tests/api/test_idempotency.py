@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.auth import ApiKeyRole
-from tests.api.conftest import client_for, make_key
+from tests.api.conftest import SellerAndCash, client_for, make_key
 from tests.api.helpers import (
     amounts,
     assert_problem,
-    create_account,
     post_transaction,
     transaction_count,
     transfer,
@@ -29,11 +28,9 @@ def key_header() -> dict[str, str]:
 
 
 def test_same_key_and_body_replay_the_first_response(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     headers = key_header()
 
     first = post_transaction(client, ledger_id, transfer(cash, seller, 500), headers=headers)
@@ -67,11 +64,9 @@ def test_the_body_is_compared_as_json_not_as_bytes(client: TestClient) -> None:
 
 
 def test_same_key_with_another_body_or_path_is_a_422(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     headers = key_header()
     assert (
         post_transaction(
@@ -95,11 +90,9 @@ def test_same_key_with_another_body_or_path_is_a_422(
 
 
 def test_a_failed_request_is_not_stored_and_its_retry_executes(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     headers = key_header()
     payout = transfer(seller, cash, 300, available_balance_amount={"gte": 0})
 
@@ -137,11 +130,9 @@ def test_a_malformed_key_is_refused(client: TestClient) -> None:
 
 
 def test_concurrent_duplicates_execute_once(
-    client: TestClient, engine: Engine, usd_ledger: dict[str, Any]
+    client: TestClient, engine: Engine, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     headers = key_header()
     duplicates = 5
 

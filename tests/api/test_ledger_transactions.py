@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import SellerAndCash
 from tests.api.helpers import (
     amounts,
     assert_problem,
@@ -20,11 +21,9 @@ from tests.api.helpers import (
 
 
 def test_balances_through_pending_post_archive_and_reversal(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
 
     # An earning, on hold: pending grows, posted and available do not.
     earning = post_transaction(client, ledger_id, transfer(cash, seller, 1000), status="pending")
@@ -104,10 +103,8 @@ def test_account_response_has_the_modern_treasury_shape(
     assert fetched["created_at"] and fetched["updated_at"]
 
 
-def test_as_of_gives_past_balances(client: TestClient, usd_ledger: dict[str, Any]) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+def test_as_of_gives_past_balances(client: TestClient, seller_and_cash: SellerAndCash) -> None:
+    ledger_id, seller, cash = seller_and_cash
     for effective_at, amount in (("2024-01-10T12:00:00+00:00", 500), ("2024-06-01T00:00:00Z", 200)):
         response = post_transaction(
             client, ledger_id, transfer(cash, seller, amount), effective_at=effective_at
@@ -129,11 +126,9 @@ def test_as_of_gives_past_balances(client: TestClient, usd_ledger: dict[str, Any
 
 
 def test_failing_available_balance_condition_writes_nothing(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     assert post_transaction(client, ledger_id, transfer(cash, seller, 1000)).status_code == 201
     before = client.get(f"/v1/ledger_accounts/{seller['id']}").json()
 
@@ -160,10 +155,10 @@ def test_failing_available_balance_condition_writes_nothing(
     assert amounts(client, seller["id"]) == {"pending": 0, "posted": 1000, "available": 0}
 
 
-def test_posted_and_pending_balance_bounds(client: TestClient, usd_ledger: dict[str, Any]) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+def test_posted_and_pending_balance_bounds(
+    client: TestClient, seller_and_cash: SellerAndCash
+) -> None:
+    ledger_id, seller, cash = seller_and_cash
     capped = [
         entry(cash, "debit", 600),
         entry(seller, "credit", 600, pending_balance_amount={"lte": 500}),
@@ -177,10 +172,10 @@ def test_posted_and_pending_balance_bounds(client: TestClient, usd_ledger: dict[
     assert amounts(client, seller["id"])["posted"] == 500
 
 
-def test_lock_version_mismatch_is_refused(client: TestClient, usd_ledger: dict[str, Any]) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+def test_lock_version_mismatch_is_refused(
+    client: TestClient, seller_and_cash: SellerAndCash
+) -> None:
+    ledger_id, seller, cash = seller_and_cash
     assert post_transaction(client, ledger_id, transfer(cash, seller, 100)).status_code == 201
     version = client.get(f"/v1/ledger_accounts/{seller['id']}").json()["lock_version"]
     assert version == 1
@@ -202,11 +197,9 @@ def test_lock_version_mismatch_is_refused(client: TestClient, usd_ledger: dict[s
 
 
 def test_external_id_makes_creation_idempotent(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     external_id = f"order-{uuid.uuid4()}"
     first = post_transaction(
         client, ledger_id, transfer(cash, seller, 250), external_id=external_id
@@ -248,11 +241,9 @@ def test_account_external_id_is_idempotent_and_conflicts_when_different(
 
 
 def test_only_pending_transactions_change_status(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     posted = post_transaction(client, ledger_id, transfer(cash, seller, 100)).json()
     pending = post_transaction(
         client, ledger_id, transfer(cash, seller, 40), status="pending"
@@ -277,11 +268,9 @@ def test_only_pending_transactions_change_status(
 
 
 def test_metadata_of_a_posted_transaction_can_change(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    ledger_id = usd_ledger["id"]
-    seller = create_account(client, ledger_id, "credit")
-    cash = create_account(client, ledger_id, "debit")
+    ledger_id, seller, cash = seller_and_cash
     txn = post_transaction(
         client, ledger_id, transfer(cash, seller, 100), metadata={"order": "o-1", "note": "x"}
     ).json()

@@ -5,7 +5,6 @@ Temporal is out of reach. The flows through the workflows are in tests/e2e."""
 from __future__ import annotations
 
 import socket
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +19,6 @@ from api.app import create_app
 from api.schemas.common import format_duration, parse_duration
 from marketplace import Marketplace
 from tests.api.helpers import assert_problem
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def create(client: TestClient, seller_id: str, **terms: Any) -> dict[str, Any]:

@@ -14,10 +14,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import SellerAndCash
 from tests.api.helpers import (
     amounts,
     assert_problem,
-    create_account,
     post_transaction,
     transaction_count,
     transfer,
@@ -138,28 +138,26 @@ def test_a_seller_with_unknown_fields_is_not_created(client: TestClient) -> None
 
 
 def test_a_ledger_entry_with_an_unknown_field_writes_nothing(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    cash = create_account(client, usd_ledger["id"], "debit")
-    payable = create_account(client, usd_ledger["id"], "credit")
+    ledger_id, payable, cash = seller_and_cash
     debit, credit = transfer(cash, payable, 2500)
-    response = post_transaction(client, usd_ledger["id"], [debit, credit | {"memo": "order 7"}])
+    response = post_transaction(client, ledger_id, [debit, credit | {"memo": "order 7"}])
     unknown_parameter_problem(response, "ledger_entries.1.memo")
-    assert transaction_count(client, usd_ledger["id"]) == 0
+    assert transaction_count(client, ledger_id) == 0
     assert amounts(client, payable["id"]) == {"pending": 0, "posted": 0, "available": 0}
 
 
 def test_unknown_and_invalid_fields_are_one_problem(
-    client: TestClient, usd_ledger: dict[str, Any]
+    client: TestClient, seller_and_cash: SellerAndCash
 ) -> None:
-    cash = create_account(client, usd_ledger["id"], "debit")
-    payable = create_account(client, usd_ledger["id"], "credit")
+    ledger_id, payable, cash = seller_and_cash
     debit, credit = transfer(cash, payable, 2500)
     entries = [debit | {"amount": 0}, credit]
-    response = post_transaction(client, usd_ledger["id"], entries, memo="x")
+    response = post_transaction(client, ledger_id, entries, memo="x")
     problem = unknown_parameter_problem(response, "memo")
     assert ["body", "ledger_entries", 0, "amount"] in [e["loc"] for e in problem["errors"]]
-    assert transaction_count(client, usd_ledger["id"]) == 0
+    assert transaction_count(client, ledger_id) == 0
 
 
 @pytest.mark.parametrize(

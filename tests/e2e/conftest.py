@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -86,25 +85,6 @@ async def stack(temporal_env: WorkflowEnvironment, engine: Engine) -> AsyncItera
 async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with stack.client() as client:
         yield client
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.1
-) -> T:
-    """Await ``check`` until it passes (no AssertionError) or ``timeout`` seconds pass."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(interval)
 
 
 async def create_seller(client: httpx.AsyncClient, seller_id: str, **terms: Any) -> dict[str, Any]:

@@ -43,7 +43,8 @@ from server.settings import get_settings
 from server.worker import build_worker
 from temporal_calls.payouts import get_payout_state
 from tests.api.conftest import make_key
-from tests.e2e.conftest import add_earning, balances, create_seller, eventually, money
+from tests.e2e.conftest import add_earning, balances, create_seller, money
+from tests.helpers import eventually
 from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, waking_holds
 
 SECRET = "whsec_e2e_payouts"
@@ -213,6 +214,17 @@ async def processing_with_money_reserved(
     assert await balances(api, seller) == money(0, amount, 0)
 
 
+async def scheduled_payout_in_flight(
+    api: httpx.AsyncClient, seller: str, account_number: str, amount: int
+) -> str:
+    """A seller with ``amount`` available on ``account_number`` and a schedule due now: its
+    payout, once submitted to the bank with the money reserved."""
+    await seller_with_available(api, seller, account_number, amount)
+    payout_id = await scheduled_payout(api, seller)
+    await processing_with_money_reserved(api, seller, payout_id, amount)
+    return payout_id
+
+
 # --- scenarios ------------------------------------------------------------------------------------
 
 
@@ -220,9 +232,7 @@ async def test_scheduled_payout_is_paid(
     api: httpx.AsyncClient, payout_stack: PayoutStack, uid: str
 ) -> None:
     seller = f"po-paid-{uid}"
-    await seller_with_available(api, seller, ACCOUNT_PAID, 7_000)
-    payout_id = await scheduled_payout(api, seller)
-    await processing_with_money_reserved(api, seller, payout_id, 7_000)
+    payout_id = await scheduled_payout_in_flight(api, seller, ACCOUNT_PAID, 7_000)
     paid = await reaches(api, payout_id, "paid")
     assert paid["origin"] == "scheduled" and paid["paid_at"] is not None
     assert await balances(api, seller) == money(0, 0, 0)  # posted drops: the money left
@@ -236,9 +246,7 @@ async def test_scheduled_payout_fails_and_the_money_is_available_again(
     api: httpx.AsyncClient, payout_stack: PayoutStack, uid: str
 ) -> None:
     seller = f"po-fail-{uid}"
-    await seller_with_available(api, seller, ACCOUNT_CLOSED, 5_000)
-    payout_id = await scheduled_payout(api, seller)
-    await processing_with_money_reserved(api, seller, payout_id, 5_000)
+    payout_id = await scheduled_payout_in_flight(api, seller, ACCOUNT_CLOSED, 5_000)
     failed = await reaches(api, payout_id, "failed")
     assert failed["failure_code"] == "account_closed"
     assert failed["failure_reason"] == "The destination account is closed."
@@ -251,9 +259,7 @@ async def test_scheduled_payout_paid_then_returned_pauses_the_schedule(
     api: httpx.AsyncClient, payout_stack: PayoutStack, uid: str
 ) -> None:
     seller = f"po-ret-{uid}"
-    await seller_with_available(api, seller, ACCOUNT_RETURNED, 4_000)
-    payout_id = await scheduled_payout(api, seller)
-    await processing_with_money_reserved(api, seller, payout_id, 4_000)
+    payout_id = await scheduled_payout_in_flight(api, seller, ACCOUNT_RETURNED, 4_000)
     await reaches(api, payout_id, "paid")
     assert await balances(api, seller) == money(0, 0, 0)
     # RETURN_SECONDS later the bank returns it: a reversal credits the seller back.

@@ -11,7 +11,8 @@ import httpx
 
 from api.auth import ApiKeyRole
 from tests.api.helpers import assert_problem
-from tests.e2e.conftest import Stack, add_earning, balances, create_seller, eventually, money
+from tests.e2e.conftest import Stack, add_earning, balances, create_seller, money
+from tests.helpers import eventually
 
 HOLD = "PT2S"
 

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 
 from marketplace import Marketplace
 from payment_rail import SimulatedBankAdmin
+from tests.helpers import ENTRY_SUMS_SQL, drifted_accounts
 
 
 @dataclass(frozen=True)
@@ -109,30 +110,7 @@ def assert_books_balance(db: Engine) -> None:
                 """
             )
         ).all()
-        drifted = conn.execute(
-            text(
-                """
-                SELECT a.id, a.pending_debits, a.pending_credits, a.posted_debits,
-                       a.posted_credits, s.*
-                FROM ledger_accounts a
-                LEFT JOIN LATERAL (
-                    SELECT
-                      coalesce(sum(e.amount) FILTER (
-                        WHERE t.status = 'pending' AND e.direction = 'debit'), 0) AS pd,
-                      coalesce(sum(e.amount) FILTER (
-                        WHERE t.status = 'pending' AND e.direction = 'credit'), 0) AS pc,
-                      coalesce(sum(e.amount) FILTER (
-                        WHERE t.status = 'posted' AND e.direction = 'debit'), 0) AS sd,
-                      coalesce(sum(e.amount) FILTER (
-                        WHERE t.status = 'posted' AND e.direction = 'credit'), 0) AS sc
-                    FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-                    WHERE e.account_id = a.id
-                ) s ON true
-                WHERE (a.pending_debits, a.pending_credits, a.posted_debits, a.posted_credits)
-                   <> (s.pd, s.pc, s.sd, s.sc)
-                """
-            )
-        ).all()
+        drifted = drifted_accounts(conn)
     assert unbalanced == [], f"ledgers whose debits and credits differ: {unbalanced}"
     assert drifted == [], f"accounts whose running totals differ from their entries: {drifted}"
 
@@ -214,16 +192,8 @@ def entry_views(db: Engine, seller_id: str) -> Views:
     with db.connect() as conn:
         row = conn.execute(
             text(
-                """
-                SELECT
-                  coalesce(sum(e.amount) FILTER (
-                    WHERE t.status = 'pending' AND e.direction = 'credit'), 0) AS pc,
-                  coalesce(sum(e.amount) FILTER (
-                    WHERE t.status = 'posted' AND e.direction = 'credit'), 0) AS sc,
-                  coalesce(sum(e.amount) FILTER (
-                    WHERE t.status = 'pending' AND e.direction = 'debit'), 0) AS pd,
-                  coalesce(sum(e.amount) FILTER (
-                    WHERE t.status = 'posted' AND e.direction = 'debit'), 0) AS sd
+                f"""
+                SELECT {ENTRY_SUMS_SQL}
                 FROM sellers s
                 JOIN ledger_entries e ON e.account_id = s.ledger_account_id
                 JOIN ledger_transactions t ON t.id = e.transaction_id

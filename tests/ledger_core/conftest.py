@@ -5,6 +5,7 @@ holds, to prove that a failed write left nothing behind."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,24 +35,19 @@ PENDING = TransactionStatus.PENDING
 ARCHIVED = TransactionStatus.ARCHIVED
 
 
-def debit(
+def entry(
+    direction: Direction,
     account: LedgerAccount | uuid.UUID,
     amount: int,
     *conditions: BalanceCondition,
     lock_version: int | None = None,
 ) -> NewEntry:
     account_id = account if isinstance(account, uuid.UUID) else account.id
-    return NewEntry(account_id, Direction.DEBIT, amount, tuple(conditions), lock_version)
+    return NewEntry(account_id, direction, amount, tuple(conditions), lock_version)
 
 
-def credit(
-    account: LedgerAccount | uuid.UUID,
-    amount: int,
-    *conditions: BalanceCondition,
-    lock_version: int | None = None,
-) -> NewEntry:
-    account_id = account if isinstance(account, uuid.UUID) else account.id
-    return NewEntry(account_id, Direction.CREDIT, amount, tuple(conditions), lock_version)
+debit = functools.partial(entry, Direction.DEBIT)
+credit = functools.partial(entry, Direction.CREDIT)
 
 
 def cond(balance: str, op: str, amount: int) -> BalanceCondition:

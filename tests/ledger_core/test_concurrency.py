@@ -24,6 +24,7 @@ from ledger_core import (
     NewEntry,
     NormalBalance,
 )
+from tests.helpers import drifted_accounts
 from tests.ledger_core.conftest import PENDING, POSTED, Book, cond, credit, debit, triple
 
 THREADS = 12
@@ -55,32 +56,7 @@ def check_ledger_integrity(engine: Engine, ledger_id: uuid.UUID) -> None:
     """Every account's running totals equal the sums of its entries, and per status the
     ledger's debits equal its credits."""
     with engine.connect() as conn:
-        mismatched = conn.execute(
-            text(
-                """
-                SELECT a.id, a.pending_debits, a.pending_credits, a.posted_debits,
-                       a.posted_credits, s.*
-                  FROM ledger_accounts a
-                  LEFT JOIN LATERAL (
-                    SELECT coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'pending' AND e.direction = 'debit'), 0) AS pd,
-                           coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'pending' AND e.direction = 'credit'), 0) AS pc,
-                           coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'posted' AND e.direction = 'debit'), 0) AS sd,
-                           coalesce(sum(e.amount) FILTER (
-                               WHERE t.status = 'posted' AND e.direction = 'credit'), 0) AS sc
-                      FROM ledger_entries e
-                      JOIN ledger_transactions t ON t.id = e.transaction_id
-                     WHERE e.account_id = a.id
-                  ) s ON true
-                 WHERE a.ledger_id = :l
-                   AND (a.pending_debits, a.pending_credits, a.posted_debits, a.posted_credits)
-                       IS DISTINCT FROM (s.pd, s.pc, s.sd, s.sc)
-                """
-            ),
-            {"l": ledger_id},
-        ).all()
+        mismatched = drifted_accounts(conn, ledger_id)
         assert mismatched == []
         sums = conn.execute(
             text(

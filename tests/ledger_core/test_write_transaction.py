@@ -4,7 +4,6 @@ round trip (BEGIN, a prepared write, the condition check, COMMIT). Same semantic
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
@@ -20,6 +19,7 @@ from ledger_core import (
     Unbalanced,
 )
 from server.database import create_db_engine
+from tests.helpers import run_in_threads
 from tests.ledger_core.conftest import PENDING, Book, cond, credit, debit, triple
 
 
@@ -101,23 +101,15 @@ def test_a_rollback_on_the_same_connection_does_not_break_the_prepared_write(
 def test_concurrent_writers_through_a_hot_account(book: Book) -> None:
     hot = book.account(NormalBalance.DEBIT)
     others = [book.account() for _ in range(5)]
-    errors: list[BaseException] = []
 
     def work(i: int) -> None:
-        try:
-            for j in range(40):
-                target = others[(i + j) % len(others)]
-                book.service.write_transaction(
-                    book.engine, book.new(debit(hot, 1 + j), credit(target, 1 + j))
-                )
-        except BaseException as exc:
-            errors.append(exc)
+        for j in range(40):
+            target = others[(i + j) % len(others)]
+            book.service.write_transaction(
+                book.engine, book.new(debit(hot, 1 + j), credit(target, 1 + j))
+            )
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, 6)
     assert errors == []
     total = 6 * sum(1 + j for j in range(40))
     assert triple(book.get(hot), "posted") == (0, total, total)

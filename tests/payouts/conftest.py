@@ -1,21 +1,21 @@
 """Helpers of the payout tests: a worker whose payout activities use a simulated bank of the
 test's own (the only stand-in: it is the outside world), whose webhooks reach the payout
-workflows as the API would hand them over (signature verified, then signalled)."""
+workflows as the API would hand them over (signature verified, then signalled). ``payout_env``
+bundles what a payout test works with: that worker, the bank, and the balance and status checks."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.registry import build_activities
-from ledger_core.schema import ledger_transactions
 from marketplace import Marketplace, Payouts, SellerBalances
 from payment_rail import (
     ACCOUNT_PAID,
@@ -26,6 +26,7 @@ from payment_rail import (
     construct_event,
 )
 from temporal_calls.payouts import signal_rail_event
+from tests.helpers import ledger_transaction_count
 from tests.temporal_env import running_worker
 
 SECRET = "whsec_test"
@@ -34,11 +35,6 @@ SECRET = "whsec_test"
 @pytest.fixture(scope="session")
 def payouts() -> Payouts:
     return Payouts(Marketplace())
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 class BankWebhooks:
@@ -72,31 +68,6 @@ def bank(webhooks: BankWebhooks) -> Iterator[SimulatedBank]:
         yield simulated
 
 
-@asynccontextmanager
-async def payout_worker(
-    client: Client,
-    engine: Engine,
-    bank: SimulatedBank,
-    webhooks: BankWebhooks,
-    *,
-    task_queue: str,
-    poll_seconds: float = 60.0,
-    return_window_seconds: float = 3.0,
-) -> AsyncIterator[Worker]:
-    """The platform's worker (the registries' workflows, every real activity) with this bank."""
-    webhooks.client = client
-    webhooks.loop = asyncio.get_running_loop()
-    activities = build_activities(
-        engine,
-        rail=bank,
-        client=client,
-        poll_seconds=poll_seconds,
-        return_window_seconds=return_window_seconds,
-    )
-    async with running_worker(client, engine, task_queue=task_queue, activities=activities) as w:
-        yield w
-
-
 def seller_with_available(
     engine: Engine,
     payouts: Payouts,
@@ -115,34 +86,71 @@ def seller_with_available(
             m.post_earning(conn, seller_id, f"o-{seller_id}")
 
 
-def views(engine: Engine, payouts: Payouts, seller_id: str) -> tuple[int, int, int]:
-    """(pending, posted, available)"""
-    with engine.begin() as conn:
-        b: SellerBalances = payouts.marketplace.seller_balances(conn, seller_id)
-    return (b.pending, b.posted, b.available)
+@dataclass
+class PayoutEnv:
+    """What a payout test works with: a Temporal client, the database, the domain, the test's
+    own bank and its webhooks, and a task queue of the test's own."""
 
+    client: Client
+    engine: Engine
+    payouts: Payouts
+    bank: SimulatedBank
+    webhooks: BankWebhooks
+    task_queue: str
 
-def payout_status(engine: Engine, payouts: Payouts, payout_id: str) -> str:
-    with engine.begin() as conn:
-        return str(payouts.get_payout(conn, payout_id).status)
+    @asynccontextmanager
+    async def worker(
+        self, *, poll_seconds: float = 60.0, return_window_seconds: float = 3.0
+    ) -> AsyncIterator[Worker]:
+        """The platform's worker (the registries' workflows, every real activity) with this
+        bank."""
+        self.webhooks.client = self.client
+        self.webhooks.loop = asyncio.get_running_loop()
+        activities = build_activities(
+            self.engine,
+            rail=self.bank,
+            client=self.client,
+            poll_seconds=poll_seconds,
+            return_window_seconds=return_window_seconds,
+        )
+        async with running_worker(
+            self.client, self.engine, task_queue=self.task_queue, activities=activities
+        ) as w:
+            yield w
 
-
-def assert_status(engine: Engine, payouts: Payouts, payout_id: str, status: str) -> None:
-    assert payout_status(engine, payouts, payout_id) == status
-
-
-def ledger_count(engine: Engine, external_id: str) -> int:
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(ledger_transactions)
-                .where(ledger_transactions.c.external_id == external_id)
-            ).scalar_one()
+    def seller_with_available(
+        self, seller_id: str, amount: int, *, account_number: str = ACCOUNT_PAID
+    ) -> None:
+        seller_with_available(
+            self.engine, self.payouts, seller_id, amount, account_number=account_number
         )
 
+    def views(self, seller_id: str) -> tuple[int, int, int]:
+        """(pending, posted, available)"""
+        with self.engine.begin() as conn:
+            b: SellerBalances = self.payouts.marketplace.seller_balances(conn, seller_id)
+        return (b.pending, b.posted, b.available)
 
-def exactly_once(engine: Engine, bank: SimulatedBank, payout_id: str) -> None:
-    """Paid once by the bank, one payout transaction in the ledger."""
-    assert bank.paid_count(payout_id) == 1
-    assert ledger_count(engine, f"payout:{payout_id}") == 1
+    def payout_status(self, payout_id: str) -> str:
+        with self.engine.begin() as conn:
+            return str(self.payouts.get_payout(conn, payout_id).status)
+
+    def assert_status(self, payout_id: str, status: str) -> None:
+        assert self.payout_status(payout_id) == status
+
+    def exactly_once(self, payout_id: str) -> None:
+        """Paid once by the bank, one payout transaction in the ledger."""
+        assert self.bank.paid_count(payout_id) == 1
+        assert ledger_transaction_count(self.engine, f"payout:{payout_id}") == 1
+
+
+@pytest.fixture
+def payout_env(
+    temporal_client: Client,
+    engine: Engine,
+    payouts: Payouts,
+    bank: SimulatedBank,
+    webhooks: BankWebhooks,
+    task_queue: str,
+) -> PayoutEnv:
+    return PayoutEnv(temporal_client, engine, payouts, bank, webhooks, task_queue)

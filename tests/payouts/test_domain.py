@@ -3,8 +3,6 @@ balance views after every step of a payout and of a refund, idempotency, and the
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import Engine
 
@@ -22,7 +20,7 @@ from marketplace import (
     Refunds,
     SellerBalances,
 )
-from tests.payouts.conftest import ledger_count
+from tests.helpers import ledger_transaction_count
 
 ACCOUNT = "000123456789"
 ROUTING = "110000000"
@@ -36,11 +34,6 @@ def payouts() -> Payouts:
 @pytest.fixture(scope="module")
 def refunds(payouts: Payouts) -> Refunds:
     return Refunds(payouts.marketplace)
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def views(engine: Engine, payouts: Payouts, seller_id: str) -> tuple[int, int, int]:
@@ -112,8 +105,8 @@ def test_paid_payout_balances_at_each_step(engine: Engine, payouts: Payouts, uid
     assert returned.status is PayoutState.RETURNED and returned.return_transaction_id
     # Returned: the reversal credits the seller back.
     assert views(engine, payouts, seller) == (9_000, 9_000, 9_000)
-    assert ledger_count(engine, f"payout:{pid}") == 1
-    assert ledger_count(engine, f"payout:{pid}:return") == 1
+    assert ledger_transaction_count(engine, f"payout:{pid}") == 1
+    assert ledger_transaction_count(engine, f"payout:{pid}:return") == 1
 
 
 def test_failed_and_cancelled_payouts_give_the_money_back(
@@ -212,7 +205,7 @@ def test_refunds_during_hold_full_and_partial(
         balances = m.seller_balances(conn, seller)
     assert (part.fee_amount, part.seller_amount, part.earning_status) == (250, 2_250, "on_hold")
     assert earning.ledger_transaction_id == part.ledger_transaction_id
-    assert ledger_count(engine, f"rebook:1:{seller}/{o1}") == 1
+    assert ledger_transaction_count(engine, f"rebook:1:{seller}/{o1}") == 1
     assert views(engine, payouts, seller) == (6_750, 0, 0)
     assert balances.on_hold == 6_750
 
@@ -260,7 +253,7 @@ def test_refund_after_posting_takes_the_seller_negative_and_blocks_payouts(
         # Negative: nothing is paid.
         with pytest.raises(NothingToPay):
             payouts.reserve_payout(conn, payout_id=f"q-{uid}", seller_id=seller)
-    assert ledger_count(engine, f"refund:r1-{uid}") == 1
+    assert ledger_transaction_count(engine, f"refund:r1-{uid}") == 1
 
     # Future earnings recover it first: 10,000 more -> 1,000 available, paid out.
     with engine.begin() as conn:

@@ -6,13 +6,15 @@ the attempts run out, re-sent through the API, and swept up when a notification 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -61,6 +63,15 @@ async def delivering(
         await asyncio.wait_for(task, timeout=15)
 
 
+Deliver = Callable[[WebhookRetry], AbstractAsyncContextManager[Dispatcher]]
+
+
+@pytest.fixture
+def deliver(temporal_client: Client, engine: Engine, task_queue: str) -> Deliver:
+    """``delivering`` with the test's client, database and task queue."""
+    return functools.partial(delivering, temporal_client, engine, task_queue)
+
+
 async def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -71,11 +82,15 @@ async def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
         await asyncio.sleep(0.1)
 
 
-def endpoint_for(engine: Engine, receiver: Receiver, created: list[WebhookEndpoint]) -> Any:
+@pytest.fixture
+def endpoint(
+    engine: Engine, receiver: Receiver, endpoints: list[WebhookEndpoint]
+) -> WebhookEndpoint:
+    """An endpoint of every event type at the test's receiver (deleted after the test)."""
     with engine.begin() as conn:
-        endpoint = hooks.create_endpoint(conn, url=receiver.url, event_types=["*"])
-    created.append(endpoint)
-    return endpoint
+        created = hooks.create_endpoint(conn, url=receiver.url, event_types=["*"])
+    endpoints.append(created)
+    return created
 
 
 def book(engine: Engine, seller: str, order: str, amount: int, *, post: bool = False) -> None:
@@ -95,16 +110,11 @@ def sent(outcome: str) -> float:
 
 
 async def test_events_reach_the_receiver_signed_once_each_in_order_per_seller(
-    temporal_client: Client,
-    engine: Engine,
-    task_queue: str,
-    receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    engine: Engine, receiver: Receiver, endpoint: WebhookEndpoint, deliver: Deliver
 ) -> None:
-    endpoint = endpoint_for(engine, receiver, endpoints)
     before = sent("succeeded")
     sellers = [new_seller(engine), new_seller(engine)]
-    async with delivering(temporal_client, engine, task_queue, WebhookRetry(0.2, 1.0, 5)):
+    async with deliver(WebhookRetry(0.2, 1.0, 5)):
         for i in range(3):
             for seller in sellers:
                 book(engine, seller, f"o-{seller}-{i}", 100 * (i + 1), post=True)
@@ -143,16 +153,11 @@ async def test_events_reach_the_receiver_signed_once_each_in_order_per_seller(
 
 
 async def test_a_failing_receiver_gets_retries_with_growing_back_off_and_order_holds(
-    temporal_client: Client,
-    engine: Engine,
-    task_queue: str,
-    receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    engine: Engine, receiver: Receiver, endpoint: WebhookEndpoint, deliver: Deliver
 ) -> None:
-    endpoint = endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     receiver.fail_next = 3
-    async with delivering(temporal_client, engine, task_queue, WebhookRetry(1.0, 10.0, 10)):
+    async with deliver(WebhookRetry(1.0, 10.0, 10)):
         book(engine, seller, f"o-{seller}-1", 100)
         book(engine, seller, f"o-{seller}-2", 200)
         await until(lambda: len(receiver.received) == 2)
@@ -177,18 +182,13 @@ async def test_a_failing_receiver_gets_retries_with_growing_back_off_and_order_h
 
 
 async def test_a_delivery_that_runs_out_of_attempts_fails_visibly_and_is_resent_by_api(
-    temporal_client: Client,
-    engine: Engine,
-    task_queue: str,
-    receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    engine: Engine, receiver: Receiver, endpoint: WebhookEndpoint, deliver: Deliver
 ) -> None:
-    endpoint = endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     receiver.down = True
     failed_before = sent("failed")
     app = create_app(engine)
-    async with delivering(temporal_client, engine, task_queue, WebhookRetry(0.1, 0.2, 3)):
+    async with deliver(WebhookRetry(0.1, 0.2, 3)):
         book(engine, seller, f"o-{seller}-1", 100)
         await until(lambda: deliveries(engine, endpoint.id, status="failed"))
         # The stream goes on after a failed delivery: the next event is sent when it can be.
@@ -217,16 +217,11 @@ async def test_a_delivery_that_runs_out_of_attempts_fails_visibly_and_is_resent_
 
 
 async def test_deliveries_recorded_while_no_dispatcher_listened_are_swept_up(
-    temporal_client: Client,
-    engine: Engine,
-    task_queue: str,
-    receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    engine: Engine, receiver: Receiver, endpoint: WebhookEndpoint, deliver: Deliver
 ) -> None:
-    endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     book(engine, seller, f"o-{seller}", 100)  # notified with nobody listening
-    async with delivering(temporal_client, engine, task_queue, WebhookRetry(0.2, 1.0, 5)):
+    async with deliver(WebhookRetry(0.2, 1.0, 5)):
         await until(lambda: len(receiver.received) == 1)
     assert json.loads(receiver.received[0].body)["type"] == "earning.created"
 
@@ -254,16 +249,15 @@ async def test_one_dispatcher_is_active_at_a_time_and_another_takes_over(
 async def test_the_sweep_leaves_a_running_stream_alone(
     temporal_client: Client,
     engine: Engine,
-    task_queue: str,
     receiver: Receiver,
-    endpoints: list[WebhookEndpoint],
+    endpoint: WebhookEndpoint,
+    deliver: Deliver,
 ) -> None:
     """A stream retrying one delivery for hours is not signalled at every sweep (its history
     would grow by a signal every 30 s): the sweep only starts streams that do not run."""
-    endpoint = endpoint_for(engine, receiver, endpoints)
     seller = new_seller(engine)
     receiver.down = True
-    async with delivering(temporal_client, engine, task_queue, WebhookRetry(60.0, 60.0, 3)):
+    async with deliver(WebhookRetry(60.0, 60.0, 3)):
         book(engine, seller, f"o-{seller}", 100)
         await until(lambda: receiver.refused >= 1)
         await asyncio.sleep(3.5)  # about three sweeps (every 1 s) while it waits to retry

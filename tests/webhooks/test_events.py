@@ -4,7 +4,6 @@ record nothing."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from marketplace import DisputeOutcome, Marketplace, Payouts, Refunds, RollingRe
 from marketplace.webhooks import NOTIFY_CHANNEL, Webhooks
 from payment_rail import ACCOUNT_PAID, TEST_ROUTING_NUMBER
 from server.dispatcher import libpq_url
+from tests.helpers import run_in_threads
 from tests.webhooks.conftest import new_seller, seller_events
 
 market = Marketplace()
@@ -260,24 +260,16 @@ def test_concurrent_changes_of_one_seller_number_their_events_in_commit_order(
     engine: Engine,
 ) -> None:
     seller = new_seller(engine)
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            for i in range(5):
-                order = f"o-{seller}-{n}-{i}"
-                with engine.begin() as conn:
-                    market.book_earning(conn, seller_id=seller, order_id=order, amount=100 + n)
-                with engine.begin() as conn:
-                    market.post_earning(conn, seller, order)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for i in range(5):
+            order = f"o-{seller}-{n}-{i}"
+            with engine.begin() as conn:
+                market.book_earning(conn, seller_id=seller, order_id=order, amount=100 + n)
+            with engine.begin() as conn:
+                market.post_earning(conn, seller, order)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, 6)
     assert not errors, errors
     events = seller_events(engine, seller)
     assert [s for s, _, _ in events] == list(range(1, 6 * 5 * 3 + 1))

@@ -1,17 +1,16 @@
-"""Helpers of the workflow tests: sellers in the real database, balances, and polling for what a
-worker does asynchronously."""
+"""Helpers of the workflow tests: the time-skipping server for one test, sellers in the real
+database, earnings booked as the API books them, and balances. (Polling for what a worker does
+asynchronously: ``tests.helpers.eventually``.)"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
@@ -26,8 +25,7 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from ledger_core.schema import ledger_transactions
-from marketplace import Marketplace, RollingReserve, SellerBalances
+from marketplace import Earning, Marketplace, RollingReserve, SellerBalances
 from server.temporal_server import SEARCH_ATTRIBUTES
 
 T = TypeVar("T")
@@ -108,16 +106,6 @@ async def skipping_env(
             await client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
-@pytest.fixture(scope="session")
-def marketplace() -> Marketplace:
-    return Marketplace()
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
-
-
 def create_seller(
     engine: Engine,
     marketplace: Marketplace,
@@ -147,29 +135,38 @@ def views(b: SellerBalances) -> tuple[int, int, int]:
     return (b.pending, b.posted, b.available)
 
 
-def ledger_transaction_count(engine: Engine, external_id: str) -> int:
+def book(
+    engine: Engine,
+    marketplace: Marketplace,
+    seller: str,
+    order: str,
+    amount: int,
+    fee: int = 0,
+    *,
+    now: datetime | None = None,
+) -> Earning:
+    """As ``POST /v1/sellers/{id}/earnings`` does: written with the commit. ``now``: when the
+    hold starts (the time-skipping server's clock runs ahead of the wall clock)."""
     with engine.begin() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(ledger_transactions)
-                .where(ledger_transactions.c.external_id == external_id)
-            ).scalar_one()
+        return marketplace.book_earning(
+            conn,
+            seller_id=seller,
+            order_id=order,
+            amount=amount,
+            fee=fee,
+            booked_at=now,
+            at_commit=True,
         )
 
 
-async def eventually(
-    check: Callable[[], T | Awaitable[T]], *, timeout: float = 15.0, interval: float = 0.05
-) -> T:
-    """Poll ``check`` until it returns without an AssertionError (or time runs out)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                result = await result
-            return result  # type: ignore[return-value]
-        except AssertionError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        await asyncio.sleep(interval)
+async def book_now(
+    env: SkippingEnv,
+    engine: Engine,
+    marketplace: Marketplace,
+    seller: str,
+    order: str,
+    amount: int,
+    fee: int = 0,
+) -> Earning:
+    """``book`` on the time-skipping server's clock."""
+    return book(engine, marketplace, seller, order, amount, fee, now=await env.get_current_time())

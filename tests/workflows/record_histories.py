@@ -34,6 +34,7 @@ from temporal_calls import disputes as dispute_calls
 from temporal_calls import holds as hold_calls
 from temporal_calls.errors import WorkflowRequestError
 from tests.temporal_env import new_task_queue, running_worker, start_time_skipping_server
+from tests.workflows.conftest import book, create_seller
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -62,15 +63,13 @@ async def main() -> None:
     uid = uuid.uuid4().hex[:8]
     queue = new_task_queue("record")
     seller = f"replay-{uid}"
-    with engine.begin() as conn:
-        marketplace.create_seller(
-            conn,
-            seller_id=seller,
-            name="Replay shop",
-            currency="USD",
-            hold_period=timedelta(days=7),
-            rolling_reserve=RollingReserve(1_000, timedelta(days=30)),
-        )
+    create_seller(
+        engine,
+        marketplace,
+        seller,
+        hold_period=timedelta(days=7),
+        rolling_reserve=RollingReserve(1_000, timedelta(days=30)),
+    )
     try:
         async with running_worker(client, engine, task_queue=queue):
             # Seller holds: bookings (database writes, the dispatcher wakes the workflow),
@@ -81,21 +80,12 @@ async def main() -> None:
             )
             first_run = handle.result_run_id
 
-            async def book(order: str, amount: int, fee: int = 0) -> None:
+            async def book_order(order: str, amount: int, fee: int = 0) -> None:
                 now = await env.get_current_time()
-                with engine.begin() as conn:
-                    marketplace.book_earning(
-                        conn,
-                        seller_id=seller,
-                        order_id=order,
-                        amount=amount,
-                        fee=fee,
-                        booked_at=now,
-                        at_commit=True,
-                    )
+                book(engine, marketplace, seller, order, amount, fee, now=now)
 
             for i in range(4):
-                await book(f"{uid}-o{i}", 1_000 + i, 100)
+                await book_order(f"{uid}-o{i}", 1_000 + i, 100)
             await asyncio.sleep(1.5)  # the dispatcher's wake, the first turn
             await hold_calls.release_hold(client, seller, f"{uid}-o1")
             with engine.begin() as conn:
@@ -112,12 +102,12 @@ async def main() -> None:
                     await bad
             with engine.begin() as conn:
                 marketplace.update_seller(conn, seller, hold_period=timedelta(days=1))
-            await book(f"{uid}-sooner", 700)
+            await book_order(f"{uid}-sooner", 700)
             await asyncio.sleep(1.5)
             await env.sleep(timedelta(days=9))
             await env.sleep(timedelta(days=32))
             for i in range(4, 14):
-                await book(f"{uid}-o{i}", 500)
+                await book_order(f"{uid}-o{i}", 500)
                 await env.sleep(timedelta(days=2))
             await asyncio.sleep(1)
             await _save(

@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 from marketplace import Marketplace
 from temporal_calls import disputes as wf
 from temporal_calls.errors import WorkflowRequestError
+from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv, balances, create_seller, eventually, views
+from tests.workflows.conftest import SkippingEnv, balances, create_seller, views
 
 
 def seller_with_posted_money(engine: Engine, marketplace: Marketplace, seller: str) -> None:

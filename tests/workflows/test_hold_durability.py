@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 from ledger_core.schema import ledger_entries, ledger_transactions
 from marketplace import Marketplace
 from temporal_calls import holds
+from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv, balances, create_seller, eventually, views
-from tests.workflows.test_seller_holds import book, book_now
+from tests.workflows.conftest import SkippingEnv, balances, book, book_now, create_seller, views
 
 
 def earning_ledger_rows(

@@ -21,8 +21,9 @@ from contracts.holds import (
     seller_holds_workflow_id,
 )
 from marketplace import Marketplace
+from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import balances, create_seller, views
 from tests.workflows.first_shape import FirstShapeHoldWorkflow
 from tests.workflows.test_hold_durability import earning_ledger_rows
 from workflows.registry import WORKFLOWS

@@ -17,8 +17,9 @@ from temporalio.service import RPCError
 from contracts.holds import seller_holds_workflow_id
 from marketplace import EarningRequest, EarningStatus, Marketplace
 from temporal_calls import holds
+from tests.helpers import eventually
 from tests.temporal_env import new_task_queue, running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import balances, create_seller, views
 
 HOLDS = 20_000
 BATCH = 1_000

@@ -6,7 +6,7 @@ step through ``marketplace.seller_balances``."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,55 +14,12 @@ from sqlalchemy import Engine, text
 from temporalio.api.enums.v1 import EventType
 
 from contracts.holds import seller_holds_workflow_id
-from marketplace import Earning, EarningStatus, Marketplace, RollingReserve
+from marketplace import EarningStatus, Marketplace, RollingReserve
 from temporal_calls import holds
 from temporal_calls.errors import WorkflowRequestError
+from tests.helpers import eventually, ledger_transaction_count
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import (
-    SkippingEnv,
-    balances,
-    create_seller,
-    eventually,
-    ledger_transaction_count,
-    views,
-)
-
-
-def book(
-    engine: Engine,
-    marketplace: Marketplace,
-    seller: str,
-    order: str,
-    amount: int,
-    fee: int = 0,
-    *,
-    now: datetime | None = None,
-) -> Earning:
-    """As ``POST /v1/sellers/{id}/earnings`` does: written with the commit. ``now``: when the
-    hold starts (the time-skipping server's clock runs ahead of the wall clock)."""
-    with engine.begin() as conn:
-        return marketplace.book_earning(
-            conn,
-            seller_id=seller,
-            order_id=order,
-            amount=amount,
-            fee=fee,
-            booked_at=now,
-            at_commit=True,
-        )
-
-
-async def book_now(
-    env: SkippingEnv,
-    engine: Engine,
-    marketplace: Marketplace,
-    seller: str,
-    order: str,
-    amount: int,
-    fee: int = 0,
-) -> Earning:
-    """``book`` on the time-skipping server's clock."""
-    return book(engine, marketplace, seller, order, amount, fee, now=await env.get_current_time())
+from tests.workflows.conftest import SkippingEnv, balances, book_now, create_seller, views
 
 
 def open_holds(engine: Engine, marketplace: Marketplace, seller: str) -> list[tuple[str, str]]:

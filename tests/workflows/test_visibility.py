@@ -13,8 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 from contracts.common import SELLER_ID
 from contracts.holds import OPEN_HOLDS, seller_holds_workflow_id
 from marketplace import EarningRequest, Marketplace
+from tests.helpers import eventually
 from tests.temporal_env import running_worker
-from tests.workflows.conftest import balances, create_seller, eventually, views
+from tests.workflows.conftest import balances, create_seller, views
 
 
 async def test_hold_workflow_is_findable_by_seller_and_counts_open_holds(
