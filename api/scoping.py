@@ -32,10 +32,16 @@ def seller_not_found(seller_id: str) -> SellerNotFound:
     return SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
 
 
+def check_visible(principal: ApiKeyRecord, seller_id: str, not_found: Exception) -> None:
+    """A seller key asking for what another seller owns (``seller_id``): ``not_found``, the same
+    404 as for an unknown one."""
+    if is_seller_key(principal) and principal.seller_id != seller_id:
+        raise not_found
+
+
 def check_seller_visible(principal: ApiKeyRecord, seller_id: str) -> None:
     """A seller key asking for another seller: the same 404 as an unknown seller."""
-    if is_seller_key(principal) and principal.seller_id != seller_id:
-        raise seller_not_found(seller_id)
+    check_visible(principal, seller_id, seller_not_found(seller_id))
 
 
 def visible_seller(principal: ApiKeyRecord, seller_id: str | None) -> str | None:
@@ -54,11 +60,6 @@ def earning_not_found(order_id: str) -> EarningNotFound:
 
 def dispute_not_found(dispute_id: str) -> DisputeNotFound:
     return DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
-
-
-def check_dispute_visible(principal: ApiKeyRecord, dispute_id: str, seller_id: str) -> None:
-    if is_seller_key(principal) and principal.seller_id != seller_id:
-        raise dispute_not_found(dispute_id)
 
 
 async def get_marketplace(request: Request) -> Marketplace:

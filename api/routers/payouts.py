@@ -27,7 +27,7 @@ from api.scoping import (
     MarketplaceDep,
     PlatformAccess,
     check_seller_visible,
-    is_seller_key,
+    check_visible,
     visible_seller,
 )
 from api.workflow_calls import WorkflowsDep
@@ -102,8 +102,8 @@ def get_payout(
     payout_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
 ) -> PayoutOut:
     payout = _payouts(market).get_payout(conn, payout_id)
-    if is_seller_key(principal) and principal.seller_id != payout.seller_id:
-        raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+    not_found = PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+    check_visible(principal, payout.seller_id, not_found)
     return PayoutOut.model_validate(payout)
 
 
