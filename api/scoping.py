@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
 from api.problems import Problem
-from marketplace import DisputeNotFound, EarningNotFound, Marketplace, SellerNotFound
+from marketplace import Marketplace, seller_not_found
 
 PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
 # Configuration that decides where the platform's data goes (webhook endpoints): admin keys only.
@@ -26,10 +26,6 @@ AnyRole = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRol
 
 def is_seller_key(principal: ApiKeyRecord) -> bool:
     return principal.role is ApiKeyRole.SELLER
-
-
-def seller_not_found(seller_id: str) -> SellerNotFound:
-    return SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
 
 
 def check_visible(principal: ApiKeyRecord, seller_id: str, not_found: Exception) -> None:
@@ -52,14 +48,6 @@ def visible_seller(principal: ApiKeyRecord, seller_id: str | None) -> str | None
     if seller_id is not None and seller_id != principal.seller_id:
         raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
     return principal.seller_id
-
-
-def earning_not_found(order_id: str) -> EarningNotFound:
-    return EarningNotFound(f"earning of order {order_id!r} not found")
-
-
-def dispute_not_found(dispute_id: str) -> DisputeNotFound:
-    return DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
 
 
 async def get_marketplace(request: Request) -> Marketplace:

@@ -126,7 +126,7 @@ class Disputes(MarketCore):
             raise ValidationFailed("outcome must be won or lost", field="outcome") from None
         row = row_by_id(conn, disputes, dispute_id, for_update=True)
         if row is None:
-            raise errors.DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
+            raise errors.dispute_not_found(dispute_id)
         if row.status == DisputeStatus.OPEN:
             self.lock_seller(conn, row.seller_id)
             if outcome is DisputeOutcome.WON:
@@ -157,7 +157,7 @@ class Disputes(MarketCore):
     def get_dispute(self, conn: Connection, dispute_id: str) -> Dispute:
         row = row_by_id(conn, disputes, dispute_id)
         if row is None:
-            raise errors.DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
+            raise errors.dispute_not_found(dispute_id)
         return _dispute(row)
 
     def list_disputes(

@@ -51,7 +51,7 @@ from marketplace.errors import (
     PayoutAccountMissing,
     PayoutAccountNotFound,
     PayoutConflict,
-    PayoutNotFound,
+    payout_not_found,
 )
 from marketplace.events import EventType, record_event
 from marketplace.rows import from_row, page, row_by_id
@@ -240,7 +240,7 @@ class Payouts(OnMarketplace):
     def get_payout(self, conn: Connection, payout_id: str) -> Payout:
         row = row_by_id(conn, payouts, payout_id)
         if row is None:
-            raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+            raise payout_not_found(payout_id)
         return _payout(row)
 
     def list_payouts(
@@ -376,7 +376,7 @@ class Payouts(OnMarketplace):
         """The payout's row, locked, and then its seller (``MarketCore.lock_seller``)."""
         row = row_by_id(conn, payouts, payout_id, for_update=True)
         if row is None:
-            raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+            raise payout_not_found(payout_id)
         self.marketplace.lock_seller(conn, row.seller_id)
         return row
 

@@ -28,7 +28,6 @@ from api.scoping import (
     MarketplaceDep,
     PlatformAccess,
     check_visible,
-    dispute_not_found,
     is_seller_key,
 )
 from api.workflow_calls import WorkflowsDep
@@ -40,6 +39,7 @@ from marketplace import (
     DisputeStatus,
     Marketplace,
     Page,
+    dispute_not_found,
 )
 from workflows import client as workflows
 

@@ -52,7 +52,6 @@ from api.scoping import (
     MarketplaceDep,
     PlatformAccess,
     check_seller_visible,
-    earning_not_found,
 )
 from api.workflow_calls import WorkflowsDep
 from marketplace import (
@@ -61,6 +60,7 @@ from marketplace import (
     EarningRequest,
     EarningStatus,
     Marketplace,
+    earning_not_found,
 )
 from workflows import client as workflows
 from workflows.types import seller_holds_workflow_id

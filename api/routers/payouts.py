@@ -31,7 +31,7 @@ from api.scoping import (
     visible_seller,
 )
 from api.workflow_calls import WorkflowsDep
-from marketplace import Payout, PayoutNotFound, Payouts
+from marketplace import Payout, Payouts, payout_not_found
 from workflows import payout_client
 
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
@@ -102,8 +102,7 @@ def get_payout(
     payout_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
 ) -> PayoutOut:
     payout = _payouts(market).get_payout(conn, payout_id)
-    not_found = PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
-    check_visible(principal, payout.seller_id, not_found)
+    check_visible(principal, payout.seller_id, payout_not_found(payout_id))
     return PayoutOut.model_validate(payout)
 
 
