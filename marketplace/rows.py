@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, select
 from sqlalchemy.engine import Row
 
+from ledger_core.checks import keyset_rows
 from ledger_core.rows import from_row
-from marketplace.checks import check_limit
 from marketplace.types import Page
 
 __all__ = ["from_row", "page", "page_of", "row_by_id"]
@@ -25,10 +25,7 @@ def page(
     build: Callable[[Row[Any]], Any],
 ) -> Page[Any]:
     """A page of ``query`` ordered by the text column ``key``, after ``after``."""
-    check_limit(limit)
-    if after is not None:
-        query = query.where(key > after)
-    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    rows = keyset_rows(conn, query, key, after, limit)
     return page_of(rows, limit, build, key.name)
 
 
