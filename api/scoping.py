@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
 from api.problems import Problem
-from marketplace import DisputeNotFound, EarningNotFound, Marketplace, SellerNotFound
+from marketplace import Marketplace, seller_not_found
 
 PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
 # Configuration that decides where the platform's data goes (webhook endpoints): admin keys only.
@@ -28,14 +28,16 @@ def is_seller_key(principal: ApiKeyRecord) -> bool:
     return principal.role is ApiKeyRole.SELLER
 
 
-def seller_not_found(seller_id: str) -> SellerNotFound:
-    return SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+def check_visible(principal: ApiKeyRecord, seller_id: str, not_found: Exception) -> None:
+    """A seller key asking for what another seller owns (``seller_id``): ``not_found``, the same
+    404 as for an unknown one."""
+    if is_seller_key(principal) and principal.seller_id != seller_id:
+        raise not_found
 
 
 def check_seller_visible(principal: ApiKeyRecord, seller_id: str) -> None:
     """A seller key asking for another seller: the same 404 as an unknown seller."""
-    if is_seller_key(principal) and principal.seller_id != seller_id:
-        raise seller_not_found(seller_id)
+    check_visible(principal, seller_id, seller_not_found(seller_id))
 
 
 def visible_seller(principal: ApiKeyRecord, seller_id: str | None) -> str | None:
@@ -46,19 +48,6 @@ def visible_seller(principal: ApiKeyRecord, seller_id: str | None) -> str | None
     if seller_id is not None and seller_id != principal.seller_id:
         raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
     return principal.seller_id
-
-
-def earning_not_found(order_id: str) -> EarningNotFound:
-    return EarningNotFound(f"earning of order {order_id!r} not found")
-
-
-def dispute_not_found(dispute_id: str) -> DisputeNotFound:
-    return DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
-
-
-def check_dispute_visible(principal: ApiKeyRecord, dispute_id: str, seller_id: str) -> None:
-    if is_seller_key(principal) and principal.seller_id != seller_id:
-        raise dispute_not_found(dispute_id)
 
 
 async def get_marketplace(request: Request) -> Marketplace:

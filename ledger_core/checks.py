@@ -5,10 +5,12 @@ page, aware datetimes, keyset pages, metadata merges."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select
+from sqlalchemy.engine import Row
 
 from ledger_core import errors
 from ledger_core.types import (
@@ -56,6 +58,24 @@ def merge_metadata(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
     return merged
 
 
+def check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise errors.ValidationFailed(
+            f"per_page must be between 1 and {MAX_PAGE}", field="per_page"
+        )
+
+
+def keyset_rows(
+    conn: Connection, query: Select[Any], key: Any, after: Any, limit: int
+) -> Sequence[Row[Any]]:
+    """Up to ``limit`` + 1 rows of ``query`` ordered by ``key``, those after ``after`` (None:
+    from the first): one more than ``limit`` means a next page."""
+    check_limit(limit)
+    if after is not None:
+        query = query.where(key > after)
+    return conn.execute(query.order_by(key).limit(limit + 1)).all()
+
+
 def keyset_page(
     conn: Connection,
     query: Select[Any],
@@ -64,13 +84,7 @@ def keyset_page(
     limit: int,
     build: Any,
 ) -> Page[Any]:
-    if not 1 <= limit <= MAX_PAGE:
-        raise errors.ValidationFailed(
-            f"per_page must be between 1 and {MAX_PAGE}", field="per_page"
-        )
-    if after is not None:
-        query = query.where(key > after)
-    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    rows = keyset_rows(conn, query, key, after, limit)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [build(r) for r in rows]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.engine import Row
 
 from ledger_core import errors
@@ -82,16 +82,9 @@ class TransactionReads:
                     )
                 )
             )
-        if status is not None:
-            query = query.where(t.c.status == str(status))
         if external_id is not None:
             query = query.where(t.c.external_id == external_id)
-        check_aware(effective_at_gte, "effective_at_gte")
-        check_aware(effective_at_lt, "effective_at_lt")
-        if effective_at_gte is not None:
-            query = query.where(t.c.effective_at >= effective_at_gte)
-        if effective_at_lt is not None:
-            query = query.where(t.c.effective_at < effective_at_lt)
+        query = _of_transactions(query, status, effective_at_gte, effective_at_lt)
         page = keyset_page(conn, query, t.c.id, after, limit, lambda r: r)
         return Page(items=self._with_entries(conn, page.items), next_after=page.next_after)
 
@@ -129,12 +122,25 @@ class TransactionReads:
             query = query.where(e.c.account_id == account_id)
         if transaction_id is not None:
             query = query.where(e.c.transaction_id == transaction_id)
-        if status is not None:
-            query = query.where(t.c.status == str(status))
-        check_aware(effective_at_gte, "effective_at_gte")
-        check_aware(effective_at_lt, "effective_at_lt")
-        if effective_at_gte is not None:
-            query = query.where(t.c.effective_at >= effective_at_gte)
-        if effective_at_lt is not None:
-            query = query.where(t.c.effective_at < effective_at_lt)
+        query = _of_transactions(query, status, effective_at_gte, effective_at_lt)
         return keyset_page(conn, query, e.c.id, after, limit, entry_from_row)
+
+
+def _of_transactions(
+    query: Select[Any],
+    status: TransactionStatus | None,
+    effective_at_gte: datetime | None,
+    effective_at_lt: datetime | None,
+) -> Select[Any]:
+    """``query`` (on ``ledger_transactions``, or joined to it) narrowed to the transactions of
+    ``status`` effective in [``effective_at_gte``, ``effective_at_lt``); None: no bound."""
+    t = ledger_transactions
+    if status is not None:
+        query = query.where(t.c.status == str(status))
+    check_aware(effective_at_gte, "effective_at_gte")
+    check_aware(effective_at_lt, "effective_at_lt")
+    if effective_at_gte is not None:
+        query = query.where(t.c.effective_at >= effective_at_gte)
+    if effective_at_lt is not None:
+        query = query.where(t.c.effective_at < effective_at_lt)
+    return query

@@ -51,6 +51,11 @@ from marketplace.errors import (
     RefundNotFound,
     SellerExists,
     SellerNotFound,
+    dispute_not_found,
+    earning_not_found,
+    event_not_found,
+    payout_not_found,
+    seller_not_found,
 )
 from marketplace.events import Events
 from marketplace.holds import HoldClock, SettledBatch, reserve_external_id
@@ -125,7 +130,12 @@ __all__ = [
     "Unchanged",
     "Webhooks",
     "dispute_external_id",
+    "dispute_not_found",
     "earning_external_id",
+    "earning_not_found",
+    "event_not_found",
+    "payout_not_found",
     "reserve_external_id",
     "seller_external_id",
+    "seller_not_found",
 ]

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import re
 
-from ledger_core.checks import MAX_AMOUNT, MAX_PAGE, check_amount, check_aware, utc_now
+from ledger_core.checks import (
+    MAX_AMOUNT,
+    MAX_PAGE,
+    check_amount,
+    check_aware,
+    check_limit,
+    utc_now,
+)
 from ledger_core.errors import ValidationFailed
 
 __all__ = [
@@ -36,11 +43,6 @@ def check_id(value: object, field: str) -> None:
 def check_order_id(value: object) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= 200 or not value.strip():
         raise ValidationFailed("order_id must be 1-200 characters", field="order_id")
-
-
-def check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed(f"per_page must be between 1 and {MAX_PAGE}", field="per_page")
 
 
 def check_amount_or_none(value: object) -> None:

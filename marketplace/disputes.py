@@ -21,7 +21,7 @@ from ledger_core import (
 from marketplace import errors
 from marketplace.checks import check_amount, check_aware, check_id, check_order_id, utc_now
 from marketplace.events import EventType, dispute_object, record_event
-from marketplace.rows import from_row, page
+from marketplace.rows import from_row, page, row_by_id
 from marketplace.sellers import MarketCore
 from marketplace.tables import disputes
 from marketplace.types import Dispute, DisputeOutcome, DisputeStatus, Page, PlatformAccount
@@ -54,7 +54,7 @@ class Disputes(MarketCore):
         check_order_id(order_id)
         check_amount(amount, "amount")
         check_aware(deadline, "deadline")
-        existing = self._dispute_row(conn, dispute_id)
+        existing = row_by_id(conn, disputes, dispute_id)
         if existing is not None:
             return _same_dispute(existing, seller_id, order_id, amount)
         seller = self.get_seller(conn, seller_id)
@@ -107,7 +107,7 @@ class Disputes(MarketCore):
             .returning(*disputes.c)
         ).one_or_none()
         if inserted is None:
-            concurrent = self._dispute_row(conn, dispute_id)
+            concurrent = row_by_id(conn, disputes, dispute_id)
             assert concurrent is not None
             return _same_dispute(concurrent, seller_id, order_id, amount)
         dispute = _dispute(inserted)
@@ -124,9 +124,9 @@ class Disputes(MarketCore):
             outcome = DisputeOutcome(outcome)
         except ValueError:
             raise ValidationFailed("outcome must be won or lost", field="outcome") from None
-        row = self._dispute_row(conn, dispute_id, for_update=True)
+        row = row_by_id(conn, disputes, dispute_id, for_update=True)
         if row is None:
-            raise errors.DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
+            raise errors.dispute_not_found(dispute_id)
         if row.status == DisputeStatus.OPEN:
             self.lock_seller(conn, row.seller_id)
             if outcome is DisputeOutcome.WON:
@@ -155,9 +155,9 @@ class Disputes(MarketCore):
         return self.get_dispute(conn, dispute_id)
 
     def get_dispute(self, conn: Connection, dispute_id: str) -> Dispute:
-        row = self._dispute_row(conn, dispute_id)
+        row = row_by_id(conn, disputes, dispute_id)
         if row is None:
-            raise errors.DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
+            raise errors.dispute_not_found(dispute_id)
         return _dispute(row)
 
     def list_disputes(
@@ -175,15 +175,6 @@ class Disputes(MarketCore):
         if status is not None:
             query = query.where(disputes.c.status == str(DisputeStatus(status)))
         return page(conn, query, disputes.c.id, after, limit, _dispute)
-
-    @staticmethod
-    def _dispute_row(
-        conn: Connection, dispute_id: str, *, for_update: bool = False
-    ) -> Row[Any] | None:
-        query = select(disputes).where(disputes.c.id == dispute_id)
-        if for_update:
-            query = query.with_for_update()
-        return conn.execute(query).one_or_none()
 
 
 def _dispute(row: Row[Any]) -> Dispute:

@@ -331,7 +331,7 @@ class Earnings(MarketCore):
             .all()
         )
         if not found:
-            raise errors.EarningNotFound(f"earning of order {order_id!r} not found")
+            raise errors.earning_not_found(order_id)
         if len(found) > 1:
             raise ValidationFailed(
                 f"order {order_id!r} pays several sellers; name the seller", field="seller_id"

@@ -1,7 +1,8 @@
 """Every marketplace error (sellers, earnings, disputes, payouts, refunds, events and webhooks,
 reconciliation). Each subclasses the ledger error of the same kind (so a handler that maps
 ``NotFound`` to 404 or ``IdempotencyConflict`` to 409 covers them) and has its own stable
-``code``."""
+``code``. ``*_not_found(id)`` words a not-found error the one way the domain and the API both
+answer it."""
 
 from __future__ import annotations
 
@@ -157,3 +158,26 @@ class StatementUnreadable(ValidationFailed):
 
 class StatementNotFound(NotFound):
     code = "statement_not_found"
+
+
+# -------------------------------------------------------------------- not found, worded once
+
+
+def seller_not_found(seller_id: str) -> SellerNotFound:
+    return SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+
+
+def earning_not_found(order_id: str) -> EarningNotFound:
+    return EarningNotFound(f"earning of order {order_id!r} not found")
+
+
+def dispute_not_found(dispute_id: str) -> DisputeNotFound:
+    return DisputeNotFound(f"dispute {dispute_id!r} not found", resource="dispute")
+
+
+def payout_not_found(payout_id: str) -> PayoutNotFound:
+    return PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+
+
+def event_not_found(event_id: str) -> EventNotFound:
+    return EventNotFound(f"event {event_id!r} not found", resource="event")

@@ -38,8 +38,8 @@ from sqlalchemy.engine import Row
 from ledger_core.deferred import Statement, run
 from ledger_core.errors import ValidationFailed
 from marketplace.checks import check_limit, utc_now
-from marketplace.errors import EventNotFound
-from marketplace.rows import from_row, page_of
+from marketplace.errors import event_not_found
+from marketplace.rows import from_row, page_of, row_by_id
 from marketplace.tables import events
 from marketplace.types import Dispute, Earning, Page
 
@@ -238,9 +238,9 @@ class Events:
     caller owns."""
 
     def get_event(self, conn: Connection, event_id: str) -> Event:
-        row = conn.execute(select(events).where(events.c.id == event_id)).one_or_none()
+        row = row_by_id(conn, events, event_id)
         if row is None:
-            raise EventNotFound(f"event {event_id!r} not found", resource="event")
+            raise event_not_found(event_id)
         return event_from_row(row)
 
     def list_events(

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Row
 from ledger_core import BalanceConditionFailed, ValidationFailed
 from marketplace.errors import PayoutAccountMissing
 from marketplace.payouts import Payouts
-from marketplace.rows import from_row
+from marketplace.rows import from_row, row_by_id
 from marketplace.service import Marketplace
 from marketplace.tables import payout_accounts, payout_runs
 
@@ -182,7 +182,7 @@ def _reserve(
 
 
 def get_payout_run(conn: Connection, run_id: str) -> PayoutRun | None:
-    row = conn.execute(select(payout_runs).where(payout_runs.c.id == run_id)).one_or_none()
+    row = row_by_id(conn, payout_runs, run_id)
     return None if row is None else _run(row)
 
 

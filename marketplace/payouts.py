@@ -51,11 +51,11 @@ from marketplace.errors import (
     PayoutAccountMissing,
     PayoutAccountNotFound,
     PayoutConflict,
-    PayoutNotFound,
+    payout_not_found,
 )
 from marketplace.events import EventType, record_event
-from marketplace.rows import from_row, page
-from marketplace.service import Marketplace
+from marketplace.rows import from_row, page, row_by_id
+from marketplace.service import OnMarketplace
 from marketplace.tables import payout_accounts, payouts
 from marketplace.types import Page, Payout, PayoutAccount, PayoutState, PlatformAccount
 
@@ -74,12 +74,8 @@ def payout_return_external_id(payout_id: str) -> str:
 _SUBMITTED_OR_LATER = {PayoutState.PROCESSING, PayoutState.PAID, PayoutState.RETURNED}
 
 
-class Payouts:
+class Payouts(OnMarketplace):
     """Payout accounts and payouts of a ``Marketplace``. Stateless."""
-
-    def __init__(self, marketplace: Marketplace | None = None) -> None:
-        self.marketplace = marketplace or Marketplace()
-        self.ledger = self.marketplace.ledger
 
     # ------------------------------------------------------------ payout accounts
 
@@ -165,7 +161,7 @@ class Payouts:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"payout-seller:{seller_id}"},
         )
-        existing = self._payout_row(conn, payout_id)
+        existing = row_by_id(conn, payouts, payout_id)
         if existing is not None:
             return _same_payout(existing, seller_id, amount)
         seller = self.marketplace.get_seller(conn, seller_id)
@@ -242,9 +238,9 @@ class Payouts:
         return self._event(conn, _payout(row), EventType.PAYOUT_CREATED)
 
     def get_payout(self, conn: Connection, payout_id: str) -> Payout:
-        row = self._payout_row(conn, payout_id)
+        row = row_by_id(conn, payouts, payout_id)
         if row is None:
-            raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+            raise payout_not_found(payout_id)
         return _payout(row)
 
     def list_payouts(
@@ -378,9 +374,9 @@ class Payouts:
 
     def _locked(self, conn: Connection, payout_id: str) -> Row[Any]:
         """The payout's row, locked, and then its seller (``MarketCore.lock_seller``)."""
-        row = self._payout_row(conn, payout_id, for_update=True)
+        row = row_by_id(conn, payouts, payout_id, for_update=True)
         if row is None:
-            raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+            raise payout_not_found(payout_id)
         self.marketplace.lock_seller(conn, row.seller_id)
         return row
 
@@ -393,15 +389,6 @@ class Payouts:
             .returning(*payouts.c)
         ).one()
         return _payout(row)
-
-    @staticmethod
-    def _payout_row(
-        conn: Connection, payout_id: str, *, for_update: bool = False
-    ) -> Row[Any] | None:
-        query = select(payouts).where(payouts.c.id == payout_id)
-        if for_update:
-            query = query.with_for_update()
-        return conn.execute(query).one_or_none()
 
 
 # -------------------------------------------------------------------- helpers

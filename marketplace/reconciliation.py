@@ -58,7 +58,7 @@ from marketplace.errors import (
     StatementNotFound,
     StatementUnreadable,
 )
-from marketplace.rows import from_row
+from marketplace.rows import from_row, row_by_id
 from marketplace.tables import payouts, reconciliation_lines, reconciliation_statements
 
 HEADER = ("date", "amount", "currency", "reference")
@@ -346,9 +346,7 @@ def _summary(report: ReconciliationReport) -> dict[str, Any]:
 
 
 def get_statement(conn: Connection, statement_id: str) -> ReconciliationReport:
-    row = conn.execute(
-        select(reconciliation_statements).where(reconciliation_statements.c.id == statement_id)
-    ).one_or_none()
+    row = row_by_id(conn, reconciliation_statements, statement_id)
     if row is None:
         raise StatementNotFound(f"statement {statement_id!r} not found", resource="statement")
     line_rows = conn.execute(

@@ -41,8 +41,8 @@ from marketplace.errors import (
     RefundNotFound,
 )
 from marketplace.events import EventType, earning_object, record_event
-from marketplace.rows import from_row
-from marketplace.service import Marketplace
+from marketplace.rows import from_row, row_by_id
+from marketplace.service import OnMarketplace
 from marketplace.tables import earnings, refunds
 from marketplace.types import EarningStatus, PlatformAccount, PlatformLedger, Refund, Seller
 
@@ -59,12 +59,8 @@ def rebook_external_id(seller_id: str, order_id: str, n: int) -> str:
     return f"rebook:{n}:{seller_id}/{order_id}"
 
 
-class Refunds:
+class Refunds(OnMarketplace):
     """Refunds of a ``Marketplace``'s earnings. Stateless."""
-
-    def __init__(self, marketplace: Marketplace | None = None) -> None:
-        self.marketplace = marketplace or Marketplace()
-        self.ledger = self.marketplace.ledger
 
     def refund_earning(
         self,
@@ -92,7 +88,7 @@ class Refunds:
             )
         check_amount_or_none(amount)
         row = self.marketplace.locked_earning(conn, seller_id, order_id)
-        existing = self._refund_row(conn, refund_id)
+        existing = row_by_id(conn, refunds, refund_id)
         if existing is not None:
             if (existing.seller_id, existing.order_id) != (seller_id, order_id) or (
                 amount is not None and existing.amount != amount
@@ -286,16 +282,12 @@ class Refunds:
         return txn.id
 
     def get_refund(self, conn: Connection, refund_id: str) -> Refund:
-        row = self._refund_row(conn, refund_id)
+        row = row_by_id(conn, refunds, refund_id)
         if row is None:
             raise RefundNotFound(f"refund {refund_id!r} not found", resource="refund")
         earning = self.marketplace.earning_row(conn, row.seller_id, row.order_id)
         assert earning is not None
         return _refund(row, earning)
-
-    @staticmethod
-    def _refund_row(conn: Connection, refund_id: str) -> Row[Any] | None:
-        return conn.execute(select(refunds).where(refunds.c.id == refund_id)).one_or_none()
 
 
 def _fee_share(fee: int, refunded: int, amount: int) -> int:

@@ -1,18 +1,19 @@
-"""Domain objects and pages built from database rows (``from_row`` is the ledger's)."""
+"""Domain objects and pages built from database rows (``from_row`` is the ledger's), and the row
+of a table by its id."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, Table, select
 from sqlalchemy.engine import Row
 
+from ledger_core.checks import keyset_rows
 from ledger_core.rows import from_row
-from marketplace.checks import check_limit
 from marketplace.types import Page
 
-__all__ = ["from_row", "page", "page_of"]
+__all__ = ["from_row", "page", "page_of", "row_by_id"]
 
 
 def page(
@@ -24,10 +25,7 @@ def page(
     build: Callable[[Row[Any]], Any],
 ) -> Page[Any]:
     """A page of ``query`` ordered by the text column ``key``, after ``after``."""
-    check_limit(limit)
-    if after is not None:
-        query = query.where(key > after)
-    rows = conn.execute(query.order_by(key).limit(limit + 1)).all()
+    rows = keyset_rows(conn, query, key, after, limit)
     return page_of(rows, limit, build, key.name)
 
 
@@ -40,3 +38,14 @@ def page_of(
     rows = rows[:limit]
     next_after = str(getattr(rows[-1], key)) if more else None
     return Page(items=[build(r) for r in rows], next_after=next_after)
+
+
+def row_by_id(
+    conn: Connection, table: Table, row_id: str, *, for_update: bool = False
+) -> Row[Any] | None:
+    """The row of ``table`` whose ``id`` is ``row_id`` (None: there is none), locked until the
+    transaction ends with ``for_update``."""
+    query = select(table).where(table.c.id == row_id)
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).one_or_none()

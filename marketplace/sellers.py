@@ -146,7 +146,7 @@ class MarketCore:
             select(sellers.c.ledger_account_id, sellers.c.currency).where(sellers.c.id == seller_id)
         ).one_or_none()
         if row is None:
-            raise errors.SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+            raise errors.seller_not_found(seller_id)
         with self._cache_lock:
             if len(self._seller_accounts) > 500_000:
                 self._seller_accounts.clear()
@@ -163,7 +163,7 @@ class MarketCore:
     def get_seller(self, conn: Connection, seller_id: str) -> Seller:
         row = self._seller_row(conn, seller_id)
         if row is None:
-            raise errors.SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+            raise errors.seller_not_found(seller_id)
         return _seller(row)
 
     @staticmethod
@@ -290,7 +290,7 @@ class Sellers(MarketCore):
             .returning(sellers.c.id)
         ).one_or_none()
         if updated is None:
-            raise errors.SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+            raise errors.seller_not_found(seller_id)
         return self.get_seller(conn, seller_id)
 
     def seller_balances(self, conn: Connection, seller_id: str) -> SellerBalances:
@@ -299,7 +299,7 @@ class Sellers(MarketCore):
         totals): one statement, O(1) whatever the seller's history."""
         row = conn.execute(_BALANCES, {"seller": seller_id}).one_or_none()
         if row is None:
-            raise errors.SellerNotFound(f"seller {seller_id!r} not found", resource="seller")
+            raise errors.seller_not_found(seller_id)
         return SellerBalances(
             seller_id=seller_id,
             currency=row.currency,

@@ -11,7 +11,7 @@ due holds (``marketplace.holds``) are set-based and can send their writes with t
 
 The ledger transactions each domain writes are described in its module (``marketplace.earnings``,
 ``marketplace.disputes``); payouts and refunds (``marketplace.payouts``, ``marketplace.refunds``)
-take a ``Marketplace``.
+take a ``Marketplace`` (``OnMarketplace``).
 """
 
 from __future__ import annotations
@@ -26,3 +26,12 @@ class Marketplace(Sellers, Earnings, Disputes):
     (``marketplace.earnings``, with ``booking`` and ``holds``) and disputes
     (``marketplace.disputes``), on one shared core (``MarketCore``: the ledger service, the
     platform ledgers and the seller's lock). One instance per process."""
+
+
+class OnMarketplace:
+    """Operations built on a ``Marketplace`` (its ledger service, sellers and earnings): payouts
+    and refunds. Stateless; without a ``marketplace``, on a new one."""
+
+    def __init__(self, marketplace: Marketplace | None = None) -> None:
+        self.marketplace = marketplace or Marketplace()
+        self.ledger = self.marketplace.ledger

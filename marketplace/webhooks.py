@@ -30,7 +30,7 @@ from marketplace.errors import (
     WebhookEndpointNotFound,
 )
 from marketplace.events import check_event_types, event_from_row
-from marketplace.rows import from_row, page
+from marketplace.rows import from_row, page, row_by_id
 from marketplace.tables import (
     events,
     webhook_deliveries,
@@ -148,9 +148,7 @@ class Webhooks:
         return _endpoint(row)
 
     def get_endpoint(self, conn: Connection, endpoint_id: str) -> WebhookEndpoint:
-        row = conn.execute(
-            select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
-        ).one_or_none()
+        row = row_by_id(conn, webhook_endpoints, endpoint_id)
         if row is None:
             raise _endpoint_not_found(endpoint_id)
         return _endpoint(row)
@@ -171,9 +169,7 @@ class Webhooks:
     def delete_endpoint(self, conn: Connection, endpoint_id: str) -> WebhookEndpoint:
         """Stop sending to the endpoint: no new deliveries, pending ones cancelled. Its
         deliveries stay listed. Deleting a deleted endpoint is a no-op."""
-        row = conn.execute(
-            select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).with_for_update()
-        ).one_or_none()
+        row = row_by_id(conn, webhook_endpoints, endpoint_id, for_update=True)
         if row is None:
             raise _endpoint_not_found(endpoint_id)
         if row.deleted_at is not None:

@@ -27,7 +27,7 @@ from api.scoping import (
     AnyRole,
     MarketplaceDep,
     PlatformAccess,
-    check_dispute_visible,
+    check_visible,
     is_seller_key,
 )
 from api.workflow_calls import WorkflowsDep
@@ -39,6 +39,7 @@ from marketplace import (
     DisputeStatus,
     Marketplace,
     Page,
+    dispute_not_found,
 )
 from temporal_calls import disputes as dispute_calls
 
@@ -159,7 +160,7 @@ def get_dispute(
     dispute_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
 ) -> DisputeOut:
     dispute = market.get_dispute(conn, dispute_id)
-    check_dispute_visible(principal, dispute_id, dispute.seller_id)
+    check_visible(principal, dispute.seller_id, dispute_not_found(dispute_id))
     return DisputeOut.model_validate(dispute)
 
 

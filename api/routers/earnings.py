@@ -52,7 +52,6 @@ from api.scoping import (
     MarketplaceDep,
     PlatformAccess,
     check_seller_visible,
-    earning_not_found,
 )
 from api.workflow_calls import WorkflowsDep
 from contracts.holds import seller_holds_workflow_id
@@ -62,6 +61,7 @@ from marketplace import (
     EarningRequest,
     EarningStatus,
     Marketplace,
+    earning_not_found,
 )
 from temporal_calls import holds as hold_calls
 

@@ -76,13 +76,8 @@ async def get_payout_schedule(
 ) -> PayoutScheduleOut:
     check_seller_visible(principal, seller_id)
     await run_in_threadpool(market.get_seller, conn, seller_id)
-    info = await workflows.call(
-        lambda client: schedule_calls.describe_payout_schedule(client, seller_id)
-    )
-    out = PayoutScheduleOut.model_validate(info)
-    preview = await run_in_threadpool(
-        payout_preview, conn, market, seller_id, info.spec.minimum_amount
-    )
+    out = await _described(workflows, seller_id)
+    preview = await run_in_threadpool(payout_preview, conn, market, seller_id, out.minimum_amount)
     out.payout_now = PayoutNow.model_validate(preview)
     runs = await run_in_threadpool(list_payout_runs, conn, seller_id, limit=RECENT_RUNS)
     out.recent_runs = [PayoutRunOut.model_validate(r) for r in runs]

@@ -27,11 +27,11 @@ from api.scoping import (
     MarketplaceDep,
     PlatformAccess,
     check_seller_visible,
-    is_seller_key,
+    check_visible,
     visible_seller,
 )
 from api.workflow_calls import WorkflowsDep
-from marketplace import Payout, PayoutNotFound, Payouts
+from marketplace import Payout, Payouts, payout_not_found
 from temporal_calls import payouts as payout_calls
 
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
@@ -102,8 +102,7 @@ def get_payout(
     payout_id: str, conn: DbConnection, market: MarketplaceDep, principal: CurrentPrincipal
 ) -> PayoutOut:
     payout = _payouts(market).get_payout(conn, payout_id)
-    if is_seller_key(principal) and principal.seller_id != payout.seller_id:
-        raise PayoutNotFound(f"payout {payout_id!r} not found", resource="payout")
+    check_visible(principal, payout.seller_id, payout_not_found(payout_id))
     return PayoutOut.model_validate(payout)
 
 

@@ -17,8 +17,8 @@ from api.idempotency import key_derived_id
 from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas.refunds import RefundCreate, RefundOut
-from api.scoping import MarketplaceDep, PlatformAccess, earning_not_found
-from marketplace import EarningNotFound, Refunds
+from api.scoping import MarketplaceDep, PlatformAccess
+from marketplace import EarningNotFound, Refunds, earning_not_found
 
 router = APIRouter(tags=["refunds"], route_class=ApiRoute)
 

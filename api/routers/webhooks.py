@@ -28,8 +28,8 @@ from api.schemas.webhooks import (
     WebhookEndpointCreated,
     WebhookEndpointOut,
 )
-from api.scoping import AdminAccess, AnyRole, PlatformAccess, is_seller_key, visible_seller
-from marketplace.errors import EventNotFound
+from api.scoping import AdminAccess, AnyRole, PlatformAccess, check_visible, visible_seller
+from marketplace.errors import event_not_found
 from marketplace.events import Events
 from marketplace.webhooks import Webhooks
 
@@ -115,8 +115,7 @@ def list_events(
 @router.get("/v1/events/{event_id}", dependencies=[AnyRole])
 def get_event(event_id: str, conn: DbConnection, principal: CurrentPrincipal) -> EventOut:
     event = events.get_event(conn, event_id)
-    if is_seller_key(principal) and principal.seller_id != event.seller_id:
-        raise EventNotFound(f"event {event_id!r} not found", resource="event")
+    check_visible(principal, event.seller_id, event_not_found(event_id))
     return EventOut.model_validate(event)
 
 
