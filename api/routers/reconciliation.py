@@ -1,6 +1,6 @@
 """``/v1/reconciliation/statements``: bank statements matched against the payouts
-(``marketplace.reconciliation``; the CSV format and the rules are documented there and in the
-README). Platform keys (admin, operator) only.
+(``marketplace.reconciliation``; the CSV format and the rules are documented there and in
+docs/api/reconciliation.md). Platform keys (admin, operator) only.
 
 ``POST`` takes the CSV as the raw request body with ``Content-Type: text/csv`` (and an optional
 ``?filename=``), answers 201 with the report, and keeps it; ``GET .../{id}`` reads it again. A

@@ -3,7 +3,7 @@ the bank: the books balance, each accepted request moved money exactly once, and
 balances are what the accepted requests imply.
 
 ``Accepted`` is the test's own record of what the API accepted (a 2xx). The expected balances are
-computed from it alone, with the booking rules of ``marketplace.service`` (an earning credits the
+computed from it alone, with the booking rules of ``marketplace.booking`` (an earning credits the
 seller ``amount - fee``: pending while on hold, posted after) and ``marketplace.payouts`` (a payout
 debits the seller its amount: pending while in flight, posted once paid).
 """

@@ -4,7 +4,7 @@ Posting an earning that carries a rolling reserve writes two ledger transactions
 transaction: the posting (clearing, fees revenue, seller) and the reserve (seller, rolling
 reserve). Each write locks its accounts in id order, but the rolling reserve account, older than
 any seller's, came second; a concurrent release of another reserve of the same seller (rolling
-reserve, then seller, in id order) then deadlocked with it. ``bench/marketplace.py`` found it:
+reserve, then seller, in id order) then deadlocked with it. ``bench/month`` found it:
 PostgreSQL broke the cycle after its deadlock timeout and the activities retried.
 """
 
