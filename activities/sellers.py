@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine
 from temporalio import activity
 
-from activities.database import in_transaction
+from activities.database import DatabaseActivities, in_transaction
+from activities.results import earning_result
 from contracts.holds import (
     BOOK_EARNING,
     CANCEL_EARNING,
@@ -32,34 +33,13 @@ from contracts.holds import (
 from marketplace import Earning, Marketplace
 from observability.metrics import HOLD_RELEASES
 
-
-def earning_result(earning: Earning) -> EarningResult:
-    return EarningResult(
-        order_id=earning.order_id,
-        seller_id=earning.seller_id,
-        currency=earning.currency,
-        amount=earning.amount,
-        fee=earning.fee,
-        net=earning.net,
-        status=str(earning.status),
-        hold_until=earning.hold_until,
-        ledger_transaction_id=str(earning.ledger_transaction_id),
-        posted_at=earning.posted_at,
-        cancelled_at=earning.cancelled_at,
-        reserve_amount=earning.reserve_amount,
-        reserve_release_at=earning.reserve_release_at,
-        reserve_released_at=earning.reserve_released_at,
-        metadata=earning.metadata,
-    )
-
-
 DEFAULT_RELEASE_WINDOW = timedelta(seconds=5)
 # One settle activity works through due batches for at most this long, then the workflow runs it
 # again (its history grows by one activity per this much work, not per hold).
 SETTLE_BUDGET = timedelta(seconds=5)
 
 
-class SellerActivities:
+class SellerActivities(DatabaseActivities):
     """Built once per worker with its engine; the methods are the activities (sync: the worker
     runs them in its thread pool). ``release_window``: a seller's releases come at most once
     per window (``PAYOUTS_HOLD_RELEASE_WINDOW``)."""
@@ -71,8 +51,7 @@ class SellerActivities:
         *,
         release_window: timedelta = DEFAULT_RELEASE_WINDOW,
     ) -> None:
-        self.engine = engine
-        self.marketplace = marketplace or Marketplace()
+        super().__init__(engine, marketplace)
         self.release_window = release_window
 
     def _seller(self, conn: Connection, seller_id: str | None, order_id: str) -> str:
