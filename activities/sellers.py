@@ -105,6 +105,19 @@ class SellerActivities(DatabaseActivities):
         """One database step on an earning, in its own transaction."""
         return in_transaction(self.engine, lambda conn: earning_result(step(conn)))
 
+    def _on_earning(
+        self,
+        input: PostEarningInput | OrderEarningInput | ExtendHoldInput,
+        step: Callable[[Connection, str, str], Earning],
+    ) -> EarningResult:
+        """One database step on the earning an input names (seller, order), in its own
+        transaction."""
+        return self._write(
+            lambda conn: step(
+                conn, self._seller(conn, input.seller_id, input.order_id), input.order_id
+            )
+        )
+
     @activity.defn(name=BOOK_EARNING)
     def book_earning(self, input: BookEarningInput) -> EarningResult:
         """The pending ledger transaction of an order, on hold for the seller's hold period
@@ -125,14 +138,11 @@ class SellerActivities(DatabaseActivities):
     @activity.defn(name=POST_EARNING)
     def post_earning(self, input: PostEarningInput) -> EarningResult:
         """Post the earning now (an operator's release) and hold back its rolling reserve."""
-        result = self._write(
-            lambda conn: self.marketplace.post_earning(
-                conn,
-                self._seller(conn, input.seller_id, input.order_id),
-                input.order_id,
-                at=input.at,
-                require_on_hold=self._first_attempt(),
-            )
+        result = self._on_earning(
+            input,
+            lambda conn, seller_id, order_id: self.marketplace.post_earning(
+                conn, seller_id, order_id, at=input.at, require_on_hold=self._first_attempt()
+            ),
         )
         HOLD_RELEASES.inc()  # committed (a retried attempt that had committed counts again)
         return result
@@ -140,32 +150,23 @@ class SellerActivities(DatabaseActivities):
     @activity.defn(name=CANCEL_EARNING)
     def cancel_earning(self, input: OrderEarningInput) -> EarningResult:
         """Refund during the hold: archive the pending earning."""
-        return self._write(
-            lambda conn: self.marketplace.cancel_earning(
-                conn,
-                self._seller(conn, input.seller_id, input.order_id),
-                input.order_id,
-                require_on_hold=self._first_attempt(),
-            )
+        return self._on_earning(
+            input,
+            lambda conn, seller_id, order_id: self.marketplace.cancel_earning(
+                conn, seller_id, order_id, require_on_hold=self._first_attempt()
+            ),
         )
 
     @activity.defn(name=EXTEND_HOLD)
     def extend_hold(self, input: ExtendHoldInput) -> EarningResult:
-        return self._write(
-            lambda conn: self.marketplace.extend_hold(
-                conn,
-                self._seller(conn, input.seller_id, input.order_id),
-                input.order_id,
-                input.hold_until,
-                require_later=self._first_attempt(),
-            )
+        return self._on_earning(
+            input,
+            lambda conn, seller_id, order_id: self.marketplace.extend_hold(
+                conn, seller_id, order_id, input.hold_until, require_later=self._first_attempt()
+            ),
         )
 
     @activity.defn(name=RELEASE_RESERVE)
     def release_reserve(self, input: OrderEarningInput) -> EarningResult:
         """The reserve period ended: archive the reserve's pending debit."""
-        return self._write(
-            lambda conn: self.marketplace.release_reserve(
-                conn, self._seller(conn, input.seller_id, input.order_id), input.order_id
-            )
-        )
+        return self._on_earning(input, self.marketplace.release_reserve)
