@@ -1,4 +1,5 @@
-"""One database transaction per activity, with domain errors turned into non-retryable
+"""The activity classes' base (the worker's engine and marketplace), and one database
+transaction per activity, with domain errors turned into non-retryable
 ``ApplicationError``s (type = the error's stable code). Anything else (a lost connection, a
 deadlock, a timeout) propagates and Temporal retries the activity, which is safe because every
 marketplace write is idempotent."""
@@ -13,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from ledger_core import LedgerError, translate_database_error
+from marketplace import Marketplace
 
 T = TypeVar("T")
 
@@ -47,3 +49,12 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
         if domain is None:
             raise
         raise business_error(domain) from exc
+
+
+class DatabaseActivities:
+    """What every activity class that writes through the marketplace is built with, once per
+    worker: its database engine and the marketplace (shared, so ledger writes are counted)."""
+
+    def __init__(self, engine: Engine, marketplace: Marketplace | None = None) -> None:
+        self.engine = engine
+        self.marketplace = marketplace or Marketplace()

@@ -3,10 +3,11 @@ resolve it (won: archive, lost: post). Idempotent by dispute id."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from temporalio import activity
 
-from activities.database import in_transaction
+from activities.database import DatabaseActivities, in_transaction
+from activities.results import dispute_result
 from contracts.disputes import (
     OPEN_DISPUTE,
     RESOLVE_DISPUTE,
@@ -14,30 +15,10 @@ from contracts.disputes import (
     DisputeResult,
     ResolveDisputeInput,
 )
-from marketplace import Dispute, DisputeAlreadyResolved, Marketplace
+from marketplace import Dispute, DisputeAlreadyResolved
 
 
-def dispute_result(dispute: Dispute) -> DisputeResult:
-    return DisputeResult(
-        id=dispute.id,
-        seller_id=dispute.seller_id,
-        order_id=dispute.order_id,
-        currency=dispute.currency,
-        amount=dispute.amount,
-        reason=dispute.reason,
-        status=str(dispute.status),
-        deadline=dispute.deadline,
-        ledger_transaction_id=str(dispute.ledger_transaction_id),
-        resolved_at=dispute.resolved_at,
-        metadata=dispute.metadata,
-    )
-
-
-class DisputeActivities:
-    def __init__(self, engine: Engine, marketplace: Marketplace | None = None) -> None:
-        self.engine = engine
-        self.marketplace = marketplace or Marketplace()
-
+class DisputeActivities(DatabaseActivities):
     @activity.defn(name=OPEN_DISPUTE)
     def open_dispute(self, input: DisputeInput) -> DisputeResult:
         return in_transaction(

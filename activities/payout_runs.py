@@ -8,15 +8,15 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from temporalio import activity
 
-from activities.database import in_transaction
-from activities.payouts import DEFAULT_POLL_SECONDS, DEFAULT_RETURN_WINDOW_SECONDS, payout_result
+from activities.database import DatabaseActivities, in_transaction
+from activities.payouts import DEFAULT_POLL_SECONDS, DEFAULT_RETURN_WINDOW_SECONDS
+from activities.results import reserve_payout_result
 from contracts.payout_runs import DECIDE_PAYOUT_RUN, DecidePayoutRunInput, PayoutRunResult
-from contracts.payouts import ReservePayoutResult
 from marketplace import Marketplace, Payouts
 from marketplace.payout_runs import decide_payout_run
 
 
-class PayoutRunActivities:
+class PayoutRunActivities(DatabaseActivities):
     def __init__(
         self,
         engine: Engine,
@@ -25,8 +25,7 @@ class PayoutRunActivities:
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
     ) -> None:
-        self.engine = engine
-        self.marketplace = marketplace or Marketplace()
+        super().__init__(engine, marketplace)
         self.poll_seconds = poll_seconds
         self.return_window_seconds = return_window_seconds
 
@@ -49,8 +48,8 @@ class PayoutRunActivities:
             payout_id = run.payout_id
             with self.engine.connect() as conn:
                 payout = Payouts(self.marketplace).get_payout(conn, payout_id)
-            reserved = ReservePayoutResult(
-                payout=payout_result(payout),
+            reserved = reserve_payout_result(
+                payout,
                 poll_seconds=self.poll_seconds,
                 return_window_seconds=self.return_window_seconds,
             )

@@ -23,8 +23,8 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.database import in_transaction
-from activities.sellers import earning_result
+from activities.database import DatabaseActivities, in_transaction
+from activities.results import payout_result, refund_result, reserve_payout_result
 from contracts.payouts import (
     CANCEL_PAYOUT,
     GET_RAIL_STATUS,
@@ -45,7 +45,7 @@ from contracts.payouts import (
     ReservePayoutInput,
     ReservePayoutResult,
 )
-from marketplace import Marketplace, Payout, Payouts, PayoutState, Refund, Refunds
+from marketplace import Marketplace, Payout, Payouts, PayoutState, Refunds
 from payment_rail import (
     BankAccount,
     PaymentRail,
@@ -61,56 +61,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 60.0
 DEFAULT_RETURN_WINDOW_SECONDS = 14 * 24 * 3600.0
-
-
-def payout_result(payout: Payout) -> PayoutResult:
-    return PayoutResult(
-        id=payout.id,
-        seller_id=payout.seller_id,
-        currency=payout.currency,
-        amount=payout.amount,
-        status=str(payout.status),
-        origin=payout.origin,
-        account_number_masked=payout.masked_account_number,
-        routing_number=payout.routing_number,
-        holder_name=payout.holder_name,
-        ledger_transaction_id=str(payout.ledger_transaction_id),
-        created_at=payout.created_at,
-        return_transaction_id=(
-            str(payout.return_transaction_id) if payout.return_transaction_id else None
-        ),
-        rail_reference=payout.rail_reference,
-        failure_code=payout.failure_code,
-        failure_reason=payout.failure_reason,
-        submitted_at=payout.submitted_at,
-        paid_at=payout.paid_at,
-        failed_at=payout.failed_at,
-        returned_at=payout.returned_at,
-        cancelled_at=payout.cancelled_at,
-        metadata=payout.metadata,
-    )
-
-
-def refund_result(refund: Refund, payouts: Payouts, engine: Engine) -> RefundResult:
-    with engine.begin() as conn:
-        earning = payouts.marketplace.get_earning(conn, refund.seller_id, refund.order_id)
-    return RefundResult(
-        id=refund.id,
-        order_id=refund.order_id,
-        seller_id=refund.seller_id,
-        currency=refund.currency,
-        amount=refund.amount,
-        fee_amount=refund.fee_amount,
-        seller_amount=refund.seller_amount,
-        kind=refund.kind,
-        status=refund.status,
-        ledger_transaction_id=(
-            str(refund.ledger_transaction_id) if refund.ledger_transaction_id else None
-        ),
-        created_at=refund.created_at,
-        earning=earning_result(earning),
-        metadata=refund.metadata,
-    )
 
 
 class LazyRail:
@@ -134,7 +84,7 @@ class LazyRail:
                 self._rail = None
 
 
-class PayoutActivities:
+class PayoutActivities(DatabaseActivities):
     """Built once per worker with its engine, the payment rail and a Temporal client (to pause
     a seller's payout schedule). Sync methods except ``pause_schedule``."""
 
@@ -148,9 +98,9 @@ class PayoutActivities:
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
     ) -> None:
-        self.engine = engine
-        self.payouts = Payouts(marketplace or Marketplace())
-        self.refunds = Refunds(self.payouts.marketplace)
+        super().__init__(engine, marketplace)
+        self.payouts = Payouts(self.marketplace)
+        self.refunds = Refunds(self.marketplace)
         self._rail = rail
         self.client = client
         self.poll_seconds = poll_seconds
@@ -175,8 +125,8 @@ class PayoutActivities:
                 metadata=input.metadata,
             ),
         )
-        return ReservePayoutResult(
-            payout=payout_result(payout),
+        return reserve_payout_result(
+            payout,
             poll_seconds=self.poll_seconds,
             return_window_seconds=self.return_window_seconds,
         )
@@ -283,14 +233,13 @@ class PayoutActivities:
             lambda conn: self.refunds.refund_earning(
                 conn,
                 refund_id=input.refund_id,
-                seller_id=input.seller_id
-                or self.payouts.marketplace.seller_of_order(conn, input.order_id),
+                seller_id=input.seller_id or self.marketplace.seller_of_order(conn, input.order_id),
                 order_id=input.order_id,
                 amount=input.amount,
                 metadata=input.metadata,
             ),
         )
-        return refund_result(refund, self.payouts, self.engine)
+        return refund_result(refund, self.marketplace, self.engine)
 
     def all(self) -> list[Callable[..., Any]]:
         return [

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine
 from temporalio import activity
 
-from activities.database import in_transaction
+from activities.database import DatabaseActivities, in_transaction
+from activities.results import earning_result
 from contracts.holds import (
     BOOK_EARNING,
     CANCEL_EARNING,
@@ -32,34 +33,13 @@ from contracts.holds import (
 from marketplace import Earning, Marketplace
 from observability.metrics import HOLD_RELEASES
 
-
-def earning_result(earning: Earning) -> EarningResult:
-    return EarningResult(
-        order_id=earning.order_id,
-        seller_id=earning.seller_id,
-        currency=earning.currency,
-        amount=earning.amount,
-        fee=earning.fee,
-        net=earning.net,
-        status=str(earning.status),
-        hold_until=earning.hold_until,
-        ledger_transaction_id=str(earning.ledger_transaction_id),
-        posted_at=earning.posted_at,
-        cancelled_at=earning.cancelled_at,
-        reserve_amount=earning.reserve_amount,
-        reserve_release_at=earning.reserve_release_at,
-        reserve_released_at=earning.reserve_released_at,
-        metadata=earning.metadata,
-    )
-
-
 DEFAULT_RELEASE_WINDOW = timedelta(seconds=5)
 # One settle activity works through due batches for at most this long, then the workflow runs it
 # again (its history grows by one activity per this much work, not per hold).
 SETTLE_BUDGET = timedelta(seconds=5)
 
 
-class SellerActivities:
+class SellerActivities(DatabaseActivities):
     """Built once per worker with its engine; the methods are the activities (sync: the worker
     runs them in its thread pool). ``release_window``: a seller's releases come at most once
     per window (``PAYOUTS_HOLD_RELEASE_WINDOW``)."""
@@ -71,8 +51,7 @@ class SellerActivities:
         *,
         release_window: timedelta = DEFAULT_RELEASE_WINDOW,
     ) -> None:
-        self.engine = engine
-        self.marketplace = marketplace or Marketplace()
+        super().__init__(engine, marketplace)
         self.release_window = release_window
 
     def _seller(self, conn: Connection, seller_id: str | None, order_id: str) -> str:
@@ -126,6 +105,19 @@ class SellerActivities:
         """One database step on an earning, in its own transaction."""
         return in_transaction(self.engine, lambda conn: earning_result(step(conn)))
 
+    def _on_earning(
+        self,
+        input: PostEarningInput | OrderEarningInput | ExtendHoldInput,
+        step: Callable[[Connection, str, str], Earning],
+    ) -> EarningResult:
+        """One database step on the earning an input names (seller, order), in its own
+        transaction."""
+        return self._write(
+            lambda conn: step(
+                conn, self._seller(conn, input.seller_id, input.order_id), input.order_id
+            )
+        )
+
     @activity.defn(name=BOOK_EARNING)
     def book_earning(self, input: BookEarningInput) -> EarningResult:
         """The pending ledger transaction of an order, on hold for the seller's hold period
@@ -146,14 +138,11 @@ class SellerActivities:
     @activity.defn(name=POST_EARNING)
     def post_earning(self, input: PostEarningInput) -> EarningResult:
         """Post the earning now (an operator's release) and hold back its rolling reserve."""
-        result = self._write(
-            lambda conn: self.marketplace.post_earning(
-                conn,
-                self._seller(conn, input.seller_id, input.order_id),
-                input.order_id,
-                at=input.at,
-                require_on_hold=self._first_attempt(),
-            )
+        result = self._on_earning(
+            input,
+            lambda conn, seller_id, order_id: self.marketplace.post_earning(
+                conn, seller_id, order_id, at=input.at, require_on_hold=self._first_attempt()
+            ),
         )
         HOLD_RELEASES.inc()  # committed (a retried attempt that had committed counts again)
         return result
@@ -161,32 +150,23 @@ class SellerActivities:
     @activity.defn(name=CANCEL_EARNING)
     def cancel_earning(self, input: OrderEarningInput) -> EarningResult:
         """Refund during the hold: archive the pending earning."""
-        return self._write(
-            lambda conn: self.marketplace.cancel_earning(
-                conn,
-                self._seller(conn, input.seller_id, input.order_id),
-                input.order_id,
-                require_on_hold=self._first_attempt(),
-            )
+        return self._on_earning(
+            input,
+            lambda conn, seller_id, order_id: self.marketplace.cancel_earning(
+                conn, seller_id, order_id, require_on_hold=self._first_attempt()
+            ),
         )
 
     @activity.defn(name=EXTEND_HOLD)
     def extend_hold(self, input: ExtendHoldInput) -> EarningResult:
-        return self._write(
-            lambda conn: self.marketplace.extend_hold(
-                conn,
-                self._seller(conn, input.seller_id, input.order_id),
-                input.order_id,
-                input.hold_until,
-                require_later=self._first_attempt(),
-            )
+        return self._on_earning(
+            input,
+            lambda conn, seller_id, order_id: self.marketplace.extend_hold(
+                conn, seller_id, order_id, input.hold_until, require_later=self._first_attempt()
+            ),
         )
 
     @activity.defn(name=RELEASE_RESERVE)
     def release_reserve(self, input: OrderEarningInput) -> EarningResult:
         """The reserve period ended: archive the reserve's pending debit."""
-        return self._write(
-            lambda conn: self.marketplace.release_reserve(
-                conn, self._seller(conn, input.seller_id, input.order_id), input.order_id
-            )
-        )
+        return self._on_earning(input, self.marketplace.release_reserve)

@@ -285,7 +285,7 @@ _MAX_IDLE_WAIT_SECONDS = 1.0
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ACCOUNT_NUMBER = re.compile(r"\d{4,17}")
 _ROUTING_NUMBER = re.compile(r"\d{9}")
-MAX_AMOUNT = 10**13
+MAX_PAYOUT_AMOUNT = 10**13
 """The largest amount the bank accepts in one payout (minor units)."""
 
 
@@ -313,8 +313,10 @@ def _validate(request: PayoutRequest) -> None:
         raise RailRejected("payout_id must be 1-255 printable characters", code="invalid_request")
     if isinstance(request.amount, bool) or not isinstance(request.amount, int):
         raise RailRejected("amount must be an integer in minor units", code="invalid_amount")
-    if not 0 < request.amount <= MAX_AMOUNT:
-        raise RailRejected(f"amount must be between 1 and {MAX_AMOUNT}", code="invalid_amount")
+    if not 0 < request.amount <= MAX_PAYOUT_AMOUNT:
+        raise RailRejected(
+            f"amount must be between 1 and {MAX_PAYOUT_AMOUNT}", code="invalid_amount"
+        )
     if not _CURRENCY.fullmatch(request.currency):
         raise RailRejected("currency must be an ISO 4217 code", code="invalid_currency")
     d = request.destination

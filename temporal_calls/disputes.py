@@ -41,7 +41,7 @@ from temporal_calls.errors import (
     unless_not_found,
     update_with_start,
 )
-from temporal_calls.holds import seller_attributes
+from temporal_calls.search import seller_attributes
 
 
 def _dispute_start(

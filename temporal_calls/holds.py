@@ -14,13 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy
 
-from contracts.common import SELLER_ID, TASK_QUEUE
+from contracts.common import TASK_QUEUE
 from contracts.holds import (
     CANCEL_HOLD_UPDATE,
     DEFAULT_HISTORY_LIMIT,
@@ -38,11 +34,7 @@ from contracts.holds import (
     seller_holds_workflow_id,
 )
 from temporal_calls.errors import WorkflowRequestError, answered, unless_not_found
-
-
-def seller_attributes(seller_id: str) -> TypedSearchAttributes:
-    """The ``SellerId`` search attribute every workflow of a seller carries."""
-    return TypedSearchAttributes([SearchAttributePair(SELLER_ID, seller_id)])
+from temporal_calls.search import seller_attributes
 
 
 async def start_seller_holds(

@@ -23,12 +23,11 @@ from typing import Any
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 
-from contracts.common import SELLER_ID, TASK_QUEUE
+from contracts.common import TASK_QUEUE
 from contracts.payouts import (
     CANCEL_UPDATE,
     PAYOUT_STATUS,
@@ -52,6 +51,7 @@ from temporal_calls.errors import (
     unless_not_found,
     update_with_start,
 )
+from temporal_calls.search import seller_attributes
 
 
 async def start_payout(
@@ -86,11 +86,8 @@ async def start_payout(
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(SELLER_ID, seller_id),
-                SearchAttributePair(PAYOUT_STATUS, str(PayoutStatus.PENDING)),
-            ]
+        search_attributes=seller_attributes(
+            seller_id, SearchAttributePair(PAYOUT_STATUS, str(PayoutStatus.PENDING))
         ),
         static_summary=f"Payout {payout_id} to seller {seller_id}",
         result_type=PayoutWorkflowState,

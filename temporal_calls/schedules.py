@@ -51,7 +51,7 @@ from contracts.payout_runs import (
     payout_schedule_id,
 )
 from temporal_calls.errors import WorkflowRequestError, unless_not_found
-from temporal_calls.holds import seller_attributes
+from temporal_calls.search import seller_attributes
 
 __all__ = [
     "INTERVALS",

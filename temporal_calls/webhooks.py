@@ -30,21 +30,13 @@ async def wake_delivery_stream(
     again even if it just found nothing. Without (the periodic sweep): start it only if it does
     not run; a running one finds the pending deliveries itself, and a stream retrying one
     delivery for hours does not collect a signal in its history at every sweep."""
-    workflow_input = WebhookStreamInput(endpoint_id=endpoint_id, seller_id=seller_id, retry=retry)
-    workflow_id = webhook_delivery_workflow_id(endpoint_id, seller_id)
-    if signal:
-        await client.start_workflow(
-            WEBHOOK_DELIVERY_WORKFLOW,
-            workflow_input,
-            id=workflow_id,
-            task_queue=task_queue,
-            start_signal=WAKE_SIGNAL,
-        )
-    else:
-        await client.start_workflow(
-            WEBHOOK_DELIVERY_WORKFLOW,
-            workflow_input,
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+    conflict = WorkflowIDConflictPolicy
+    await client.start_workflow(
+        WEBHOOK_DELIVERY_WORKFLOW,
+        WebhookStreamInput(endpoint_id=endpoint_id, seller_id=seller_id, retry=retry),
+        id=webhook_delivery_workflow_id(endpoint_id, seller_id),
+        task_queue=task_queue,
+        # Signal-with-start (the server's default conflict handling), or start unless it runs.
+        start_signal=WAKE_SIGNAL if signal else None,
+        id_conflict_policy=conflict.UNSPECIFIED if signal else conflict.USE_EXISTING,
+    )
