@@ -8,8 +8,9 @@ step: earning -> hold (1 s) -> available -> payout through the seller's payout s
 (``PUT .../payout_schedule``, ``POST .../trigger``) -> processing -> paid, failed (the bank's
 closed account: the payout account failed, the schedule paused, a triggered run skipped, a manual
 payout refused until a new account is set, the schedule resumed by hand) or paid then returned
-(the bank's return account: the seller is credited back and the schedule paused with a note); a manual payout retried with one ``Idempotency-Key``; a webhook
-delivered three times; a payout whose webhook never comes (the status poll finds it paid).
+(the bank's return account: the seller is credited back and the schedule paused with a note); a
+manual payout retried with one ``Idempotency-Key``; a webhook delivered three times; a payout
+whose webhook never comes (the status poll finds it paid).
 """
 
 from __future__ import annotations
