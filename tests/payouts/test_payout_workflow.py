@@ -91,6 +91,23 @@ async def test_a_closed_account_fails_the_account_and_pauses_the_schedule(
         await delete_payout_schedule(payout_env.client, seller)
 
 
+async def test_a_destination_the_rail_refuses_fails_the_account(
+    payout_env: PayoutEnv, uid: str
+) -> None:
+    """The rail refuses the number at submission (no webhook, no poll): the same outcome."""
+    seller, pid = f"s-{uid}", f"p-{uid}"
+    payout_env.seller_with_available(seller, 2_000)
+    payout_env.bank.force_outcome(pid, RailOutcome.REJECTED, code="invalid_destination")
+    async with payout_env.worker():
+        await start_payout(payout_env.client, pid, seller, task_queue=payout_env.task_queue)
+        final = await payout_env.client.get_workflow_handle(payout_workflow_id(pid)).result()
+    assert (final["status"], final["payout"]["failure_code"]) == ("failed", "invalid_destination")
+    assert final["schedule_paused"] is False  # this seller has no payout schedule
+    with payout_env.engine.begin() as conn:
+        account = payout_env.payouts.get_payout_account(conn, seller)
+    assert (account.status, account.failure_code) == ("failed", "invalid_destination")
+
+
 async def test_an_unavailable_rail_fails_nothing_and_pauses_nothing(
     payout_env: PayoutEnv, uid: str
 ) -> None:
