@@ -44,6 +44,7 @@ from contracts.payouts import (
     RefundResult,
     ReservePayoutInput,
     ReservePayoutResult,
+    is_destination_failure,
 )
 from marketplace import Marketplace, Payout, Payouts, PayoutState, Refunds
 from payment_rail import (
@@ -157,7 +158,11 @@ class PayoutActivities(DatabaseActivities):
         except RailRejected as exc:
             log.warning("rail rejected payout %s: %s", payout.id, exc.code)
             code, reason = exc.code, exc.message
-            return self._write(lambda conn: self.payouts.mark_failed(conn, payout.id, code, reason))
+            return self._write(
+                lambda conn: self.payouts.mark_failed(
+                    conn, payout.id, code, reason, destination_failed=is_destination_failure(code)
+                )
+            )
         except RailIdempotencyConflict as exc:
             raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
         # RailUnavailable (and anything unexpected) propagates: Temporal retries with the same id.
@@ -185,9 +190,17 @@ class PayoutActivities(DatabaseActivities):
 
     @activity.defn(name=MARK_PAYOUT_FAILED)
     def mark_failed(self, input: MarkPayoutInput) -> PayoutResult:
-        """Archive the debit: the money is available again."""
+        """Archive the debit: the money is available again. A failure of the destination
+        (``DESTINATION_FAILURES``) also marks the payout account failed, in the same
+        transaction."""
         return self._write(
-            lambda conn: self.payouts.mark_failed(conn, input.payout_id, input.code, input.reason)
+            lambda conn: self.payouts.mark_failed(
+                conn,
+                input.payout_id,
+                input.code,
+                input.reason,
+                destination_failed=is_destination_failure(input.code),
+            )
         )
 
     @activity.defn(name=MARK_PAYOUT_RETURNED)

@@ -64,6 +64,7 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "payout_account_not_found": 404,
     "refund_not_found": 404,
     "payout_account_missing": 422,
+    "payout_account_failed": 422,
     "nothing_to_pay": 422,
     "refund_exceeds_earning": 422,
     "payout_conflict": 409,

@@ -41,6 +41,7 @@ REFUND_EARNING = "refund_earning"
 PAYOUT_BUSINESS_ERROR_TYPES = [
     *BUSINESS_ERROR_TYPES,
     "payout_account_missing",
+    "payout_account_failed",
     "payout_account_not_found",
     "nothing_to_pay",
     "payout_not_found",
@@ -51,6 +52,25 @@ PAYOUT_BUSINESS_ERROR_TYPES = [
     "refund_not_found",
     "rail_idempotency_conflict",
 ]
+
+
+# Failure codes that say the destination itself is dead (closed, not found, an invalid number):
+# paying it again fails again, so such a failure marks the seller's payout account ``failed`` and
+# pauses the seller's payout schedule until a new account is set. Any other failure code (the bank
+# could not process it this time) changes neither; a rail that is unavailable never fails a payout
+# at all (the workflow retries).
+DESTINATION_FAILURES: frozenset[str] = frozenset(
+    {
+        "account_closed",
+        "no_account",
+        "invalid_account_number",
+        "invalid_destination",
+    }
+)
+
+
+def is_destination_failure(code: str | None) -> bool:
+    return code in DESTINATION_FAILURES
 
 
 class PayoutStatus(enum.StrEnum):
@@ -218,7 +238,8 @@ class PayoutWorkflowState:
     rail_polls: int = 0
     return_window_ends: datetime | None = None
     schedule_paused: bool | None = None
-    """After a return: whether a payout schedule was paused (None: not applicable)."""
+    """After a return or a failure of the destination: whether a payout schedule was paused
+    (None: not applicable)."""
 
 
 # ---------------------------------------------------------------- refunds

@@ -86,6 +86,13 @@ class PayoutAccountMissing(InvalidStateTransition):
     code = "payout_account_missing"
 
 
+class PayoutAccountFailed(InvalidStateTransition):
+    """The seller's payout account failed (closed, not found, an invalid number): it is not paid
+    again until a new payout account is set."""
+
+    code = "payout_account_failed"
+
+
 class PayoutAccountNotFound(NotFound):
     code = "payout_account_not_found"
 

@@ -4,6 +4,8 @@ available balance, or a skip and why), and "what would be paid now".
 The decision, for a seller and a minimum amount (minor units):
 
 * no payout account                    -> skipped ``no_payout_account``
+* the payout account failed            -> skipped ``payout_account_failed`` (a payout to it failed
+                                          because of the destination; a new account clears it)
 * available < 0                        -> skipped ``negative_balance`` (a refund or chargeback
                                           took more than was left; future earnings cover it)
 * available == 0                       -> skipped ``nothing_available``
@@ -23,13 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
 from ledger_core import BalanceConditionFailed, ValidationFailed
-from marketplace.errors import PayoutAccountMissing
-from marketplace.payouts import Payouts
+from marketplace.errors import PayoutAccountFailed, PayoutAccountMissing
+from marketplace.payouts import ACCOUNT_FAILED, Payouts
 from marketplace.rows import from_row, row_by_id
 from marketplace.service import Marketplace
 from marketplace.tables import payout_accounts, payout_runs
@@ -37,6 +39,7 @@ from marketplace.tables import payout_accounts, payout_runs
 STARTED = "started"
 SKIPPED = "skipped"
 NO_PAYOUT_ACCOUNT = "no_payout_account"
+PAYOUT_ACCOUNT_FAILED = "payout_account_failed"
 NEGATIVE_BALANCE = "negative_balance"
 NOTHING_AVAILABLE = "nothing_available"
 BELOW_MINIMUM = "below_minimum"
@@ -78,10 +81,12 @@ def run_payout_id(run_id: str) -> str:
     return f"po_sched_{digest}"
 
 
-def has_payout_account(conn: Connection, seller_id: str) -> bool:
-    return bool(
-        conn.execute(select(exists().where(payout_accounts.c.seller_id == seller_id))).scalar()
-    )
+def payout_account_status(conn: Connection, seller_id: str) -> str | None:
+    """``active`` or ``failed``; None: the seller has no payout account."""
+    status: str | None = conn.execute(
+        select(payout_accounts.c.status).where(payout_accounts.c.seller_id == seller_id)
+    ).scalar()
+    return status
 
 
 def payout_preview(
@@ -95,8 +100,11 @@ def payout_preview(
     balances = market.seller_balances(conn, seller_id)
     available = balances.available
     reason: str | None = None
-    if not has_payout_account(conn, seller_id):
+    account_status = payout_account_status(conn, seller_id)
+    if account_status is None:
         reason = NO_PAYOUT_ACCOUNT
+    elif account_status == ACCOUNT_FAILED:
+        reason = PAYOUT_ACCOUNT_FAILED
     elif available < 0:
         reason = NEGATIVE_BALANCE
     elif available == 0:
@@ -174,7 +182,7 @@ def _reserve(
                     origin="scheduled",
                     run_id=run_id,
                 )
-        except (BalanceConditionFailed, PayoutAccountMissing):
+        except (BalanceConditionFailed, PayoutAccountMissing, PayoutAccountFailed):
             continue
         return preview
     # The balance kept moving: the activity's retry decides again from scratch.

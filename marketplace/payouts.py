@@ -5,7 +5,10 @@
 database transaction the caller owns, never commits, and is idempotent by a key:
 
 * payout accounts: ``set_payout_account`` / ``get_payout_account`` (where a seller is paid; the
-  full number is kept for the rail, ``PayoutAccount.masked_account_number`` is what responses show);
+  full number is kept for the rail, ``PayoutAccount.masked_account_number`` is what responses show).
+  An account is ``active`` or ``failed``: ``mark_failed`` of a failure of the destination marks
+  it failed in the same transaction, a failed account is never paid (``PayoutAccountFailed``),
+  and setting different details makes it active again;
 * the payout life cycle, keyed by the payout id (ledger key ``payout:<id>``):
 
   ======================  ===============================================================
@@ -29,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, and_, case, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
@@ -48,6 +51,7 @@ from marketplace.checks import check_amount_or_none, check_id, check_limit, utc_
 from marketplace.errors import (
     InvalidPayoutState,
     NothingToPay,
+    PayoutAccountFailed,
     PayoutAccountMissing,
     PayoutAccountNotFound,
     PayoutConflict,
@@ -71,6 +75,9 @@ def payout_return_external_id(payout_id: str) -> str:
     return f"payout:{payout_id}:return"
 
 
+ACCOUNT_ACTIVE = "active"
+ACCOUNT_FAILED = "failed"
+
 _SUBMITTED_OR_LATER = {PayoutState.PROCESSING, PayoutState.PAID, PayoutState.RETURNED}
 
 
@@ -88,7 +95,8 @@ class Payouts(OnMarketplace):
         holder_name: str,
     ) -> PayoutAccount:
         """Create or replace where the seller is paid. Payouts already made keep their
-        destination (each payout keeps a copy)."""
+        destination (each payout keeps a copy). Different details make a failed account active
+        again; the same details keep it as it is (a dead account stays failed)."""
         if not isinstance(account_number, str) or not _ACCOUNT.match(account_number):
             raise ValidationFailed("account_number must be 4-34 digits", field="account_number")
         if not isinstance(routing_number, str) or not _ROUTING.match(routing_number):
@@ -105,6 +113,15 @@ class Payouts(OnMarketplace):
             created_at=now,
             updated_at=now,
         )
+        same = and_(
+            payout_accounts.c.account_number == stmt.excluded.account_number,
+            payout_accounts.c.routing_number == stmt.excluded.routing_number,
+            payout_accounts.c.holder_name == stmt.excluded.holder_name,
+        ).self_group()
+
+        def unless_same(column: str, active: Any) -> Any:
+            return case((same, payout_accounts.c[column]), else_=active)
+
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["seller_id"],
@@ -112,6 +129,10 @@ class Payouts(OnMarketplace):
                     "account_number": stmt.excluded.account_number,
                     "routing_number": stmt.excluded.routing_number,
                     "holder_name": stmt.excluded.holder_name,
+                    "status": unless_same("status", ACCOUNT_ACTIVE),
+                    "failure_code": unless_same("failure_code", None),
+                    "failed_payout_id": unless_same("failed_payout_id", None),
+                    "failed_at": unless_same("failed_at", None),
                     "updated_at": now,
                 },
             )
@@ -172,6 +193,13 @@ class Payouts(OnMarketplace):
                 f"seller {seller_id!r} has no payout account; it is not paid until it has one",
                 seller_id=seller_id,
             ) from None
+        if account.status == ACCOUNT_FAILED:
+            raise PayoutAccountFailed(
+                f"seller {seller_id!r}'s payout account failed ({account.failure_code}, payout "
+                f"{account.failed_payout_id}); it is not paid until a new payout account is set",
+                seller_id=seller_id,
+                failure_code=account.failure_code,
+            )
         self.marketplace.lock_seller(conn, seller_id)
         available = self.marketplace.seller_balances(conn, seller_id).available
         if amount is None:
@@ -302,10 +330,23 @@ class Payouts(OnMarketplace):
             return _payout(row)
         raise _invalid(row, "paid")
 
-    def mark_failed(self, conn: Connection, payout_id: str, code: str, reason: str) -> Payout:
-        """The rail failed or refused it: archive the debit (the money is available again)."""
+    def mark_failed(
+        self,
+        conn: Connection,
+        payout_id: str,
+        code: str,
+        reason: str,
+        *,
+        destination_failed: bool = False,
+    ) -> Payout:
+        """The rail failed or refused it: archive the debit (the money is available again).
+        ``destination_failed`` (the code is one of the destination's, the caller decides which):
+        also mark the seller's payout account failed, in this same transaction, if it still has
+        the payout's details (a new account set meanwhile is not the dead one)."""
         row = self._locked(conn, payout_id)
         if row.status in (PayoutState.PENDING, PayoutState.PROCESSING):
+            if destination_failed:
+                self._fail_account(conn, row, code)
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             failed = self._update(
                 conn,
@@ -360,6 +401,26 @@ class Payouts(OnMarketplace):
             f"payout {payout_id!r} was already submitted to the rail ({row.status}); only a "
             "payout not yet submitted is cancelled",
             status=row.status,
+        )
+
+    @staticmethod
+    def _fail_account(conn: Connection, payout: Row[Any], code: str) -> None:
+        now = utc_now()
+        conn.execute(
+            payout_accounts.update()
+            .where(
+                payout_accounts.c.seller_id == payout.seller_id,
+                payout_accounts.c.account_number == payout.account_number,
+                payout_accounts.c.routing_number == payout.routing_number,
+                payout_accounts.c.status == ACCOUNT_ACTIVE,
+            )
+            .values(
+                status=ACCOUNT_FAILED,
+                failure_code=code,
+                failed_payout_id=payout.id,
+                failed_at=now,
+                updated_at=now,
+            )
         )
 
     def _event(

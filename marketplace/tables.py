@@ -113,6 +113,10 @@ payout_accounts = Table(
     Column("account_number", Text, nullable=False, comment="full number: never in a response"),
     Column("routing_number", Text, nullable=False),
     Column("holder_name", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="active", comment="active | failed"),
+    Column("failure_code", Text, comment="failed: the rail's code (account_closed, ...)"),
+    Column("failed_payout_id", Text, comment="failed: the payout that failed"),
+    Column("failed_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

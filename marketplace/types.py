@@ -229,6 +229,12 @@ class PayoutAccount:
     holder_name: str
     created_at: datetime
     updated_at: datetime
+    status: str = "active"
+    """active | failed (a payout to it failed because of the destination: not paid again until a
+    new payout account is set)."""
+    failure_code: str | None = None
+    failed_payout_id: str | None = None
+    failed_at: datetime | None = None
 
     @property
     def last4(self) -> str:

@@ -8,6 +8,7 @@ code                        when
 ==========================  ===============================================================
 nothing_to_pay              a payout of everything available, and available <= 0
 payout_account_missing      the seller has no payout account
+payout_account_failed       the seller's payout account failed (a new one clears it)
 insufficient_balance        the amount is more than the seller's available balance
 payout_conflict             the payout id exists for another seller or amount
 payout_not_found            cancel/get an unknown payout

@@ -12,6 +12,11 @@
 5. after paid, wait out the return window for a return: reversal (seller credited back),
    ``returned``, and the seller's payout schedule paused with a note.
 
+A failure of the destination (``DESTINATION_FAILURES``: the account is closed, not found, or its
+number invalid) pauses the seller's payout schedule with a note too (the failure activity has
+marked the payout account failed): the next run would only fail again. Other failures change
+neither.
+
 Operators cancel a payout not yet submitted (``cancel`` update; its validator refuses once
 submission began, and the database refuses too, so a payout the rail may have is never
 archived). Duplicate webhooks are dropped by event id, and every step is idempotent in the
@@ -60,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
         RailStatusResult,
         ReservePayoutInput,
         ReservePayoutResult,
+        is_destination_failure,
     )
 
 RAIL_TIMEOUT = timedelta(seconds=60)
@@ -72,6 +78,8 @@ POLL_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=PAYOUT_BU
 RESERVING = "reserving"  # before the reservation is written (shown by the state query only)
 # Runs started with this marker take a scheduled run's reservation instead of reserving.
 RESERVED_BY_RUN = "reserved-by-payout-run"
+# Runs started with this marker pause the seller's schedule after a failure of the destination.
+PAUSE_ON_DESTINATION_FAILURE = "pause-on-destination-failure"
 
 
 _EVENT_OUTCOME = {
@@ -162,7 +170,10 @@ class PayoutWorkflow:
                 # The rail knows this id for another payout: only the rail's status can tell
                 # what happens to it, so keep asking.
                 workflow.logger.error("payout %s: %s", input.payout_id, business_error(err).message)
-        if self._status in (PayoutStatus.FAILED, PayoutStatus.CANCELLED):
+        if self._status == PayoutStatus.FAILED:
+            await self._pause_if_destination_failed()
+            return await self._finish()
+        if self._status == PayoutStatus.CANCELLED:
             return await self._finish()
 
         # Wait for the outcome: the webhook, or the rail's status when it stays silent.
@@ -177,6 +188,7 @@ class PayoutWorkflow:
                 await self._settle(
                     MARK_PAYOUT_FAILED, MarkPayoutInput(input.payout_id, code, reason)
                 )
+                await self._pause_if_destination_failed()
                 return await self._finish()
             await self._settle(MARK_PAYOUT_PAID, PayoutIdInput(input.payout_id))
 
@@ -320,6 +332,24 @@ class PayoutWorkflow:
             return
         if status.status in ("paid", "failed", "returned"):
             self._learn(status.status, status.code, status.reason)
+
+    async def _pause_if_destination_failed(self) -> None:
+        """After a failure of the destination, pause the seller's payout schedule with a note
+        (the failure activity marked the payout account failed). Runs recorded before this
+        replay without it."""
+        code = self._payout.failure_code if self._payout else None
+        if not is_destination_failure(code) or not workflow.patched(PAUSE_ON_DESTINATION_FAILURE):
+            return
+        self._schedule_paused = await call_activity(
+            PAUSE_PAYOUT_SCHEDULE,
+            PauseScheduleInput(
+                seller_id=self._input.seller_id,
+                note=f"payout {self._input.payout_id} failed: {code}; set a new payout account, "
+                "then resume",
+            ),
+            bool,
+            PAYOUT_DURABLE_RETRY,
+        )
 
     async def _settle(self, activity: str, arg: object) -> None:
         result = await call_activity(activity, arg, PayoutResult, PAYOUT_DURABLE_RETRY)

@@ -71,7 +71,8 @@ async def create_payout(
 ) -> PayoutOut:
     """A manual payout: the money is reserved before this answers (201, status ``pending``);
     the payout workflow then submits it to the rail. Errors: 422 ``nothing_to_pay``,
-    ``payout_account_missing``, ``insufficient_balance``; 404 ``seller_not_found``."""
+    ``payout_account_missing``, ``payout_account_failed``, ``insufficient_balance``; 404
+    ``seller_not_found``."""
     await run_in_threadpool(market.get_seller, conn, seller_id)
     if idempotency_key:
         payout_id = key_derived_id("po", seller_id, idempotency_key)

@@ -27,6 +27,13 @@ class PayoutAccountOut(ResponseModel):
     account_number_last4: str = Field(validation_alias="last4")
     routing_number: str
     holder_name: str
+    status: str = Field(
+        description="active, or failed: a payout to it failed because of the destination "
+        "(closed, not found, an invalid number); it is not paid until a new account is set."
+    )
+    failure_code: str | None = Field(description="failed: the rail's code (account_closed, ...).")
+    failed_payout_id: str | None = Field(description="failed: the payout that failed.")
+    failed_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

@@ -6,9 +6,11 @@ session's Temporal dev server and PostgreSQL. The bank is the only stand-in.
 Each scenario reads the seller's balances through ``GET /v1/sellers/{id}/balances`` at every
 step: earning -> hold (1 s) -> available -> payout through the seller's payout schedule
 (``PUT .../payout_schedule``, ``POST .../trigger``) -> processing -> paid, failed (the bank's
-closed account) or paid then returned (the bank's return account: the seller is credited back and
-the schedule paused with a note); a manual payout retried with one ``Idempotency-Key``; a webhook
-delivered three times; a payout whose webhook never comes (the status poll finds it paid).
+closed account: the payout account failed, the schedule paused, a triggered run skipped, a manual
+payout refused until a new account is set, the schedule resumed by hand) or paid then returned
+(the bank's return account: the seller is credited back and the schedule paused with a note); a
+manual payout retried with one ``Idempotency-Key``; a webhook delivered three times; a payout
+whose webhook never comes (the status poll finds it paid).
 """
 
 from __future__ import annotations
@@ -252,7 +254,58 @@ async def test_scheduled_payout_fails_and_the_money_is_available_again(
     assert failed["failure_reason"] == "The destination account is closed."
     assert await balances(api, seller) == money(5_000, 5_000, 5_000)  # available restored
     assert payout_stack.bank.paid_count(payout_id) == 0
-    assert (await api.delete(f"/v1/sellers/{seller}/payout_schedule")).status_code == 204
+
+    # The destination is dead: the account is failed and the schedule paused with a note.
+    account_url = f"/v1/sellers/{seller}/payout_account"
+    account = (await api.get(account_url)).json()
+    assert (account["status"], account["failure_code"], account["failed_payout_id"]) == (
+        "failed",
+        "account_closed",
+        payout_id,
+    )
+    schedule_url = f"/v1/sellers/{seller}/payout_schedule"
+
+    async def paused() -> dict[str, Any]:
+        schedule: dict[str, Any] = (await api.get(schedule_url)).json()
+        assert schedule["paused"] is True, schedule
+        return schedule
+
+    schedule = await eventually(paused)
+    assert schedule["note"] == (
+        f"payout {payout_id} failed: account_closed; set a new payout account, then resume"
+    )
+    now = schedule["payout_now"]
+    assert (now["amount"], now["reason"]) == (0, "payout_account_failed")
+    # Even a manual trigger of the paused schedule pays nothing to it, nor does a manual payout.
+    assert (await api.post(f"{schedule_url}/trigger")).status_code == 202
+
+    async def skipped() -> None:
+        runs = (await api.get(schedule_url)).json()["recent_runs"]
+        assert len(runs) == 2, runs
+        assert (runs[0]["outcome"], runs[0]["reason"]) == ("skipped", "payout_account_failed")
+
+    await eventually(skipped)
+    refused = await api.post(f"/v1/sellers/{seller}/payouts", json={})
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "payout_account_failed"
+
+    # A new account makes it active; the schedule stays paused until it is resumed.
+    new = await api.put(
+        account_url,
+        json={
+            "account_number": ACCOUNT_PAID,
+            "routing_number": TEST_ROUTING_NUMBER,
+            "holder_name": "Jane Doe",
+        },
+    )
+    assert new.status_code == 200, new.text
+    assert (new.json()["status"], new.json()["failure_code"]) == ("active", None)
+    assert (await api.get(schedule_url)).json()["paused"] is True
+    resumed = await api.post(f"{schedule_url}/resume")
+    assert resumed.status_code == 200 and resumed.json()["paused"] is False, resumed.text
+    assert (await api.get(schedule_url)).json()["payout_now"]["amount"] == 5_000
+    assert (await api.delete(schedule_url)).status_code == 204
 
 
 async def test_scheduled_payout_paid_then_returned_pauses_the_schedule(

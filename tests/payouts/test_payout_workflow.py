@@ -10,6 +10,11 @@ from contracts.payouts import payout_workflow_id
 from payment_rail import ACCOUNT_CLOSED, ACCOUNT_NO_WEBHOOK, ACCOUNT_RETURNED, RailOutcome
 from temporal_calls.errors import WorkflowRequestError
 from temporal_calls.payouts import cancel_payout, get_payout_state, start_payout
+from temporal_calls.schedules import (
+    delete_payout_schedule,
+    describe_payout_schedule,
+    put_payout_schedule,
+)
 from tests.helpers import eventually, ledger_transaction_count
 from tests.payouts.conftest import PayoutEnv
 
@@ -52,6 +57,80 @@ async def test_failed_payout_gives_the_money_back(payout_env: PayoutEnv, uid: st
     assert final["payout"]["failure_code"] == "account_closed"
     assert payout_env.views(seller) == (5_000, 5_000, 5_000)
     assert payout_env.bank.paid_count(pid) == 0
+
+
+async def test_a_closed_account_fails_the_account_and_pauses_the_schedule(
+    payout_env: PayoutEnv, uid: str
+) -> None:
+    seller, pid = f"s-{uid}", f"p-{uid}"
+    payout_env.seller_with_available(seller, 5_000, account_number=ACCOUNT_CLOSED)
+    await put_payout_schedule(
+        payout_env.client, seller, interval="daily", task_queue=payout_env.task_queue
+    )
+    try:
+        async with payout_env.worker():
+            await start_payout(payout_env.client, pid, seller, task_queue=payout_env.task_queue)
+            handle = payout_env.client.get_workflow_handle(payout_workflow_id(pid))
+            final = await handle.result()
+        assert (final["status"], final["payout"]["failure_code"]) == ("failed", "account_closed")
+        assert final["schedule_paused"] is True
+        schedule = await describe_payout_schedule(payout_env.client, seller)
+        assert schedule.paused
+        assert schedule.note == (
+            f"payout {pid} failed: account_closed; set a new payout account, then resume"
+        )
+        with payout_env.engine.begin() as conn:
+            account = payout_env.payouts.get_payout_account(conn, seller)
+        assert (account.status, account.failure_code, account.failed_payout_id) == (
+            "failed",
+            "account_closed",
+            pid,
+        )
+        assert payout_env.views(seller) == (5_000, 5_000, 5_000)
+    finally:
+        await delete_payout_schedule(payout_env.client, seller)
+
+
+async def test_a_destination_the_rail_refuses_fails_the_account(
+    payout_env: PayoutEnv, uid: str
+) -> None:
+    """The rail refuses the number at submission (no webhook, no poll): the same outcome."""
+    seller, pid = f"s-{uid}", f"p-{uid}"
+    payout_env.seller_with_available(seller, 2_000)
+    payout_env.bank.force_outcome(pid, RailOutcome.REJECTED, code="invalid_destination")
+    async with payout_env.worker():
+        await start_payout(payout_env.client, pid, seller, task_queue=payout_env.task_queue)
+        final = await payout_env.client.get_workflow_handle(payout_workflow_id(pid)).result()
+    assert (final["status"], final["payout"]["failure_code"]) == ("failed", "invalid_destination")
+    assert final["schedule_paused"] is False  # this seller has no payout schedule
+    with payout_env.engine.begin() as conn:
+        account = payout_env.payouts.get_payout_account(conn, seller)
+    assert (account.status, account.failure_code) == ("failed", "invalid_destination")
+
+
+async def test_an_unavailable_rail_fails_nothing_and_pauses_nothing(
+    payout_env: PayoutEnv, uid: str
+) -> None:
+    seller, pid = f"s-{uid}", f"p-{uid}"
+    payout_env.seller_with_available(seller, 3_000)
+    await put_payout_schedule(
+        payout_env.client, seller, interval="daily", task_queue=payout_env.task_queue
+    )
+    try:
+        # The rail is down for the first submissions: the workflow retries with the same id.
+        payout_env.bank.make_unavailable(2)
+        async with payout_env.worker():
+            await start_payout(payout_env.client, pid, seller, task_queue=payout_env.task_queue)
+            handle = payout_env.client.get_workflow_handle(payout_workflow_id(pid))
+            final = await handle.result()
+        assert final["status"] == "paid" and final["schedule_paused"] is None
+        assert not (await describe_payout_schedule(payout_env.client, seller)).paused
+        with payout_env.engine.begin() as conn:
+            account = payout_env.payouts.get_payout_account(conn, seller)
+        assert (account.status, account.failure_code) == ("active", None)
+        payout_env.exactly_once(pid)
+    finally:
+        await delete_payout_schedule(payout_env.client, seller)
 
 
 async def test_returned_payout_credits_the_seller_back(payout_env: PayoutEnv, uid: str) -> None:

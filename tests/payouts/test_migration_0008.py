@@ -1,0 +1,78 @@
+"""Migration 0008 (payout account status) on a database of its own: upgrade from 0007 keeps
+existing accounts (``active``), the CHECKs refuse a half-failed account, and downgrade drops the
+columns again."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from marketplace import Marketplace, Payouts
+from server.database import alembic_config, create_db_engine, to_sqlalchemy_url
+
+BEFORE, AFTER = "0007_entries_per_statement", "0008_payout_account_status"
+COLUMNS = {"status", "failure_code", "failed_payout_id", "failed_at"}
+
+
+@pytest.fixture
+def fresh_url(engine: Engine) -> Iterator[str]:
+    """A new, empty database on the session's server."""
+    name = f"migration_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(to_sqlalchemy_url(engine.url.render_as_string(hide_password=False)))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def account_columns(engine: Engine) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns("payout_accounts")}
+
+
+def test_0008_upgrades_and_downgrades(fresh_url: str) -> None:
+    config = alembic_config(fresh_url)
+    command.upgrade(config, BEFORE)
+    db = create_db_engine(fresh_url)
+    try:
+        payouts = Payouts(Marketplace())
+        with db.begin() as conn:
+            payouts.marketplace.create_seller(conn, seller_id="s-old", name="Old", currency="USD")
+            conn.execute(
+                text(
+                    "INSERT INTO payout_accounts (seller_id, account_number, routing_number, "
+                    "holder_name) VALUES ('s-old', '000123456789', '110000000', 'Jane')"
+                )
+            )
+        assert not COLUMNS & account_columns(db)
+
+        command.upgrade(config, AFTER)
+        assert account_columns(db) >= COLUMNS
+        with db.begin() as conn:
+            old = payouts.get_payout_account(conn, "s-old")
+        assert (old.status, old.failure_code) == ("active", None)
+        # A failed account says why; an active one carries no failure.
+        for values in (
+            "status = 'failed'",
+            "status = 'active', failure_code = 'account_closed'",
+            "status = 'unknown'",
+        ):
+            with pytest.raises(IntegrityError), db.begin() as conn:
+                conn.execute(text(f"UPDATE payout_accounts SET {values}"))
+
+        command.downgrade(config, BEFORE)
+        assert not COLUMNS & account_columns(db)
+        command.upgrade(config, "head")
+        assert account_columns(db) >= COLUMNS
+    finally:
+        db.dispose()
