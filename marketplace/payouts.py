@@ -8,7 +8,7 @@ database transaction the caller owns, never commits, and is idempotent by a key:
   full number is kept for the rail, ``PayoutAccount.masked_account_number`` is what responses show).
   An account is ``active`` or ``failed``: ``mark_failed`` of a failure of the destination marks
   it failed in the same transaction, a failed account is never paid (``PayoutAccountFailed``),
-  and setting different details makes it active again;
+  and setting another account or routing number makes it active again;
 * the payout life cycle, keyed by the payout id (ledger key ``payout:<id>``):
 
   ======================  ===============================================================
@@ -78,6 +78,16 @@ def payout_return_external_id(payout_id: str) -> str:
 ACCOUNT_ACTIVE = "active"
 ACCOUNT_FAILED = "failed"
 
+
+def _same_destination(account_number: Any, routing_number: Any) -> Any:
+    """Whether the payout account row is the destination of these details: its account and
+    routing numbers (the holder's name does not change where the money goes)."""
+    return and_(
+        payout_accounts.c.account_number == account_number,
+        payout_accounts.c.routing_number == routing_number,
+    )
+
+
 _SUBMITTED_OR_LATER = {PayoutState.PROCESSING, PayoutState.PAID, PayoutState.RETURNED}
 
 
@@ -95,8 +105,9 @@ class Payouts(OnMarketplace):
         holder_name: str,
     ) -> PayoutAccount:
         """Create or replace where the seller is paid. Payouts already made keep their
-        destination (each payout keeps a copy). Different details make a failed account active
-        again; the same details keep it as it is (a dead account stays failed)."""
+        destination (each payout keeps a copy). Another account or routing number makes a failed
+        account active again; the same numbers keep it as it is (a dead account stays failed,
+        whatever the holder's name)."""
         if not isinstance(account_number, str) or not _ACCOUNT.match(account_number):
             raise ValidationFailed("account_number must be 4-34 digits", field="account_number")
         if not isinstance(routing_number, str) or not _ROUTING.match(routing_number):
@@ -113,10 +124,8 @@ class Payouts(OnMarketplace):
             created_at=now,
             updated_at=now,
         )
-        same = and_(
-            payout_accounts.c.account_number == stmt.excluded.account_number,
-            payout_accounts.c.routing_number == stmt.excluded.routing_number,
-            payout_accounts.c.holder_name == stmt.excluded.holder_name,
+        same = _same_destination(
+            stmt.excluded.account_number, stmt.excluded.routing_number
         ).self_group()
 
         def unless_same(column: str, active: Any) -> Any:
@@ -410,8 +419,7 @@ class Payouts(OnMarketplace):
             payout_accounts.update()
             .where(
                 payout_accounts.c.seller_id == payout.seller_id,
-                payout_accounts.c.account_number == payout.account_number,
-                payout_accounts.c.routing_number == payout.routing_number,
+                _same_destination(payout.account_number, payout.routing_number),
                 payout_accounts.c.status == ACCOUNT_ACTIVE,
             )
             .values(

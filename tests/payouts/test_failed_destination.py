@@ -81,6 +81,15 @@ def test_a_failed_destination_fails_the_account_until_a_new_one_is_set(
         same = payouts.set_payout_account(conn, seller, ACCOUNT, ROUTING, "Jane Doe")
     assert (same.status, same.failed_payout_id) == ("failed", pid)
 
+    # So are the same numbers under another holder's name: the money would go to the same place.
+    with engine.begin() as conn:
+        renamed = payouts.set_payout_account(conn, seller, ACCOUNT, ROUTING, "Jane Q. Doe")
+    assert (renamed.status, renamed.holder_name, renamed.failed_payout_id) == (
+        "failed",
+        "Jane Q. Doe",
+        pid,
+    )
+
     # A new account clears it: active, no failure left, paid again.
     with engine.begin() as conn:
         new = payouts.set_payout_account(conn, seller, NEW_ACCOUNT, ROUTING, "Jane Doe")
