@@ -32,6 +32,7 @@ sellers = Table(
     Column("reserve_percent_bp", Integer, nullable=False, comment="basis points of net"),
     Column("reserve_period_seconds", BigInteger),
     Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal seller account"),
+    Column("instant_daily_limit", BigInteger, comment="own instant limit; NULL: the platform's"),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -130,6 +131,10 @@ payouts = Table(
     Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
     Column("status", Text, nullable=False),
     Column("origin", Text, nullable=False),
+    Column("method", Text, nullable=False, server_default="standard", comment="standard|instant"),
+    Column(
+        "fee", BigInteger, nullable=False, server_default="0", comment="instant fee, minor units"
+    ),
     Column("account_number", Text, nullable=False),
     Column("routing_number", Text, nullable=False),
     Column("holder_name", Text, nullable=False),

@@ -274,6 +274,10 @@ class Payout:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    method: str = "standard"
+    """standard (the batch rail) | instant (a real-time rail, for ``fee``)."""
+    fee: int = 0
+    """Instant: the fee, minor units, debited from the seller on top of ``amount``."""
 
     @property
     def masked_account_number(self) -> str:
