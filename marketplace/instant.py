@@ -33,10 +33,11 @@ _NOT_COUNTED = (str(PayoutState.FAILED), str(PayoutState.CANCELLED))
 
 @dataclass(frozen=True, slots=True)
 class InstantTerms:
-    """The platform's terms for instant payouts (settings ``PAYOUTS_INSTANT_*``)."""
+    """The platform's terms for instant payouts (settings ``PAYOUTS_INSTANT_*``, whose defaults
+    these are)."""
 
-    fee_bp: int = 100
-    """The fee in basis points of the amount (100 = 1 %)."""
+    fee_bp: int = 150
+    """The fee in basis points of the amount (150 = 1.5 %)."""
     fee_minimum: int = 50
     """The smallest fee, minor units."""
     daily_limit: int = 1_000_000

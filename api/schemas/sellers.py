@@ -113,7 +113,16 @@ class SellerBalancesOut(ResponseModel):
     on_hold: int = Field(description="Net of earnings still in their hold period.")
     in_reserve: int = Field(description="Rolling reserves held back from posted earnings.")
     in_dispute: int = Field(description="Open chargebacks.")
-    in_transit: int = Field(description="Payouts reserved and not yet paid.")
+    in_transit: int = Field(
+        description="Payouts reserved and not yet paid (an instant payout's fee included)."
+    )
+    instant_available: int = Field(
+        description="The largest instant payout now: its amount plus its fee fit in available, "
+        "and its amount in what is left of today's instant limit."
+    )
+    instant_limit_remaining: int = Field(
+        description="What is left of the seller's daily instant limit today (UTC), minor units."
+    )
     ledger_account_id: AsText
     lock_version: int
 
@@ -123,9 +132,12 @@ class SellerBalancesOut(ResponseModel):
         seller's."""
         views = data.views
         money = {"currency": data.currency, "currency_exponent": data.currency_exponent}
+        instant = context["instant"]
         return Attributes(
             data,
             pending=Attributes(views.pending, **money),
             posted=Attributes(views.posted, **money),
             available=Attributes(views.available, **money),
+            instant_available=instant.available,
+            instant_limit_remaining=instant.remaining_today,
         )
