@@ -264,9 +264,11 @@ class Sellers(MarketCore):
         hold_period: timedelta | None = None,
         rolling_reserve: RollingReserve | Unchanged | None = UNCHANGED,
         metadata: dict[str, Any] | None = None,
+        instant_daily_limit: int | Unchanged | None = UNCHANGED,
     ) -> Seller:
         """Change a seller's terms. Hold period and reserve apply to earnings booked from now
-        on; earnings already booked keep theirs. ``rolling_reserve=None`` removes the reserve."""
+        on; earnings already booked keep theirs. ``rolling_reserve=None`` removes the reserve;
+        ``instant_daily_limit=None`` gives the seller the platform's limit again."""
         values: dict[str, Any] = {}
         if name is not None:
             if not name.strip():
@@ -282,6 +284,16 @@ class Sellers(MarketCore):
             values["reserve_period_seconds"] = seconds
         if metadata is not None:
             values["metadata"] = metadata
+        if not isinstance(instant_daily_limit, Unchanged):
+            limit = instant_daily_limit
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+            ):
+                raise ValidationFailed(
+                    "instant_daily_limit must be an integer >= 0 (minor units)",
+                    field="instant_daily_limit",
+                )
+            values["instant_daily_limit"] = limit
         values["updated_at"] = utc_now()
         updated = conn.execute(
             sellers.update()

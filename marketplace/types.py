@@ -96,6 +96,8 @@ class Seller:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    instant_daily_limit: int | None = None
+    """The seller's own daily limit of instant payouts (minor units); None: the platform's."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,8 +96,9 @@ def get_seller(
 def update_seller(
     seller_id: str, body: SellerUpdate, conn: DbConnection, market: MarketplaceDep
 ) -> SellerOut:
-    """Change the name, metadata, hold period or rolling reserve. The hold period and the reserve
-    apply to earnings booked from now on; earnings already on hold keep their end."""
+    """Change the name, metadata, hold period, rolling reserve or instant daily limit. The hold
+    period and the reserve apply to earnings booked from now on; earnings already on hold keep
+    their end."""
     reserve = (
         (body.rolling_reserve.to_domain() if body.rolling_reserve else None)
         if "rolling_reserve" in body.model_fields_set
@@ -110,6 +111,9 @@ def update_seller(
         hold_period=body.hold_period,
         rolling_reserve=reserve,
         metadata=dict(body.metadata) if body.metadata is not None else None,
+        instant_daily_limit=body.instant_daily_limit
+        if "instant_daily_limit" in body.model_fields_set
+        else UNCHANGED,
     )
     return SellerOut.model_validate(seller)
 

@@ -68,6 +68,12 @@ class SellerUpdate(RequestModel):
     hold_period: Duration | None = None
     rolling_reserve: RollingReserveIn | None = None
     metadata: Metadata | None = None
+    instant_daily_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="The seller's own daily limit of instant payouts, minor units; null: the "
+        "platform's (PAYOUTS_INSTANT_DAILY_LIMIT).",
+    )
 
 
 class SellerOut(ResponseModel):
@@ -81,6 +87,9 @@ class SellerOut(ResponseModel):
     ledger_id: AsText
     ledger_account_id: AsText
     hold_workflow_id: str = Field(description="The seller's hold workflow in the Temporal UI.")
+    instant_daily_limit: int | None = Field(
+        description="The seller's own daily instant payout limit; null: the platform's."
+    )
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime

@@ -261,3 +261,20 @@ async def test_an_instant_payout_that_fails_gives_the_money_and_the_fee_back(
         0,
         DAILY_LIMIT,
     )
+
+
+async def test_a_sellers_own_daily_limit_over_http(api: httpx.AsyncClient, uid: str) -> None:
+    seller = f"rtp-own-{uid}"
+    await seller_with_available(api, seller, ACCOUNT_PAID, 30_000)
+    patched = await api.patch(f"/v1/sellers/{seller}", json={"instant_daily_limit": 5_000})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["instant_daily_limit"] == 5_000
+    now = await balances(api, seller)
+    assert (now["instant_available"], now["instant_limit_remaining"]) == (5_000, 5_000)
+    over = await pay(api, seller, amount=5_001, method="instant")
+    assert (over.status_code, over.json()["code"]) == (422, "instant_limit_exceeded")
+    refused = await api.patch(f"/v1/sellers/{seller}", json={"instant_daily_limit": -1})
+    assert refused.status_code == 422, refused.text
+    reset = await api.patch(f"/v1/sellers/{seller}", json={"instant_daily_limit": None})
+    assert reset.json()["instant_daily_limit"] is None
+    assert (await balances(api, seller))["instant_limit_remaining"] == DAILY_LIMIT

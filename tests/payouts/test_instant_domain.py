@@ -10,7 +10,7 @@ import threading
 import pytest
 from sqlalchemy import Engine
 
-from ledger_core import BalanceConditionFailed, Direction, TransactionStatus
+from ledger_core import BalanceConditionFailed, Direction, TransactionStatus, ValidationFailed
 from marketplace import (
     InstantLimitExceeded,
     InstantNotSupported,
@@ -249,3 +249,27 @@ def test_concurrent_instant_payouts_cannot_pass_the_limit_together(
         now = payouts.instant_availability(conn, seller, 0)
     assert now.used_today == 9_000
     assert views(engine, payouts, seller)[2] == 100_000 - 3 * (3_000 + 50)
+
+
+def test_a_sellers_own_daily_limit(engine: Engine, payouts: Payouts, uid: str) -> None:
+    seller = f"s-{uid}"
+    seller_with_money(engine, payouts, seller, (f"o-{uid}", 50_000, 0))
+    m = payouts.marketplace
+    with engine.begin() as conn:
+        assert m.update_seller(conn, seller, instant_daily_limit=25_000).instant_daily_limit == (
+            25_000
+        )
+        assert payouts.instant_availability(conn, seller, 50_000).remaining_today == 25_000
+        payouts.reserve_payout(
+            conn, payout_id=f"a-{uid}", seller_id=seller, amount=20_000, method="instant"
+        )
+    with engine.begin() as conn, pytest.raises(InstantLimitExceeded):
+        payouts.reserve_payout(
+            conn, payout_id=f"b-{uid}", seller_id=seller, amount=5_001, method="instant"
+        )
+    with engine.begin() as conn:
+        # Back to the platform's (10,000 here): already used up today.
+        assert m.update_seller(conn, seller, instant_daily_limit=None).instant_daily_limit is None
+        assert payouts.instant_availability(conn, seller, 50_000).remaining_today == 0
+    with engine.begin() as conn, pytest.raises(ValidationFailed):
+        m.update_seller(conn, seller, instant_daily_limit=-1)
