@@ -278,3 +278,25 @@ async def test_a_sellers_own_daily_limit_over_http(api: httpx.AsyncClient, uid: 
     reset = await api.patch(f"/v1/sellers/{seller}", json={"instant_daily_limit": None})
     assert reset.json()["instant_daily_limit"] is None
     assert (await balances(api, seller))["instant_limit_remaining"] == DAILY_LIMIT
+
+
+async def test_concurrent_instant_payouts_cannot_pass_the_daily_limit(
+    api: httpx.AsyncClient, uid: str
+) -> None:
+    seller = f"rtp-race-{uid}"
+    await seller_with_available(api, seller, ACCOUNT_PAID, 60_000)
+    answers = await asyncio.gather(
+        *(
+            api.post(
+                f"/v1/sellers/{seller}/payouts",
+                json={"amount": 6_000, "method": "instant"},
+                headers={"Idempotency-Key": f"race-{n}"},
+            )
+            for n in range(6)
+        )
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 201, 201, 422, 422, 422], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 422} == {"instant_limit_exceeded"}
+    now = await balances(api, seller)
+    assert (now["available"], now["instant_limit_remaining"]) == (60_000 - 3 * 6_090, 2_000)
