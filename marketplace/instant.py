@@ -8,27 +8,27 @@ with ``amount`` and the platform's fees revenue with ``fee`` (``marketplace.payo
 
 The daily limit caps the amounts (not the fees) of a seller's instant payouts per UTC day; every
 instant payout created that day counts except those that failed or were cancelled (they paid
-nothing out). It is summed in PostgreSQL under the seller's payout lock, which every reservation
-of the seller takes first, so concurrent requests cannot pass it together.
+nothing out). PostgreSQL counts it in ``instant_payout_days`` (one row per seller and day): a
+reservation adds its amount with a conditional upsert that refuses to pass the limit, in the
+reservation's transaction and under the seller's payout lock, so concurrent requests cannot pass
+it together; a failure or a cancellation takes the amount off again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ledger_core import ValidationFailed
-from marketplace.tables import payouts, sellers
-from marketplace.types import PayoutState
+from marketplace.tables import instant_payout_days, sellers
+from marketplace.types import SellerBalances
 
 STANDARD = "standard"
 INSTANT = "instant"
 METHODS = (STANDARD, INSTANT)
-
-# Payouts that paid (or are paying) something out count towards the day's limit.
-_NOT_COUNTED = (str(PayoutState.FAILED), str(PayoutState.CANCELLED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +73,8 @@ def check_method(method: str) -> str:
     return method
 
 
-def utc_day_start(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def utc_day(at: datetime) -> date:
+    return at.astimezone(UTC).date()
 
 
 def daily_limit(conn: Connection, terms: InstantTerms, seller_id: str) -> int:
@@ -85,20 +85,41 @@ def daily_limit(conn: Connection, terms: InstantTerms, seller_id: str) -> int:
     return terms.daily_limit if own is None else own
 
 
-def instant_used_today(conn: Connection, seller_id: str, now: datetime) -> int:
-    """The amounts of the seller's instant payouts created since the start of ``now``'s UTC
-    day, except failed and cancelled ones."""
-    start = utc_day_start(now)
-    used: int = conn.execute(
-        select(func.coalesce(func.sum(payouts.c.amount), 0)).where(
-            payouts.c.seller_id == seller_id,
-            payouts.c.method == INSTANT,
-            payouts.c.created_at >= start,
-            payouts.c.created_at < start + timedelta(days=1),
-            payouts.c.status.not_in(_NOT_COUNTED),
+def instant_used(conn: Connection, seller_id: str, day: date) -> int:
+    """What the seller's instant payouts of ``day`` (UTC) count towards its limit."""
+    used: int | None = conn.execute(
+        select(instant_payout_days.c.amount).where(
+            instant_payout_days.c.seller_id == seller_id, instant_payout_days.c.day == day
         )
-    ).scalar_one()
-    return int(used)
+    ).scalar_one_or_none()
+    return used or 0
+
+
+def count_instant(conn: Connection, seller_id: str, day: date, amount: int, limit: int) -> bool:
+    """Add an instant payout's amount to its day, unless that passes ``limit``: one conditional
+    upsert, so the check and the count are one atomic step. False: refused (the caller raises,
+    and its transaction, which may have inserted the day's first row, rolls back)."""
+    t = instant_payout_days
+    stmt = pg_insert(t).values(seller_id=seller_id, day=day, amount=amount)
+    counted = conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[t.c.seller_id, t.c.day],
+            set_={"amount": t.c.amount + stmt.excluded.amount},
+            where=t.c.amount + stmt.excluded.amount <= limit,
+        ).returning(t.c.amount)
+    ).one_or_none()
+    # The day's first payout inserts without the condition: the total says.
+    return counted is not None and counted.amount <= limit
+
+
+def uncount_instant(conn: Connection, seller_id: str, day: date, amount: int) -> None:
+    """A failed or cancelled instant payout no longer counts towards its day's limit."""
+    t = instant_payout_days
+    conn.execute(
+        t.update()
+        .where(t.c.seller_id == seller_id, t.c.day == day)
+        .values(amount=t.c.amount - amount)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +137,11 @@ class InstantAvailability:
         return max(self.limit - self.used_today, 0)
 
 
-def instant_availability(
-    conn: Connection, terms: InstantTerms, seller_id: str, available: int, now: datetime
-) -> InstantAvailability:
-    limit = daily_limit(conn, terms, seller_id)
-    used = instant_used_today(conn, seller_id, now)
-    payable = min(terms.largest_amount(max(available, 0)), max(limit - used, 0))
+def instant_availability(terms: InstantTerms, balances: SellerBalances) -> InstantAvailability:
+    """From the seller's balances (``Sellers.seller_balances`` reads its own limit and today's
+    instant payouts in the same statement)."""
+    own = balances.instant_daily_limit
+    limit = terms.daily_limit if own is None else own
+    used = balances.instant_used_today
+    payable = min(terms.largest_amount(max(balances.available, 0)), max(limit - used, 0))
     return InstantAvailability(available=payable, limit=limit, used_today=used)

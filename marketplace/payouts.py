@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, select, text
@@ -69,9 +70,12 @@ from marketplace.instant import (
     InstantAvailability,
     InstantTerms,
     check_method,
+    count_instant,
     daily_limit,
     instant_availability,
-    instant_used_today,
+    instant_used,
+    uncount_instant,
+    utc_day,
 )
 from marketplace.rows import from_row, page, row_by_id
 from marketplace.service import Marketplace, OnMarketplace
@@ -83,6 +87,7 @@ from marketplace.types import (
     PayoutState,
     PlatformAccount,
     Seller,
+    SellerBalances,
 )
 
 _ACCOUNT = re.compile(r"^[0-9]{4,34}$")
@@ -256,12 +261,10 @@ class Payouts(OnMarketplace):
             )
         self.marketplace.lock_seller(conn, seller_id)
         available = self.marketplace.seller_balances(conn, seller_id).available
+        now, fee = utc_now(), 0
         if method == INSTANT:
-            amount, fee = self._instant_amount(conn, seller_id, amount, available)
-            return self._reserve(
-                conn, payout_id, seller, account, amount, origin, run_id, metadata, INSTANT, fee
-            )
-        if amount is None:
+            amount, fee = self._instant_amount(conn, seller_id, amount, available, now)
+        elif amount is None:
             if available <= 0:
                 raise NothingToPay(
                     f"seller {seller_id!r} has nothing available to pay out "
@@ -276,17 +279,17 @@ class Payouts(OnMarketplace):
                 account_id=str(seller.ledger_account_id),
             )
         return self._reserve(
-            conn, payout_id, seller, account, amount, origin, run_id, metadata, STANDARD, 0
+            conn, payout_id, seller, account, amount, origin, run_id, metadata, method, fee, now
         )
 
     def _instant_amount(
-        self, conn: Connection, seller_id: str, amount: int | None, available: int
+        self, conn: Connection, seller_id: str, amount: int | None, available: int, now: datetime
     ) -> tuple[int, int]:
-        """The instant payout's amount and fee, within the day's limit (counted under the
+        """The instant payout's amount and fee, counted towards the day's limit (under the
         seller's payout lock, which the caller holds)."""
-        now = utc_now()
+        day = utc_day(now)
         limit = daily_limit(conn, self.instant, seller_id)
-        remaining = max(limit - instant_used_today(conn, seller_id, now), 0)
+        remaining = max(limit - instant_used(conn, seller_id, day), 0)
         if amount is None:
             amount = min(self.instant.largest_amount(max(available, 0)), remaining)
             if amount <= 0:
@@ -316,13 +319,18 @@ class Payouts(OnMarketplace):
                 f"instant fee of {fee}",
                 available=available,
             )
+        if not count_instant(conn, seller_id, day, amount, limit):
+            raise InstantLimitExceeded(
+                f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
+                f"limit of {limit}",
+                limit=limit,
+            )
         return amount, fee
 
-    def instant_availability(
-        self, conn: Connection, seller_id: str, available: int
-    ) -> InstantAvailability:
-        """What the seller can be paid instantly now (``available``: its available balance)."""
-        return instant_availability(conn, self.instant, seller_id, available, utc_now())
+    def instant_availability(self, balances: SellerBalances) -> InstantAvailability:
+        """What the seller can be paid instantly now, from its balances (which carry its own
+        limit and today's instant payouts)."""
+        return instant_availability(self.instant, balances)
 
     def _reserve(
         self,
@@ -336,6 +344,7 @@ class Payouts(OnMarketplace):
         metadata: dict[str, Any] | None,
         method: str,
         fee: int,
+        now: datetime,
     ) -> Payout:
         seller_id = seller.id
         platform = self.marketplace.platform_ledger(conn, seller.currency)
@@ -375,7 +384,6 @@ class Payouts(OnMarketplace):
                 },
             ),
         )
-        now = utc_now()
         meta = dict(metadata or {})
         if run_id is not None:
             meta["run_id"] = run_id
@@ -485,6 +493,7 @@ class Payouts(OnMarketplace):
             if destination_failed:
                 self._fail_account(conn, row, code)
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
+            self._uncount_instant(conn, row)
             failed = self._update(
                 conn,
                 payout_id,
@@ -531,6 +540,7 @@ class Payouts(OnMarketplace):
         row = self._locked(conn, payout_id)
         if row.status == PayoutState.PENDING and row.submitted_at is None:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
+            self._uncount_instant(conn, row)
             cancelled = self._update(
                 conn, payout_id, status=str(PayoutState.CANCELLED), cancelled_at=utc_now()
             )
@@ -542,6 +552,13 @@ class Payouts(OnMarketplace):
             "payout not yet submitted is cancelled",
             status=row.status,
         )
+
+    @staticmethod
+    def _uncount_instant(conn: Connection, row: Row[Any]) -> None:
+        """A failed or cancelled instant payout paid nothing out: it no longer counts towards
+        its day's limit."""
+        if row.method == INSTANT:
+            uncount_instant(conn, row.seller_id, utc_day(row.created_at), row.amount)
 
     def _return_keeping_fee(self, conn: Connection, row: Row[Any], code: str) -> Any:
         """A returned instant payout: the amount comes back to the seller (debit payouts in

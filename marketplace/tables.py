@@ -171,6 +171,14 @@ refunds = Table(
     Column("completed_at", DateTime(timezone=True)),
 )
 
+instant_payout_days = Table(
+    "instant_payout_days",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True, comment="UTC"),
+    Column("amount", BigInteger, nullable=False, comment="instant payouts that count, >= 0"),
+)
+
 payout_runs = Table(
     "payout_runs",
     metadata,

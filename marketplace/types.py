@@ -194,6 +194,10 @@ class SellerBalances:
     lock_version: int
     totals: RunningTotals
     """The seller account's running totals (each view's credits and debits: ``views``)."""
+    instant_daily_limit: int | None = None
+    """The seller's own daily instant limit (None: the platform's)."""
+    instant_used_today: int = 0
+    """Amounts of today's (UTC) instant payouts that count towards the limit."""
 
     @property
     def views(self) -> Balances:

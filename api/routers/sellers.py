@@ -131,7 +131,7 @@ def get_seller_balances(
     totals: the same cost whatever the seller's history), and what an instant payout could pay
     now."""
     check_seller_visible(principal, seller_id)
-    # One statement, O(1); the day's instant payouts by an index.
+    # One statement: running totals, and the day's instant payouts by an index.
     balances = market.seller_balances(conn, seller_id)
-    instant = payouts.instant_availability(conn, seller_id, balances.available)
+    instant = payouts.instant_availability(balances)
     return SellerBalancesOut.model_validate(balances, context={"instant": instant})

@@ -20,6 +20,7 @@ from api.schemas.common import (
     SellerId,
 )
 from contracts.holds import seller_holds_workflow_id
+from ledger_core.checks import MAX_AMOUNT
 from marketplace import RollingReserve
 
 
@@ -68,9 +69,8 @@ class SellerUpdate(RequestModel):
     hold_period: Duration | None = None
     rolling_reserve: RollingReserveIn | None = None
     metadata: Metadata | None = None
-    instant_daily_limit: int | None = Field(
+    instant_daily_limit: Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)] | None = Field(
         default=None,
-        ge=0,
         description="The seller's own daily limit of instant payouts, minor units; null: the "
         "platform's (PAYOUTS_INSTANT_DAILY_LIMIT).",
     )

@@ -6,12 +6,14 @@ failure and a return do with it, the rail's refusal before anything is written, 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ledger_core import BalanceConditionFailed, Direction, TransactionStatus, ValidationFailed
 from marketplace import (
+    InstantAvailability,
     InstantLimitExceeded,
     InstantNotSupported,
     InstantTerms,
@@ -23,6 +25,7 @@ from marketplace import (
     PayoutState,
     PlatformAccount,
 )
+from marketplace.instant import count_instant, instant_used, uncount_instant, utc_day
 from marketplace.tables import payouts as payouts_table
 from tests.helpers import ledger_transaction_count, run_in_threads
 from tests.payouts.test_domain import seller_with_money, views
@@ -38,6 +41,10 @@ def payouts() -> Payouts:
 def in_transit(engine: Engine, payouts: Payouts, seller: str) -> int:
     with engine.begin() as conn:
         return payouts.marketplace.seller_balances(conn, seller).in_transit
+
+
+def instant_now(conn: Connection, payouts: Payouts, seller: str) -> InstantAvailability:
+    return payouts.instant_availability(payouts.marketplace.seller_balances(conn, seller))
 
 
 def fees_revenue(engine: Engine, payouts: Payouts) -> tuple[int, int]:
@@ -149,7 +156,7 @@ def test_a_failed_instant_payout_gives_the_amount_and_the_fee_back(
     assert fees_revenue(engine, payouts) == fees_before
     # A failed payout does not count towards the day's limit.
     with engine.begin() as conn:
-        now = payouts.instant_availability(conn, seller, 5_000)
+        now = instant_now(conn, payouts, seller)
     assert (now.used_today, now.remaining_today) == (0, 10_000)
 
 
@@ -159,7 +166,7 @@ def test_everything_available_instantly_leaves_room_for_the_fee(
     seller = f"s-{uid}"
     seller_with_money(engine, payouts, seller, (f"o-{uid}", 5_075, 0))
     with engine.begin() as conn:
-        assert payouts.instant_availability(conn, seller, 5_075).available == 5_000
+        assert instant_now(conn, payouts, seller).available == 5_000
         payout = payouts.reserve_payout(
             conn, payout_id=f"i-{uid}", seller_id=seller, method="instant"
         )
@@ -210,7 +217,7 @@ def test_the_daily_limit(engine: Engine, payouts: Payouts, uid: str) -> None:
         )
         # Standard payouts do not count.
         payouts.reserve_payout(conn, payout_id=f"b-{uid}", seller_id=seller, amount=9_000)
-        now = payouts.instant_availability(conn, seller, 34_000)
+        now = instant_now(conn, payouts, seller)
     assert (now.available, now.used_today, now.remaining_today) == (3_000, 7_000, 3_000)
     with engine.begin() as conn, pytest.raises(InstantLimitExceeded) as over:
         payouts.reserve_payout(
@@ -246,7 +253,7 @@ def test_concurrent_instant_payouts_cannot_pass_the_limit_together(
     # 10,000 a day: three of 3,000 fit, the other five are refused.
     assert len(errors) == 5 and all(isinstance(e, InstantLimitExceeded) for e in errors)
     with engine.begin() as conn:
-        now = payouts.instant_availability(conn, seller, 0)
+        now = instant_now(conn, payouts, seller)
     assert now.used_today == 9_000
     assert views(engine, payouts, seller)[2] == 100_000 - 3 * (3_000 + 50)
 
@@ -259,7 +266,7 @@ def test_a_sellers_own_daily_limit(engine: Engine, payouts: Payouts, uid: str) -
         assert m.update_seller(conn, seller, instant_daily_limit=25_000).instant_daily_limit == (
             25_000
         )
-        assert payouts.instant_availability(conn, seller, 50_000).remaining_today == 25_000
+        assert instant_now(conn, payouts, seller).remaining_today == 25_000
         payouts.reserve_payout(
             conn, payout_id=f"a-{uid}", seller_id=seller, amount=20_000, method="instant"
         )
@@ -270,6 +277,29 @@ def test_a_sellers_own_daily_limit(engine: Engine, payouts: Payouts, uid: str) -
     with engine.begin() as conn:
         # Back to the platform's (10,000 here): already used up today.
         assert m.update_seller(conn, seller, instant_daily_limit=None).instant_daily_limit is None
-        assert payouts.instant_availability(conn, seller, 50_000).remaining_today == 0
+        assert instant_now(conn, payouts, seller).remaining_today == 0
     with engine.begin() as conn, pytest.raises(ValidationFailed):
         m.update_seller(conn, seller, instant_daily_limit=-1)
+
+
+def test_the_count_is_one_conditional_upsert_and_a_cancel_takes_it_off(
+    engine: Engine, payouts: Payouts, uid: str
+) -> None:
+    seller = f"s-{uid}"
+    seller_with_money(engine, payouts, seller, (f"o-{uid}", 30_000, 0))
+    day = utc_day(datetime.now(UTC))
+    with engine.begin() as conn:
+        assert count_instant(conn, seller, day, 6_000, 10_000)
+        assert not count_instant(conn, seller, day, 4_001, 10_000)  # refused, nothing counted
+        assert count_instant(conn, seller, day, 4_000, 10_000)
+        assert instant_used(conn, seller, day) == 10_000
+        uncount_instant(conn, seller, day, 10_000)
+    with engine.begin() as conn:
+        payout = payouts.reserve_payout(
+            conn, payout_id=f"c-{uid}", seller_id=seller, amount=8_000, method="instant"
+        )
+        assert instant_now(conn, payouts, seller).used_today == 8_000
+        payouts.cancel_payout(conn, payout.id)
+        payouts.cancel_payout(conn, payout.id)  # asked again: taken off once
+        assert instant_now(conn, payouts, seller).used_today == 0
+    assert views(engine, payouts, seller) == (30_000, 30_000, 30_000)  # the fee came back too

@@ -40,6 +40,7 @@ def test_0009_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
         command.upgrade(config, AFTER)
         assert columns(db, "payouts") >= {"method", "fee"}
         assert "instant_daily_limit" in columns(db, "sellers")
+        assert columns(db, "instant_payout_days") == {"seller_id", "day", "amount"}
         assert "amount + fee" in in_transit_rule(db)
         payouts = Payouts(Marketplace(), InstantTerms(fee_bp=100, fee_minimum=25))
         with db.begin() as conn:
@@ -68,10 +69,16 @@ def test_0009_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
                 conn.execute(text(f"UPDATE payouts SET {change}"))
         with pytest.raises(IntegrityError), db.begin() as conn:
             conn.execute(text("UPDATE sellers SET instant_daily_limit = -1"))
+        with db.connect() as conn:
+            counted = conn.execute(text("SELECT amount FROM instant_payout_days")).scalars().all()
+        assert counted == [2_000]  # the instant payout's amount counts towards its day
+        with pytest.raises(IntegrityError), db.begin() as conn:
+            conn.execute(text("UPDATE instant_payout_days SET amount = -1"))
 
         command.downgrade(config, BEFORE)
         assert not {"method", "fee"} & columns(db, "payouts")
         assert "instant_daily_limit" not in columns(db, "sellers")
+        assert "instant_payout_days" not in inspect(db).get_table_names()
         assert "amount + fee" not in in_transit_rule(db)
         assert "THEN amount ELSE 0 END" in in_transit_rule(db)
         command.upgrade(config, "head")

@@ -7,8 +7,9 @@
   payouts.
 * ``sellers.instant_daily_limit``: a seller's own daily limit of instant payouts (minor units);
   NULL: the platform's (``PAYOUTS_INSTANT_DAILY_LIMIT``).
-* ``ix_payouts_instant_day``: the seller's instant payouts by creation time, which the limit sums
-  (per UTC day) under the seller's payout lock.
+* ``instant_payout_days``: per seller and UTC day, the amounts of the instant payouts that count
+  towards the daily limit (added by a conditional upsert that refuses to pass the limit, taken
+  off again when one fails or is cancelled): the limit and the balances read one row.
 * ``seller_balances.in_transit`` counts a payout's amount and fee while it is pending or
   processing (both are the payout's pending debit of the seller), so ``posted - available`` stays
   what is in reserve, in dispute and in transit.
@@ -55,7 +56,12 @@ ALTER TABLE payouts
     ADD COLUMN fee bigint NOT NULL DEFAULT 0,
     -- Only an instant payout has a fee.
     ADD CONSTRAINT ck_payouts_fee CHECK (fee >= 0 AND (method = 'instant' OR fee = 0));
-CREATE INDEX ix_payouts_instant_day ON payouts (seller_id, created_at) WHERE method = 'instant';
+CREATE TABLE instant_payout_days (
+    seller_id text NOT NULL REFERENCES sellers (id),
+    day date NOT NULL,
+    amount bigint NOT NULL CONSTRAINT ck_instant_payout_days_amount CHECK (amount >= 0),
+    CONSTRAINT pk_instant_payout_days PRIMARY KEY (seller_id, day)
+);
 ALTER TABLE sellers
     ADD COLUMN instant_daily_limit bigint
         CONSTRAINT ck_sellers_instant_daily_limit CHECK (instant_daily_limit >= 0);
@@ -69,7 +75,7 @@ def downgrade() -> None:
     op.execute(
         r"""
 ALTER TABLE sellers DROP COLUMN instant_daily_limit;
-DROP INDEX ix_payouts_instant_day;
+DROP TABLE instant_payout_days;
 ALTER TABLE payouts
     DROP CONSTRAINT ck_payouts_fee,
     DROP COLUMN fee,
