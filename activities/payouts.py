@@ -46,12 +46,21 @@ from contracts.payouts import (
     ReservePayoutResult,
     is_destination_failure,
 )
-from marketplace import Marketplace, Payout, Payouts, PayoutState, Refunds
+from marketplace import (
+    InstantTerms,
+    Marketplace,
+    Payout,
+    PayoutAccount,
+    Payouts,
+    PayoutState,
+    Refunds,
+)
 from payment_rail import (
     BankAccount,
     PaymentRail,
     PayoutRequest,
     RailIdempotencyConflict,
+    RailMethod,
     RailPayoutNotFound,
     RailRejected,
 )
@@ -62,6 +71,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 60.0
 DEFAULT_RETURN_WINDOW_SECONDS = 14 * 24 * 3600.0
+DEFAULT_INSTANT_POLL_SECONDS = 5.0
 
 
 class LazyRail:
@@ -98,9 +108,12 @@ class PayoutActivities(DatabaseActivities):
         client: Client | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
+        instant_terms: InstantTerms | None = None,
+        instant_poll_seconds: float = DEFAULT_INSTANT_POLL_SECONDS,
     ) -> None:
         super().__init__(engine, marketplace)
-        self.payouts = Payouts(self.marketplace)
+        self.payouts = Payouts(self.marketplace, instant_terms)
+        self.instant_poll_seconds = instant_poll_seconds
         self.refunds = Refunds(self.marketplace)
         self._rail = rail
         self.client = client
@@ -113,7 +126,10 @@ class PayoutActivities(DatabaseActivities):
 
     @activity.defn(name=RESERVE_PAYOUT)
     def reserve_payout(self, input: ReservePayoutInput) -> ReservePayoutResult:
-        """The pending debit seller -> payouts in transit and the payouts row."""
+        """The pending debit seller -> payouts in transit and the payouts row. An instant payout:
+        its fee in the same transaction, and first the rail's word that the payout account takes
+        instant payments (``instant_not_supported`` otherwise, nothing reserved); an unavailable
+        rail rolls the reservation back and the activity is retried."""
         payout = in_transaction(
             self.engine,
             lambda conn: self.payouts.reserve_payout(
@@ -124,13 +140,31 @@ class PayoutActivities(DatabaseActivities):
                 origin=input.origin,
                 run_id=input.run_id,
                 metadata=input.metadata,
+                method=input.method,
+                instant_supported=self._supports_instant,
             ),
         )
+        # The real-time rail answers in seconds: ask it sooner when its webhook is late.
+        instant = payout.method == RailMethod.INSTANT
         return reserve_payout_result(
             payout,
-            poll_seconds=self.poll_seconds,
+            poll_seconds=min(self.poll_seconds, self.instant_poll_seconds)
+            if instant
+            else self.poll_seconds,
             return_window_seconds=self.return_window_seconds,
         )
+
+    def _supports_instant(self, account: PayoutAccount) -> bool:
+        destination = BankAccount(
+            account_number=account.account_number,
+            routing_number=account.routing_number,
+            holder_name=account.holder_name,
+        )
+        try:
+            return self.rail.supports_instant(destination)
+        except RailRejected as exc:  # a number the rail cannot read takes no instant payments
+            log.warning("rail refused the eligibility check of %s: %s", account, exc.code)
+            return False
 
     @activity.defn(name=SUBMIT_PAYOUT)
     def submit_to_rail(self, input: PayoutIdInput) -> PayoutResult:
@@ -152,6 +186,7 @@ class PayoutActivities(DatabaseActivities):
             ),
             description=f"Payout {payout.id}",
             metadata={"seller_id": payout.seller_id},
+            method=RailMethod(payout.method),
         )
         try:
             submission = self.rail.submit_payout(request)

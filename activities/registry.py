@@ -12,6 +12,7 @@ from temporalio.client import Client
 from activities.disputes import DisputeActivities
 from activities.payout_runs import PayoutRunActivities
 from activities.payouts import (
+    DEFAULT_INSTANT_POLL_SECONDS,
     DEFAULT_POLL_SECONDS,
     DEFAULT_RETURN_WINDOW_SECONDS,
     LazyRail,
@@ -19,7 +20,7 @@ from activities.payouts import (
 )
 from activities.sellers import DEFAULT_RELEASE_WINDOW, SellerActivities
 from activities.webhooks import WebhookActivities
-from marketplace import Marketplace
+from marketplace import InstantTerms, Marketplace
 from observability.metrics import MeteredLedgerService
 from payment_rail import PaymentRail, open_payment_rail
 
@@ -32,6 +33,8 @@ def build_activities(
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
     release_window: timedelta = DEFAULT_RELEASE_WINDOW,
+    instant_terms: InstantTerms | None = None,
+    instant_poll_seconds: float = DEFAULT_INSTANT_POLL_SECONDS,
 ) -> list[Callable[..., Any]]:
     """Bound activity methods of the classes that hold the worker's database engine, payment
     rail (default: ``open_payment_rail()`` from the ``PAYOUTS_RAIL_*`` settings, opened on first
@@ -45,6 +48,8 @@ def build_activities(
         client=client,
         poll_seconds=poll_seconds,
         return_window_seconds=return_window_seconds,
+        instant_terms=instant_terms,
+        instant_poll_seconds=instant_poll_seconds,
     )
     sellers = SellerActivities(engine, marketplace, release_window=release_window)
     disputes = DisputeActivities(engine, marketplace)

@@ -38,7 +38,7 @@ from api.routers import (
 from api.routing import HARD_MAX_BODY_SIZE, Admission
 from contracts.common import TASK_QUEUE
 from ledger_core import LedgerService
-from marketplace import Marketplace
+from marketplace import InstantTerms, Marketplace
 from observability.metrics import MeteredLedgerService
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def create_app(
     key_cache_seconds: float = DEFAULT_KEY_CACHE_SECONDS,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    instant_terms: InstantTerms | None = None,
 ) -> FastAPI:
     """Build the API on ``engine``. ``ledger`` defaults to a new ``LedgerService``;
     ``temporal_client`` is for the routes that start and steer workflows (without one they answer
@@ -86,7 +87,9 @@ def create_app(
     (tests use a queue of their own); ``key_cache_seconds`` how long an authenticated key is
     remembered (``api.auth.KeyCache``: a revoked key is refused at most that long after);
     ``request_timeout`` the time within which every request is answered and ``max_in_flight``
-    the requests served at once (beyond either: a 503 with Retry-After; ``api.routing``). The
+    the requests served at once (beyond either: a 503 with Retry-After; ``api.routing``);
+    ``instant_terms`` the instant payouts' fee and daily limit (for the balances' instantly
+    available amount; the worker charges them). The
     engine should bound its pool wait and statements within ``request_timeout`` too
     (``server.database.create_api_engine``)."""
     app = FastAPI(
@@ -100,6 +103,7 @@ def create_app(
     app.state.admission = Admission(max_in_flight, request_timeout)
     app.state.ledger = ledger if ledger is not None else MeteredLedgerService()
     app.state.marketplace = Marketplace(app.state.ledger)
+    app.state.instant_terms = instant_terms or InstantTerms()
     app.state.bookings = BookingBatcher(engine, app.state.marketplace)
     app.state.temporal_client = temporal_client
     app.state.workflow_task_queue = workflow_task_queue

@@ -66,6 +66,8 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "payout_account_missing": 422,
     "payout_account_failed": 422,
     "nothing_to_pay": 422,
+    "instant_not_supported": 422,
+    "instant_limit_exceeded": 422,
     "refund_exceeds_earning": 422,
     "payout_conflict": 409,
     "refund_conflict": 409,

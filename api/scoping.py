@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
 from api.problems import Problem
-from marketplace import Marketplace, seller_not_found
+from marketplace import Marketplace, Payouts, seller_not_found
 
 PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
 # Configuration that decides where the platform's data goes (webhook endpoints): admin keys only.
@@ -57,3 +57,11 @@ async def get_marketplace(request: Request) -> Marketplace:
 
 
 MarketplaceDep = Annotated[Marketplace, Depends(get_marketplace)]
+
+
+async def get_payouts(request: Request) -> Payouts:
+    """Payouts on the app's marketplace, with the platform's instant payout terms."""
+    return Payouts(request.app.state.marketplace, request.app.state.instant_terms)
+
+
+PayoutsDep = Annotated[Payouts, Depends(get_payouts)]

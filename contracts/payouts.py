@@ -26,6 +26,8 @@ STATE_QUERY = "state"
 REFUND_WORKFLOW = "RefundWorkflow"
 
 PAYOUT_STATUS = SearchAttributeKey.for_keyword("PayoutStatus")
+PAYOUT_METHOD = SearchAttributeKey.for_keyword("PayoutMethod")
+"""standard | instant: set by the starter, and by the workflow itself (scheduled payouts)."""
 
 RESERVE_PAYOUT = "reserve_payout"
 SUBMIT_PAYOUT = "submit_payout_to_rail"
@@ -51,6 +53,8 @@ PAYOUT_BUSINESS_ERROR_TYPES = [
     "refund_exceeds_earning",
     "refund_not_found",
     "rail_idempotency_conflict",
+    "instant_not_supported",
+    "instant_limit_exceeded",
 ]
 
 
@@ -87,6 +91,11 @@ class PayoutOrigin(enum.StrEnum):
     SCHEDULED = "scheduled"
 
 
+class PayoutMethod(enum.StrEnum):
+    STANDARD = "standard"  # the batch rail: settles in days
+    INSTANT = "instant"  # a real-time rail: seconds, any day, any hour, for a fee
+
+
 def payout_workflow_id(payout_id: str) -> str:
     return f"payout/{payout_id}"
 
@@ -111,6 +120,7 @@ class ReservePayoutInput:
     origin: str = "manual"
     run_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    method: str = PayoutMethod.STANDARD
 
 
 @dataclass
@@ -140,6 +150,9 @@ class PayoutResult:
     returned_at: datetime | None = None
     cancelled_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    method: str = PayoutMethod.STANDARD
+    fee: int = 0
+    """Instant: the fee (minor units) the seller paid on top of ``amount``."""
 
 
 @dataclass
@@ -203,6 +216,8 @@ class PayoutWorkflowInput:
     reserved: ReservePayoutResult | None = None
     """The reservation already made (a scheduled run reserves in its decision's transaction):
     the workflow then runs no reserve activity. None: the workflow reserves."""
+    method: str = PayoutMethod.STANDARD
+    """standard | instant (a real-time rail, for a fee; never waits for a batch window)."""
 
 
 @dataclass

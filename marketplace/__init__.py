@@ -39,6 +39,8 @@ from marketplace.errors import (
     DisputeNotFound,
     EarningConflict,
     EarningNotFound,
+    InstantLimitExceeded,
+    InstantNotSupported,
     InvalidEarningState,
     InvalidPayoutState,
     NothingToPay,
@@ -60,6 +62,7 @@ from marketplace.errors import (
 )
 from marketplace.events import Events
 from marketplace.holds import HoldClock, SettledBatch, reserve_external_id
+from marketplace.instant import InstantAvailability, InstantTerms
 from marketplace.payouts import Payouts
 from marketplace.refunds import Refunds
 from marketplace.sellers import UNCHANGED, Unchanged, seller_external_id
@@ -102,6 +105,10 @@ __all__ = [
     "Events",
     "Hold",
     "HoldClock",
+    "InstantAvailability",
+    "InstantLimitExceeded",
+    "InstantNotSupported",
+    "InstantTerms",
     "InvalidEarningState",
     "InvalidPayoutState",
     "Marketplace",

@@ -93,6 +93,18 @@ class PayoutAccountFailed(InvalidStateTransition):
     code = "payout_account_failed"
 
 
+class InstantNotSupported(InvalidStateTransition):
+    """The seller's payout account takes no instant payments (the rail says so)."""
+
+    code = "instant_not_supported"
+
+
+class InstantLimitExceeded(InvalidStateTransition):
+    """The instant payout would pass the seller's daily instant limit."""
+
+    code = "instant_limit_exceeded"
+
+
 class PayoutAccountNotFound(NotFound):
     code = "payout_account_not_found"
 

@@ -13,13 +13,15 @@ database transaction the caller owns, never commits, and is idempotent by a key:
 
   ======================  ===============================================================
   ``reserve_payout``      pending debit seller -> payouts_in_transit, written only if the
-                          seller's available balance stays >= 0 -> ``pending``
+                          seller's available balance stays >= 0 -> ``pending``; an instant
+                          payout's fee in the same transaction (``marketplace.instant``)
   ``begin_submission``    marks that the rail is about to be called (a cancel is refused
                           from then on, so a payout the rail may have is never archived)
   ``mark_submitted``      the rail accepted it -> ``processing``
   ``mark_paid``           post the debit -> ``paid``
   ``mark_failed``         archive the debit (money available again) -> ``failed``
-  ``mark_returned``       reverse the posted debit (``payout:<id>:return``) -> ``returned``
+  ``mark_returned``       reverse the posted debit (``payout:<id>:return``) -> ``returned``;
+                          an instant payout's fee is kept (the rail did pay it out)
   ``cancel_payout``       before submission only: archive -> ``cancelled``
   ======================  ===============================================================
 
@@ -30,6 +32,8 @@ database transaction the caller owns, never commits, and is idempotent by a key:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, select, text
@@ -49,6 +53,8 @@ from ledger_core import (
 )
 from marketplace.checks import check_amount_or_none, check_id, check_limit, utc_now
 from marketplace.errors import (
+    InstantLimitExceeded,
+    InstantNotSupported,
     InvalidPayoutState,
     NothingToPay,
     PayoutAccountFailed,
@@ -58,10 +64,31 @@ from marketplace.errors import (
     payout_not_found,
 )
 from marketplace.events import EventType, record_event
+from marketplace.instant import (
+    INSTANT,
+    STANDARD,
+    InstantAvailability,
+    InstantTerms,
+    check_method,
+    count_instant,
+    daily_limit,
+    instant_availability,
+    instant_used,
+    uncount_instant,
+    utc_day,
+)
 from marketplace.rows import from_row, page, row_by_id
-from marketplace.service import OnMarketplace
+from marketplace.service import Marketplace, OnMarketplace
 from marketplace.tables import payout_accounts, payouts
-from marketplace.types import Page, Payout, PayoutAccount, PayoutState, PlatformAccount
+from marketplace.types import (
+    Page,
+    Payout,
+    PayoutAccount,
+    PayoutState,
+    PlatformAccount,
+    Seller,
+    SellerBalances,
+)
 
 _ACCOUNT = re.compile(r"^[0-9]{4,34}$")
 _ROUTING = re.compile(r"^[0-9]{9}$")
@@ -92,7 +119,14 @@ _SUBMITTED_OR_LATER = {PayoutState.PROCESSING, PayoutState.PAID, PayoutState.RET
 
 
 class Payouts(OnMarketplace):
-    """Payout accounts and payouts of a ``Marketplace``. Stateless."""
+    """Payout accounts and payouts of a ``Marketplace``. Stateless; ``instant`` is the
+    platform's terms for instant payouts (fee, daily limit)."""
+
+    def __init__(
+        self, marketplace: Marketplace | None = None, instant: InstantTerms | None = None
+    ) -> None:
+        super().__init__(marketplace)
+        self.instant = instant or InstantTerms()
 
     # ------------------------------------------------------------ payout accounts
 
@@ -171,18 +205,28 @@ class Payouts(OnMarketplace):
         origin: str = "manual",
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        method: str = STANDARD,
+        instant_supported: Callable[[PayoutAccount], bool] | None = None,
     ) -> Payout:
         """Reserve the seller's money for a payout: a pending debit seller -> payouts in
         transit (``payout:<id>``), written only if available stays >= 0, and the payouts row with
         a copy of the destination. ``amount`` None: the whole available balance.
 
-        Idempotent by payout id: the same seller (and amount, when given) returns the payout as
-        it is now; otherwise ``PayoutConflict``. Raises ``PayoutAccountMissing``,
+        ``method`` instant: the seller is debited ``amount`` + the fee (``self.instant``), the
+        fee credited to the platform's fees revenue in the same pending transaction; ``amount``
+        None is the largest payout whose amount and fee fit in available and whose amount fits
+        in the day's limit. ``instant_supported`` (the rail's eligibility check) is asked about
+        the payout account before anything is written.
+
+        Idempotent by payout id: the same seller, method (and amount, when given) returns the
+        payout as it is now; otherwise ``PayoutConflict``. Raises ``PayoutAccountMissing``,
         ``NothingToPay`` (available <= 0 and no amount), ``BalanceConditionFailed``
-        (``insufficient_balance``: amount above available).
+        (``insufficient_balance``: amount (+ fee) above available), ``InstantNotSupported``,
+        ``InstantLimitExceeded``.
         """
         check_id(payout_id, "payout_id")
         check_amount_or_none(amount)
+        check_method(method)
         if origin not in ("manual", "scheduled"):
             raise ValidationFailed("origin must be manual or scheduled", field="origin")
         # One reservation per seller at a time: a second "everything available" payout then sees
@@ -193,7 +237,7 @@ class Payouts(OnMarketplace):
         )
         existing = row_by_id(conn, payouts, payout_id)
         if existing is not None:
-            return _same_payout(existing, seller_id, amount)
+            return _same_payout(existing, seller_id, amount, method)
         seller = self.marketplace.get_seller(conn, seller_id)
         try:
             account = self.get_payout_account(conn, seller_id)
@@ -209,9 +253,18 @@ class Payouts(OnMarketplace):
                 seller_id=seller_id,
                 failure_code=account.failure_code,
             )
+        if method == INSTANT and instant_supported is not None and not instant_supported(account):
+            raise InstantNotSupported(
+                f"seller {seller_id!r}'s payout account (…{account.last4}) does not take instant "
+                "payments; pay it with a standard payout",
+                seller_id=seller_id,
+            )
         self.marketplace.lock_seller(conn, seller_id)
         available = self.marketplace.seller_balances(conn, seller_id).available
-        if amount is None:
+        now, fee = utc_now(), 0
+        if method == INSTANT:
+            amount, fee = self._instant_amount(conn, seller_id, amount, available, now)
+        elif amount is None:
             if available <= 0:
                 raise NothingToPay(
                     f"seller {seller_id!r} has nothing available to pay out "
@@ -225,31 +278,112 @@ class Payouts(OnMarketplace):
                 available=available,
                 account_id=str(seller.ledger_account_id),
             )
+        return self._reserve(
+            conn, payout_id, seller, account, amount, origin, run_id, metadata, method, fee, now
+        )
+
+    def _instant_amount(
+        self, conn: Connection, seller_id: str, amount: int | None, available: int, now: datetime
+    ) -> tuple[int, int]:
+        """The instant payout's amount and fee, counted towards the day's limit (under the
+        seller's payout lock, which the caller holds)."""
+        day = utc_day(now)
+        limit = daily_limit(conn, self.instant, seller_id)
+        remaining = max(limit - instant_used(conn, seller_id, day), 0)
+        if amount is None:
+            amount = min(self.instant.largest_amount(max(available, 0)), remaining)
+            if amount <= 0:
+                if remaining <= 0:
+                    raise InstantLimitExceeded(
+                        f"seller {seller_id!r} has used its daily instant limit of {limit}; "
+                        "0 remains today",
+                        remaining=0,
+                        limit=limit,
+                    )
+                raise NothingToPay(
+                    f"seller {seller_id!r} has nothing available to pay out instantly "
+                    f"(available {available}, the fee is at least {self.instant.fee_minimum})",
+                    available=available,
+                )
+        elif amount > remaining:
+            raise InstantLimitExceeded(
+                f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
+                f"limit of {limit}: {remaining} remains today",
+                remaining=remaining,
+                limit=limit,
+            )
+        fee = self.instant.fee(amount)
+        if amount + fee > available:
+            raise BalanceConditionFailed(
+                f"seller {seller_id!r} has {available} available, less than {amount} plus the "
+                f"instant fee of {fee}",
+                available=available,
+            )
+        if not count_instant(conn, seller_id, day, amount, limit):
+            raise InstantLimitExceeded(
+                f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
+                f"limit of {limit}",
+                limit=limit,
+            )
+        return amount, fee
+
+    def instant_availability(self, balances: SellerBalances) -> InstantAvailability:
+        """What the seller can be paid instantly now, from its balances (which carry its own
+        limit and today's instant payouts)."""
+        return instant_availability(self.instant, balances)
+
+    def _reserve(
+        self,
+        conn: Connection,
+        payout_id: str,
+        seller: Seller,
+        account: PayoutAccount,
+        amount: int,
+        origin: str,
+        run_id: str | None,
+        metadata: dict[str, Any] | None,
+        method: str,
+        fee: int,
+        now: datetime,
+    ) -> Payout:
+        seller_id = seller.id
         platform = self.marketplace.platform_ledger(conn, seller.currency)
+        # One debit of the seller (amount + fee), checked against available; the fee goes to the
+        # platform's revenue in this same (pending) transaction.
+        entries = [
+            NewEntry(
+                seller.ledger_account_id,
+                Direction.DEBIT,
+                amount + fee,
+                conditions=(BalanceCondition(BalanceKind.AVAILABLE, ConditionOp.GTE, 0),),
+            ),
+            NewEntry(
+                platform.account(PlatformAccount.PAYOUTS_IN_TRANSIT), Direction.CREDIT, amount
+            ),
+        ]
+        if fee:
+            entries.append(
+                NewEntry(platform.account(PlatformAccount.FEES_REVENUE), Direction.CREDIT, fee)
+            )
+        description = f"Payout {payout_id} to seller {seller_id}"
+        if method == INSTANT:
+            description = f"Instant payout {payout_id} to seller {seller_id} (fee {fee})"
         txn = self.ledger.create_transaction(
             conn,
             NewLedgerTransaction(
                 ledger_id=platform.ledger_id,
-                entries=(
-                    NewEntry(
-                        seller.ledger_account_id,
-                        Direction.DEBIT,
-                        amount,
-                        conditions=(BalanceCondition(BalanceKind.AVAILABLE, ConditionOp.GTE, 0),),
-                    ),
-                    NewEntry(
-                        platform.account(PlatformAccount.PAYOUTS_IN_TRANSIT),
-                        Direction.CREDIT,
-                        amount,
-                    ),
-                ),
+                entries=tuple(entries),
                 status=TransactionStatus.PENDING,
                 external_id=payout_external_id(payout_id),
-                description=f"Payout {payout_id} to seller {seller_id}",
-                metadata={"kind": "payout", "seller_id": seller_id, "payout_id": payout_id},
+                description=description,
+                metadata={
+                    "kind": "payout",
+                    "seller_id": seller_id,
+                    "payout_id": payout_id,
+                    **({"method": method, "fee": str(fee)} if method == INSTANT else {}),
+                },
             ),
         )
-        now = utc_now()
         meta = dict(metadata or {})
         if run_id is not None:
             meta["run_id"] = run_id
@@ -262,6 +396,8 @@ class Payouts(OnMarketplace):
                 amount=amount,
                 status=str(PayoutState.PENDING),
                 origin=origin,
+                method=method,
+                fee=fee,
                 account_number=account.account_number,
                 routing_number=account.routing_number,
                 holder_name=account.holder_name,
@@ -357,6 +493,7 @@ class Payouts(OnMarketplace):
             if destination_failed:
                 self._fail_account(conn, row, code)
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
+            self._uncount_instant(conn, row)
             failed = self._update(
                 conn,
                 payout_id,
@@ -374,13 +511,16 @@ class Payouts(OnMarketplace):
         """The bank returned a paid payout: a reversal credits the seller back."""
         row = self._locked(conn, payout_id)
         if row.status == PayoutState.PAID:
-            reversal = self.ledger.reverse_transaction(
-                conn,
-                row.ledger_transaction_id,
-                external_id=payout_return_external_id(payout_id),
-                description=f"Return of payout {payout_id} ({code})",
-                metadata={"kind": "payout_return", "payout_id": payout_id, "code": code},
-            )
+            if row.fee:
+                reversal = self._return_keeping_fee(conn, row, code)
+            else:
+                reversal = self.ledger.reverse_transaction(
+                    conn,
+                    row.ledger_transaction_id,
+                    external_id=payout_return_external_id(payout_id),
+                    description=f"Return of payout {payout_id} ({code})",
+                    metadata={"kind": "payout_return", "payout_id": payout_id, "code": code},
+                )
             returned = self._update(
                 conn,
                 payout_id,
@@ -400,6 +540,7 @@ class Payouts(OnMarketplace):
         row = self._locked(conn, payout_id)
         if row.status == PayoutState.PENDING and row.submitted_at is None:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
+            self._uncount_instant(conn, row)
             cancelled = self._update(
                 conn, payout_id, status=str(PayoutState.CANCELLED), cancelled_at=utc_now()
             )
@@ -410,6 +551,38 @@ class Payouts(OnMarketplace):
             f"payout {payout_id!r} was already submitted to the rail ({row.status}); only a "
             "payout not yet submitted is cancelled",
             status=row.status,
+        )
+
+    @staticmethod
+    def _uncount_instant(conn: Connection, row: Row[Any]) -> None:
+        """A failed or cancelled instant payout paid nothing out: it no longer counts towards
+        its day's limit."""
+        if row.method == INSTANT:
+            uncount_instant(conn, row.seller_id, utc_day(row.created_at), row.amount)
+
+    def _return_keeping_fee(self, conn: Connection, row: Row[Any], code: str) -> Any:
+        """A returned instant payout: the amount comes back to the seller (debit payouts in
+        transit, credit the seller), the fee stays with the platform: the real-time rail paid the
+        money out to the destination the seller gave."""
+        seller = self.marketplace.get_seller(conn, row.seller_id)
+        platform = self.marketplace.platform_ledger(conn, seller.currency)
+        return self.ledger.create_transaction(
+            conn,
+            NewLedgerTransaction(
+                ledger_id=platform.ledger_id,
+                entries=(
+                    NewEntry(
+                        platform.account(PlatformAccount.PAYOUTS_IN_TRANSIT),
+                        Direction.DEBIT,
+                        row.amount,
+                    ),
+                    NewEntry(seller.ledger_account_id, Direction.CREDIT, row.amount),
+                ),
+                status=TransactionStatus.POSTED,
+                external_id=payout_return_external_id(row.id),
+                description=f"Return of instant payout {row.id} ({code}); the fee is kept",
+                metadata={"kind": "payout_return", "payout_id": row.id, "code": code},
+            ),
         )
 
     @staticmethod
@@ -469,10 +642,15 @@ def _invalid(row: Row[Any], target: str) -> InvalidPayoutState:
     )
 
 
-def _same_payout(row: Row[Any], seller_id: str, amount: int | None) -> Payout:
-    if row.seller_id != seller_id or (amount is not None and row.amount != amount):
+def _same_payout(row: Row[Any], seller_id: str, amount: int | None, method: str) -> Payout:
+    if (
+        row.seller_id != seller_id
+        or (amount is not None and row.amount != amount)
+        or row.method != method
+    ):
         raise PayoutConflict(
-            f"payout {row.id!r} exists for seller {row.seller_id}, amount {row.amount}",
+            f"payout {row.id!r} exists for seller {row.seller_id}, amount {row.amount}, "
+            f"method {row.method}",
             payout_id=row.id,
         )
     return _payout(row)
@@ -492,6 +670,8 @@ def payout_object(p: Payout) -> dict[str, Any]:
         "amount": p.amount,
         "status": str(p.status),
         "origin": p.origin,
+        "method": p.method,
+        "fee": p.fee,
         "account_number_masked": p.masked_account_number,
         "holder_name": p.holder_name,
         "rail_reference": p.rail_reference,

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
 from ledger_core import LedgerService, NormalBalance, RunningTotals, ValidationFailed
+from ledger_core.checks import MAX_AMOUNT
 from ledger_core.currencies import resolve_exponent
 from ledger_core.schema import ledger_accounts, ledgers
 from marketplace import errors
@@ -264,9 +265,11 @@ class Sellers(MarketCore):
         hold_period: timedelta | None = None,
         rolling_reserve: RollingReserve | Unchanged | None = UNCHANGED,
         metadata: dict[str, Any] | None = None,
+        instant_daily_limit: int | Unchanged | None = UNCHANGED,
     ) -> Seller:
         """Change a seller's terms. Hold period and reserve apply to earnings booked from now
-        on; earnings already booked keep theirs. ``rolling_reserve=None`` removes the reserve."""
+        on; earnings already booked keep theirs. ``rolling_reserve=None`` removes the reserve;
+        ``instant_daily_limit=None`` gives the seller the platform's limit again."""
         values: dict[str, Any] = {}
         if name is not None:
             if not name.strip():
@@ -282,6 +285,15 @@ class Sellers(MarketCore):
             values["reserve_period_seconds"] = seconds
         if metadata is not None:
             values["metadata"] = metadata
+        if not isinstance(instant_daily_limit, Unchanged):
+            limit = instant_daily_limit
+            whole = isinstance(limit, int) and not isinstance(limit, bool)
+            if limit is not None and not (whole and 0 <= limit <= MAX_AMOUNT):
+                raise ValidationFailed(
+                    f"instant_daily_limit must be an integer from 0 to {MAX_AMOUNT} (minor units)",
+                    field="instant_daily_limit",
+                )
+            values["instant_daily_limit"] = limit
         values["updated_at"] = utc_now()
         updated = conn.execute(
             sellers.update()
@@ -312,6 +324,8 @@ class Sellers(MarketCore):
             in_reserve=row.in_reserve,
             in_dispute=row.in_dispute,
             in_transit=row.in_transit,
+            instant_daily_limit=row.instant_daily_limit,
+            instant_used_today=row.instant_used_today,
             ledger_account_id=row.ledger_account_id,
             lock_version=row.lock_version,
             totals=RunningTotals(
@@ -330,11 +344,14 @@ _BALANCES = text(
     """
 SELECT s.currency, l.currency_exponent, s.ledger_account_id, a.pending_debits, a.pending_credits,
        a.posted_debits, a.posted_credits, a.lock_version, b.on_hold, b.in_reserve, b.in_dispute,
-       b.in_transit
+       b.in_transit, s.instant_daily_limit, coalesce(d.amount, 0) AS instant_used_today
   FROM sellers s
   JOIN ledger_accounts a ON a.id = s.ledger_account_id
   JOIN ledgers l ON l.id = a.ledger_id
   JOIN seller_balances b ON b.seller_id = s.id
+  -- What today's (UTC) instant payouts count towards the limit (marketplace.instant).
+  LEFT JOIN instant_payout_days d
+    ON d.seller_id = s.id AND d.day = (clock_timestamp() AT TIME ZONE 'UTC')::date
  WHERE s.id = :seller
 """
 )

@@ -32,6 +32,7 @@ sellers = Table(
     Column("reserve_percent_bp", Integer, nullable=False, comment="basis points of net"),
     Column("reserve_period_seconds", BigInteger),
     Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal seller account"),
+    Column("instant_daily_limit", BigInteger, comment="own instant limit; NULL: the platform's"),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -130,6 +131,10 @@ payouts = Table(
     Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
     Column("status", Text, nullable=False),
     Column("origin", Text, nullable=False),
+    Column("method", Text, nullable=False, server_default="standard", comment="standard|instant"),
+    Column(
+        "fee", BigInteger, nullable=False, server_default="0", comment="instant fee, minor units"
+    ),
     Column("account_number", Text, nullable=False),
     Column("routing_number", Text, nullable=False),
     Column("holder_name", Text, nullable=False),
@@ -164,6 +169,14 @@ refunds = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True)),
+)
+
+instant_payout_days = Table(
+    "instant_payout_days",
+    metadata,
+    Column("seller_id", Text, primary_key=True),
+    Column("day", Date, primary_key=True, comment="UTC"),
+    Column("amount", BigInteger, nullable=False, comment="instant payouts that count, >= 0"),
 )
 
 payout_runs = Table(

@@ -96,6 +96,8 @@ class Seller:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    instant_daily_limit: int | None = None
+    """The seller's own daily limit of instant payouts (minor units); None: the platform's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,10 @@ class SellerBalances:
     lock_version: int
     totals: RunningTotals
     """The seller account's running totals (each view's credits and debits: ``views``)."""
+    instant_daily_limit: int | None = None
+    """The seller's own daily instant limit (None: the platform's)."""
+    instant_used_today: int = 0
+    """Amounts of today's (UTC) instant payouts that count towards the limit."""
 
     @property
     def views(self) -> Balances:
@@ -274,6 +280,10 @@ class Payout:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    method: str = "standard"
+    """standard (the batch rail) | instant (a real-time rail, for ``fee``)."""
+    fee: int = 0
+    """Instant: the fee, minor units, debited from the seller on top of ``amount``."""
 
     @property
     def masked_account_number(self) -> str:

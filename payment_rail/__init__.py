@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from payment_rail.client import HttpPaymentRail, SimulatedBankAdmin
 from payment_rail.interface import (
+    INSTANT_NOT_SUPPORTED,
     SIGNATURE_HEADER,
     BankAccount,
     InvalidSignature,
@@ -26,6 +27,7 @@ from payment_rail.interface import (
     RailEvent,
     RailEventType,
     RailIdempotencyConflict,
+    RailMethod,
     RailPayoutNotFound,
     RailPayoutState,
     RailPayoutStatus,
@@ -38,6 +40,8 @@ from payment_rail.interface import (
 from payment_rail.settings import RailSettings
 from payment_rail.simulated import (
     ACCOUNT_CLOSED,
+    ACCOUNT_INSTANT_FAILS,
+    ACCOUNT_NO_INSTANT,
     ACCOUNT_NO_WEBHOOK,
     ACCOUNT_PAID,
     ACCOUNT_RETURNED,
@@ -62,9 +66,12 @@ def open_payment_rail(settings: RailSettings | None = None) -> PaymentRail:
 
 __all__ = [
     "ACCOUNT_CLOSED",
+    "ACCOUNT_INSTANT_FAILS",
+    "ACCOUNT_NO_INSTANT",
     "ACCOUNT_NO_WEBHOOK",
     "ACCOUNT_PAID",
     "ACCOUNT_RETURNED",
+    "INSTANT_NOT_SUPPORTED",
     "SIGNATURE_HEADER",
     "TEST_ACCOUNTS",
     "TEST_ROUTING_NUMBER",
@@ -78,6 +85,7 @@ __all__ = [
     "RailEvent",
     "RailEventType",
     "RailIdempotencyConflict",
+    "RailMethod",
     "RailOutcome",
     "RailPayoutNotFound",
     "RailPayoutState",

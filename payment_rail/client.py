@@ -16,6 +16,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from payment_rail.interface import (
+    BankAccount,
     PayoutRequest,
     PayoutSubmission,
     RailError,
@@ -24,6 +25,7 @@ from payment_rail.interface import (
     RailPayoutStatus,
     RailRejected,
     RailUnavailable,
+    account_to_json,
     request_to_json,
     status_from_json,
     submission_from_json,
@@ -119,6 +121,13 @@ class HttpPaymentRail(_HttpClient):
     def get_payout(self, payout_id: str) -> RailPayoutStatus:
         body = self._call("GET", f"/v1/payouts/{quote(payout_id, safe='')}")
         return self._parse(status_from_json, body)
+
+    def supports_instant(self, destination: BankAccount) -> bool:
+        body = self._call("POST", "/v1/instant_eligibility", json=account_to_json(destination))
+        instant = body.get("instant") if isinstance(body, dict) else None
+        if not isinstance(instant, bool):
+            raise RailUnavailable(f"unexpected response from the rail: {body!r}")
+        return instant
 
     @staticmethod
     def _parse(parse: Callable[[Any], T], body: Any) -> T:

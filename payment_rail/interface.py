@@ -9,10 +9,15 @@ with a ``PayoutSubmission`` (accepted, ``processing``) and later reports the out
 - by status: ``get_payout`` returns the current ``RailPayoutStatus``; the fallback when no webhook
   arrives.
 
+Methods (``RailMethod``): ``standard`` rides the batch rail (settles in days at a real bank);
+``instant`` a real-time rail (seconds, any day, any hour). Not every destination takes instant
+payments: ``supports_instant`` asks before paying, and an instant payout to a destination that
+does not is refused at submission (``RailRejected``, code ``instant_not_supported``).
+
 Idempotency: the payout id is the idempotency key. Submitting the same id again returns the same
-submission and never pays twice; the same id with another amount, currency or destination raises
-``RailIdempotencyConflict``. A request the rail rejects (``RailRejected``) is not stored, so the
-same id may be submitted again once corrected.
+submission and never pays twice; the same id with another amount, currency, destination or method
+raises ``RailIdempotencyConflict``. A request the rail rejects (``RailRejected``) is not stored,
+so the same id may be submitted again once corrected.
 
 Errors (``RailError``; each has a stable ``code`` and ``retryable``):
 
@@ -55,6 +60,17 @@ class BankAccount:
         return self.account_number[-4:]
 
 
+class RailMethod(StrEnum):
+    """How the money travels: the batch rail, or a real-time one."""
+
+    STANDARD = "standard"
+    INSTANT = "instant"
+
+
+INSTANT_NOT_SUPPORTED = "instant_not_supported"
+"""``RailRejected.code`` of an instant payout to a destination that takes no instant payments."""
+
+
 @dataclass(frozen=True)
 class PayoutRequest:
     """One payout to submit. ``payout_id`` is the platform's id and the idempotency key."""
@@ -68,6 +84,8 @@ class PayoutRequest:
     description: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Free-form; neither description nor metadata takes part in the idempotency check."""
+    method: RailMethod = RailMethod.STANDARD
+    """Part of the idempotency check: the same id over another rail is a conflict."""
 
 
 class RailPayoutState(StrEnum):
@@ -170,8 +188,9 @@ class RailUnavailable(RailError):
 
 class RailRejected(RailError):
     """Permanent: the rail refuses this request (``code``: ``invalid_amount``,
-    ``invalid_currency``, ``invalid_destination``, ``invalid_request``, ``unauthorized``, or a
-    code forced by a test). Nothing was stored; retrying the same request fails the same way."""
+    ``invalid_currency``, ``invalid_destination``, ``instant_not_supported``, ``invalid_request``,
+    ``unauthorized``, or a code forced by a test). Nothing was stored; retrying the same request
+    fails the same way."""
 
     code = "rail_rejected"
 
@@ -204,6 +223,11 @@ class PaymentRail(Protocol):
 
     def get_payout(self, payout_id: str) -> RailPayoutStatus:
         """The payout's current status. Raises ``RailPayoutNotFound`` or ``RailUnavailable``."""
+        ...
+
+    def supports_instant(self, destination: BankAccount) -> bool:
+        """Whether the destination takes instant payments (asked before money is reserved for
+        one). Raises ``RailUnavailable``, or ``RailRejected`` for a malformed destination."""
         ...
 
     def close(self) -> None:
@@ -260,6 +284,7 @@ def construct_event(
 # --- JSON (the HTTP service and client share these) ----------------------------------------------
 
 _REQUEST = TypeAdapter(PayoutRequest)
+_ACCOUNT = TypeAdapter(BankAccount)
 _SUBMISSION = TypeAdapter(PayoutSubmission)
 _STATUS = TypeAdapter(RailPayoutStatus)
 
@@ -274,6 +299,18 @@ def request_from_json(data: object) -> PayoutRequest:
         return _REQUEST.validate_python(data)
     except ValidationError as exc:
         raise RailRejected(f"malformed payout request: {exc}", code="invalid_request") from exc
+
+
+def account_to_json(account: BankAccount) -> dict[str, Any]:
+    return _ACCOUNT.dump_python(account, mode="json")  # type: ignore[no-any-return]
+
+
+def account_from_json(data: object) -> BankAccount:
+    """Raises ``RailRejected(code="invalid_request")`` for a malformed body."""
+    try:
+        return _ACCOUNT.validate_python(data)
+    except ValidationError as exc:
+        raise RailRejected(f"malformed bank account: {exc}", code="invalid_request") from exc
 
 
 def submission_to_json(submission: PayoutSubmission) -> dict[str, Any]:

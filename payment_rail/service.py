@@ -9,6 +9,8 @@ Endpoints (JSON; ``Authorization: Bearer <PAYOUTS_RAIL_API_KEY>`` when a key is 
 - ``POST /v1/payouts``: submit (body: a payout request; ``Idempotency-Key`` header, if sent, must
   equal ``payout_id``). 201 when new, 200 (``Idempotent-Replayed: true``) for a replay.
 - ``GET /v1/payouts/{payout_id}``: the payout's status.
+- ``POST /v1/instant_eligibility``: whether a destination (a bank account) takes instant payouts:
+  ``{"instant": true}``. A POST, so the account number stays out of URLs and access logs.
 - ``GET /healthz``.
 - ``/admin/...``: the test controls (``SimulatedBankControls``).
 
@@ -44,6 +46,7 @@ from payment_rail.interface import (
     RailPayoutNotFound,
     RailRejected,
     RailUnavailable,
+    account_from_json,
     request_from_json,
     status_to_json,
     submission_to_json,
@@ -166,6 +169,10 @@ def create_app(bank: SimulatedBank, *, api_key: str | None = None) -> FastAPI:
             200 if replayed else 201,
             headers={"Idempotent-Replayed": "true"} if replayed else None,
         )
+
+    @app.post("/v1/instant_eligibility")
+    def instant_eligibility(body: Annotated[dict[str, Any], Body()]) -> dict[str, bool]:
+        return {"instant": bank.supports_instant(account_from_json(body))}
 
     @app.get("/v1/payouts/{payout_id:path}")
     def get_payout(payout_id: str) -> dict[str, Any]:

@@ -31,6 +31,13 @@ class RailSettings(BaseSettings):
     settle_seconds: float = Field(
         default=2.0, ge=0, description="Delay between acceptance and paid/failed."
     )
+    instant_settle_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=2,
+        description="Delay between acceptance and paid/failed of an instant payout (the "
+        "real-time rail: at most 2 s, whatever settle_seconds is).",
+    )
     return_seconds: float = Field(
         default=10.0, ge=0, description="Delay between paid and returned (return test account)."
     )

@@ -6,13 +6,16 @@ background thread) or as an HTTP service (``payment_rail.service``, ``python -m 
 that the platform reaches with ``HttpPaymentRail`` like any PSP.
 
 Outcomes follow the destination's account number (``TEST_ACCOUNTS``), like a PSP's test bank
-accounts, unless a test forces another one (``force_outcome``). The test controls
-(``SimulatedBankControls``) exist on the in-process bank and, over HTTP, on
+accounts, unless a test forces another one (``force_outcome``). Instant payouts
+(``RailMethod.INSTANT``) settle ``instant_settle_seconds`` after acceptance (at most 2 s) whatever
+``settle_seconds`` is; an account may refuse them (``supports_instant``) or fail them. The test
+controls (``SimulatedBankControls``) exist on the in-process bank and, over HTTP, on
 ``SimulatedBankAdmin``.
 
 Lifecycle of a payout: ``submit_payout`` stores it as ``processing`` with its planned outcome;
-``settle_seconds`` later (on the bank's clock) it becomes ``paid`` or ``failed``; a payout planned
-to be returned becomes ``returned`` ``return_seconds`` after it was paid. Each change emits a
+``settle_seconds`` (instant: ``instant_settle_seconds``) later (on the bank's clock) it becomes
+``paid`` or ``failed``; a payout planned to be returned becomes ``returned`` ``return_seconds``
+after it was paid. Each change emits a
 ``RailEvent``, delivered to the webhook URL with exponential back-off until it is acknowledged
 (2xx) or ``webhook_max_attempts`` is reached. A payout's events are delivered in order (a later
 one waits while an earlier one is retried); events of different payouts go out concurrently.
@@ -44,13 +47,16 @@ from typing import Any, Protocol
 import httpx
 
 from payment_rail.interface import (
+    INSTANT_NOT_SUPPORTED,
     SIGNATURE_HEADER,
+    BankAccount,
     PaymentRail,
     PayoutRequest,
     PayoutSubmission,
     RailEvent,
     RailEventType,
     RailIdempotencyConflict,
+    RailMethod,
     RailPayoutNotFound,
     RailPayoutState,
     RailPayoutStatus,
@@ -89,12 +95,18 @@ class AccountScenario:
     outcome: RailOutcome
     code: str | None = None
     reason: str | None = None
+    supports_instant: bool = True
+    """False: an instant payout is refused (``RailRejected``, ``instant_not_supported``)."""
+    instant: AccountScenario | None = None
+    """What happens to instant payouts instead, if not the same."""
 
 
 ACCOUNT_PAID = "000123456789"
 ACCOUNT_CLOSED = "000111111113"
 ACCOUNT_RETURNED = "000111111116"
 ACCOUNT_NO_WEBHOOK = "000222222227"
+ACCOUNT_NO_INSTANT = "000333333335"
+ACCOUNT_INSTANT_FAILS = "000333333338"
 TEST_ROUTING_NUMBER = "110000000"
 """A routing number to use with the test accounts (the bank checks only that it has 9 digits)."""
 
@@ -110,6 +122,15 @@ TEST_ACCOUNTS: Mapping[str, AccountScenario] = MappingProxyType(
             "The receiving bank found no account with this number and returned the funds.",
         ),
         ACCOUNT_NO_WEBHOOK: AccountScenario(RailOutcome.PAID_WITHOUT_WEBHOOK),
+        ACCOUNT_NO_INSTANT: AccountScenario(RailOutcome.PAID, supports_instant=False),
+        ACCOUNT_INSTANT_FAILS: AccountScenario(
+            RailOutcome.PAID,
+            instant=AccountScenario(
+                RailOutcome.FAILED,
+                "instant_declined",
+                "The receiving bank declined the real-time payment.",
+            ),
+        ),
     }
 )
 """The test account numbers. Any number not listed is paid (``RailOutcome.PAID``)."""
@@ -119,8 +140,11 @@ DEFAULT_RETURN = ("no_account", "The receiving bank returned the funds.")
 DEFAULT_REJECTION = ("invalid_destination", "The bank rejected the payout.")
 
 
-def scenario_for(account_number: str) -> AccountScenario:
-    return TEST_ACCOUNTS.get(account_number, AccountScenario(RailOutcome.PAID))
+def scenario_for(account_number: str, method: RailMethod = RailMethod.STANDARD) -> AccountScenario:
+    scenario = TEST_ACCOUNTS.get(account_number, AccountScenario(RailOutcome.PAID))
+    if method == RailMethod.INSTANT and scenario.instant is not None:
+        return scenario.instant
+    return scenario
 
 
 # --- What tests can see ---------------------------------------------------------------------------
@@ -302,10 +326,33 @@ def _dt(ts: float | None) -> datetime | None:
 
 
 def _fingerprint(request: PayoutRequest) -> str:
-    """What must match for a replay: the money and where it goes."""
+    """What must match for a replay: the money, where it goes and how (standard payouts keep the
+    fingerprint they had before there were methods)."""
     d = request.destination
-    material = [request.amount, request.currency, d.account_number, d.routing_number, d.holder_name]
+    material: list[object] = [
+        request.amount,
+        request.currency,
+        d.account_number,
+        d.routing_number,
+        d.holder_name,
+    ]
+    if request.method != RailMethod.STANDARD:
+        material.append(str(request.method))
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()
+
+
+def _validate_destination(d: BankAccount) -> None:
+    if not _ACCOUNT_NUMBER.fullmatch(d.account_number):
+        raise RailRejected("account_number must be 4-17 digits", code="invalid_destination")
+    if not _ROUTING_NUMBER.fullmatch(d.routing_number):
+        raise RailRejected("routing_number must be 9 digits", code="invalid_destination")
+    if not d.holder_name.strip() or len(d.holder_name) > 140:
+        raise RailRejected("holder_name must be 1-140 characters", code="invalid_destination")
+
+
+def _method(row: sqlite3.Row) -> RailMethod:
+    """The method a stored payout was submitted with (rows from before methods: standard)."""
+    return RailMethod(json.loads(row["request"]).get("method", RailMethod.STANDARD))
 
 
 def _validate(request: PayoutRequest) -> None:
@@ -319,13 +366,9 @@ def _validate(request: PayoutRequest) -> None:
         )
     if not _CURRENCY.fullmatch(request.currency):
         raise RailRejected("currency must be an ISO 4217 code", code="invalid_currency")
-    d = request.destination
-    if not _ACCOUNT_NUMBER.fullmatch(d.account_number):
-        raise RailRejected("account_number must be 4-17 digits", code="invalid_destination")
-    if not _ROUTING_NUMBER.fullmatch(d.routing_number):
-        raise RailRejected("routing_number must be 9 digits", code="invalid_destination")
-    if not d.holder_name.strip() or len(d.holder_name) > 140:
-        raise RailRejected("holder_name must be 1-140 characters", code="invalid_destination")
+    if request.method not in tuple(RailMethod):
+        raise RailRejected("method must be standard or instant", code="invalid_request")
+    _validate_destination(request.destination)
 
 
 class SimulatedBank:
@@ -476,6 +519,12 @@ class SimulatedBank:
                 self._process_due()
                 return self._status(self._require(payout_id))
 
+    def supports_instant(self, destination: BankAccount) -> bool:
+        if self._closed:
+            raise RailUnavailable("the simulated bank is closed")
+        _validate_destination(destination)
+        return scenario_for(destination.account_number).supports_instant
+
     # -- controls --
 
     def force_outcome(
@@ -502,7 +551,7 @@ class SimulatedBank:
             if row is not None:
                 settle_at = None if outcome == RailOutcome.NEVER_SETTLES else row["settle_at"]
                 if settle_at is None and outcome != RailOutcome.NEVER_SETTLES:
-                    settle_at = row["created_at"] + self.settings.settle_seconds
+                    settle_at = row["created_at"] + self._settle_delay(_method(row))
                 self._db.execute(
                     "UPDATE payouts SET outcome = ?, plan_code = ?, plan_reason = ?, "
                     "settle_at = ? WHERE payout_id = ?",
@@ -610,6 +659,11 @@ class SimulatedBank:
 
     # -- internals: state --
 
+    def _settle_delay(self, method: RailMethod) -> float:
+        if method == RailMethod.INSTANT:
+            return self.settings.instant_settle_seconds
+        return self.settings.settle_seconds
+
     def _now(self) -> float:
         return time.time() + self._clock_offset
 
@@ -673,14 +727,23 @@ class SimulatedBank:
             outcome = RailOutcome(forced["outcome"])
             code, reason = forced["code"], forced["reason"]
         else:
-            scenario = scenario_for(request.destination.account_number)
+            account_number = request.destination.account_number
+            if (
+                request.method == RailMethod.INSTANT
+                and not scenario_for(account_number).supports_instant
+            ):
+                raise RailRejected(
+                    "the destination account does not take instant payments",
+                    code=INSTANT_NOT_SUPPORTED,
+                )
+            scenario = scenario_for(account_number, request.method)
             outcome, code, reason = scenario.outcome, scenario.code, scenario.reason
         if outcome == RailOutcome.REJECTED:
             raise RailRejected(reason or "rejected", code=code or DEFAULT_REJECTION[0])
         now = self._now()
         settle_at = None if outcome == RailOutcome.NEVER_SETTLES else now
         if settle_at is not None:
-            settle_at += self.settings.settle_seconds
+            settle_at += self._settle_delay(request.method)
         self._db.execute(
             "INSERT INTO payouts (payout_id, rail_reference, request, fingerprint, amount, "
             "currency, status, outcome, plan_code, plan_reason, created_at, settle_at) "

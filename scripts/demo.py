@@ -4,7 +4,8 @@ the Temporal UI has something to show at once.
 It creates four sellers with different hold periods (seconds, a minute, days; one with a rolling
 reserve), a dozen earnings, a chargeback, and an operator's early release; then prints the
 sellers' balances and where to find each workflow in the Temporal UI. With ``--watch`` (the
-default) it waits for the shortest holds to end and shows the balances move.
+default) it waits for the shortest holds to end and shows the balances move, then pays the bakery
+with an instant payout (seconds, for a fee) and prints its status.
 
 Every run uses ids of its own (``demo-<time>-...``), so it can run any number of times.
 
@@ -97,6 +98,25 @@ def show_balances(api: Api, sellers: list[str]) -> None:
             f"{dollars(b['posted']['amount']):>10} {dollars(b['available']['amount']):>10}  "
             f"{dollars(b['on_hold'])} / {dollars(b['in_reserve'])} / {dollars(b['in_dispute'])}"
         )
+
+
+def instant_payout(api: Api, seller: str) -> None:
+    """Pay out what the seller can have instantly (a real-time rail, for a fee) and follow it."""
+    api.http.put(
+        f"/v1/sellers/{seller}/payout_account",
+        json={"account_number": "000123456789", "routing_number": "110000000", "holder_name": "Jo"},
+    ).raise_for_status()
+    if api.get(f"/v1/sellers/{seller}/balances")["instant_available"] <= 0:
+        print("  nothing instantly available yet: no instant payout")
+        return
+    payout = api.post(f"/v1/sellers/{seller}/payouts", {"method": "instant"})
+    amount, fee = dollars(payout["amount"]), dollars(payout["fee"])
+    print(f"  instant payout {payout['id']}: {amount} (fee {fee})")
+    deadline = time.monotonic() + 20
+    while payout["status"] in ("pending", "processing") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        payout = api.get(f"/v1/payouts/{payout['id']}")
+    print(f'  status: {payout["status"]} (search PayoutMethod="instant" in the Temporal UI)')
 
 
 def main() -> int:
@@ -197,6 +217,8 @@ def main() -> int:
                 break
             time.sleep(1)
         show_balances(api, [ids["bakery"]])
+        print("\nAn instant payout to the bakery:")
+        instant_payout(api, ids["bakery"])
 
     ui = f"http://127.0.0.1:{settings.payouts_temporal_ui_port}/namespaces/{settings.temporal_namespace}"
     print("\nIn the Temporal UI:")

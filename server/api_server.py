@@ -158,6 +158,7 @@ async def _serve(
             key_cache_seconds=settings.payouts_api_key_cache_seconds,
             request_timeout=settings.payouts_api_request_timeout,
             max_in_flight=settings.payouts_api_max_in_flight,
+            instant_terms=settings.instant_terms(),
         ),
     )
     config.load()  # imports the protocol now, so the line below names what really serves

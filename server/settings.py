@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from marketplace import InstantTerms
 
 
 def available_cpus() -> int:
@@ -71,6 +74,30 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a payout waits for the rail's webhook before asking the rail "
         "(then again with back-off, at most hourly).",
+    )
+    payouts_instant_fee_bp: int = Field(
+        default=150,
+        ge=0,
+        le=10_000,
+        description="Fee of an instant payout in basis points of its amount (150 = 1.5 %), "
+        "rounded up to the minor unit.",
+    )
+    payouts_instant_fee_minimum: int = Field(
+        default=50,
+        ge=0,
+        description="The smallest fee of an instant payout, minor units.",
+    )
+    payouts_instant_daily_limit: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Instant payouts per seller and UTC day, minor units of their amounts "
+        "(a seller's own limit, if set, wins).",
+    )
+    payouts_instant_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long an instant payout waits for the rail's webhook before asking "
+        "the rail (at most PAYOUTS_RAIL_POLL_SECONDS).",
     )
     payouts_return_window: float = Field(
         default=14.0,
@@ -138,6 +165,15 @@ class Settings(BaseSettings):
         description="How often the worker's dispatcher looks for deliveries whose notification "
         "was missed.",
     )
+
+    def instant_terms(self) -> InstantTerms:
+        from marketplace import InstantTerms  # when needed: the settings load before SQLAlchemy
+
+        return InstantTerms(
+            fee_bp=self.payouts_instant_fee_bp,
+            fee_minimum=self.payouts_instant_fee_minimum,
+            daily_limit=self.payouts_instant_daily_limit,
+        )
 
     @field_validator("payouts_api_workers", mode="before")
     @classmethod

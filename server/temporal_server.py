@@ -33,6 +33,7 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     SearchAttributeKey.for_keyword("SellerId"),
     SearchAttributeKey.for_int("OpenHolds"),
     SearchAttributeKey.for_keyword("PayoutStatus"),
+    SearchAttributeKey.for_keyword("PayoutMethod"),
 )
 
 # The CLI's names for the indexed value types (`--search-attribute Name=Type`).

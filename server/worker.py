@@ -52,7 +52,8 @@ def build_worker(
     pool of ``max_concurrent_activities`` threads, reclaimed when the process exits.
     ``rail`` is the payment rail the payout activities use (default: ``open_payment_rail()``
     from the ``PAYOUTS_RAIL_*`` settings, opened on first use); the poll interval and return
-    window come from the settings (``PAYOUTS_RAIL_POLL_SECONDS``, ``PAYOUTS_RETURN_WINDOW``).
+    window come from the settings (``PAYOUTS_RAIL_POLL_SECONDS``, ``PAYOUTS_RETURN_WINDOW``), and
+    so do the instant payouts' terms (``PAYOUTS_INSTANT_*``).
     """
     settings = get_settings()
     executor = activity_executor or ThreadPoolExecutor(
@@ -70,6 +71,8 @@ def build_worker(
                 client=client,
                 poll_seconds=settings.payouts_rail_poll_seconds,
                 return_window_seconds=settings.payouts_return_window * 86_400,
+                instant_terms=settings.instant_terms(),
+                instant_poll_seconds=settings.payouts_instant_poll_seconds,
                 release_window=timedelta(seconds=settings.payouts_hold_release_window),
             )
             if activities is None

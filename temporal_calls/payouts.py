@@ -9,6 +9,8 @@ code                        when
 nothing_to_pay              a payout of everything available, and available <= 0
 payout_account_missing      the seller has no payout account
 payout_account_failed       the seller's payout account failed (a new one clears it)
+instant_not_supported       instant: the payout account takes no instant payments
+instant_limit_exceeded      instant: the amount is more than what is left of the day's limit
 insufficient_balance        the amount is more than the seller's available balance
 payout_conflict             the payout id exists for another seller or amount
 payout_not_found            cancel/get an unknown payout
@@ -31,12 +33,14 @@ from temporalio.common import (
 from contracts.common import TASK_QUEUE
 from contracts.payouts import (
     CANCEL_UPDATE,
+    PAYOUT_METHOD,
     PAYOUT_STATUS,
     PAYOUT_WORKFLOW,
     RAIL_EVENT_SIGNAL,
     RESERVED_UPDATE,
     STATE_QUERY,
     CancelPayoutRequest,
+    PayoutMethod,
     PayoutOrigin,
     PayoutResult,
     PayoutStatus,
@@ -65,11 +69,12 @@ async def start_payout(
     metadata: dict[str, Any] | None = None,
     submit_after_seconds: float = 0,
     task_queue: str = TASK_QUEUE,
+    method: str = PayoutMethod.STANDARD,
 ) -> PayoutResult:
     """Start the payout workflow (update-with-start) and return the payout as it was when its
     money was reserved (a repeat gets that answer again; read the database for what it is
     now). A business error (nothing to pay, no payout account, ...) is raised as
-    ``WorkflowRequestError``.
+    ``WorkflowRequestError``. ``method`` instant: over the real-time rail, for a fee.
 
     Idempotent by payout id: a repeat returns the same answer (or the same error); the same id
     for another seller or amount is ``payout_conflict``."""
@@ -82,15 +87,19 @@ async def start_payout(
             origin=origin,
             metadata=metadata or {},
             submit_after_seconds=submit_after_seconds,
+            method=str(method),
         ),
         id=payout_workflow_id(payout_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=seller_attributes(
-            seller_id, SearchAttributePair(PAYOUT_STATUS, str(PayoutStatus.PENDING))
+            seller_id,
+            SearchAttributePair(PAYOUT_STATUS, str(PayoutStatus.PENDING)),
+            SearchAttributePair(PAYOUT_METHOD, str(method)),
         ),
-        static_summary=f"Payout {payout_id} to seller {seller_id}",
+        static_summary=f"{'Instant payout' if method == PayoutMethod.INSTANT else 'Payout'} "
+        f"{payout_id} to seller {seller_id}",
         result_type=PayoutWorkflowState,
     )
 
@@ -104,10 +113,15 @@ async def start_payout(
         return state.payout
 
     result = await update_with_start(client, RESERVED_UPDATE, start, PayoutResult, ended)
-    if result.seller_id != seller_id or (amount is not None and result.amount != amount):
+    if (
+        result.seller_id != seller_id
+        or (amount is not None and result.amount != amount)
+        or result.method != method
+    ):
         raise WorkflowRequestError(
             "payout_conflict",
-            f"payout {payout_id!r} exists for seller {result.seller_id}, amount {result.amount}",
+            f"payout {payout_id!r} exists for seller {result.seller_id}, amount {result.amount}, "
+            f"method {result.method}",
             payout_id=payout_id,
         )
     return result

@@ -21,7 +21,11 @@ Operators cancel a payout not yet submitted (``cancel`` update; its validator re
 submission began, and the database refuses too, so a payout the rail may have is never
 archived). Duplicate webhooks are dropped by event id, and every step is idempotent in the
 database, so nothing moves twice. Search attributes ``SellerId`` and ``PayoutStatus`` follow every
-change; the ``state`` query tells where it is.
+change, ``PayoutMethod`` says standard or instant; the ``state`` query tells where it is.
+
+An instant payout (``method`` instant) takes the same steps: its reservation also books its fee
+and first asks the rail whether the destination takes instant payments; the rail settles it in
+seconds, and it is submitted at once (no batch window; a manual payout never waits for one).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         MARK_PAYOUT_RETURNED,
         PAUSE_PAYOUT_SCHEDULE,
         PAYOUT_BUSINESS_ERROR_TYPES,
+        PAYOUT_METHOD,
         PAYOUT_STATUS,
         PAYOUT_WORKFLOW,
         RAIL_EVENT_SIGNAL,
@@ -57,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         MarkPayoutInput,
         PauseScheduleInput,
         PayoutIdInput,
+        PayoutMethod,
         PayoutResult,
         PayoutStatus,
         PayoutWorkflowInput,
@@ -80,6 +86,8 @@ RESERVING = "reserving"  # before the reservation is written (shown by the state
 RESERVED_BY_RUN = "reserved-by-payout-run"
 # Runs started with this marker pause the seller's schedule after a failure of the destination.
 PAUSE_ON_DESTINATION_FAILURE = "pause-on-destination-failure"
+# Runs started with this marker set the PayoutMethod search attribute themselves.
+PAYOUT_METHOD_ATTRIBUTE = "payout-method-attribute"
 
 
 _EVENT_OUTCOME = {
@@ -110,6 +118,8 @@ class PayoutWorkflow:
     @workflow.run
     async def run(self, input: PayoutWorkflowInput) -> PayoutWorkflowState:
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
+        if workflow.patched(PAYOUT_METHOD_ATTRIBUTE):
+            workflow.upsert_search_attributes([PAYOUT_METHOD.value_set(str(input.method))])
         self._publish()
         reserved = input.reserved
         # A scheduled run hands over what its decision reserved; runs recorded before that
@@ -125,6 +135,7 @@ class PayoutWorkflow:
                         origin=str(input.origin),
                         run_id=input.run_id,
                         metadata=input.metadata,
+                        method=str(input.method),
                     ),
                     ReservePayoutResult,
                     PAYOUT_DURABLE_RETRY,
@@ -379,6 +390,9 @@ class PayoutWorkflow:
         workflow.upsert_search_attributes([PAYOUT_STATUS.value_set(str(status))])
         amount = f"{self._payout.amount} {self._payout.currency}" if self._payout else "—"
         detail = f"{self._status}: {amount} to seller {self._input.seller_id}"
+        if self._input.method != PayoutMethod.STANDARD:
+            fee = f", fee {self._payout.fee}" if self._payout else ""
+            detail += f" ({self._input.method}{fee})"
         if self._payout and self._payout.failure_code:
             detail += f" ({self._payout.failure_code}: {self._payout.failure_reason})"
         if self._error:

@@ -70,9 +70,10 @@ async def create_payout(
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ) -> PayoutOut:
     """A manual payout: the money is reserved before this answers (201, status ``pending``);
-    the payout workflow then submits it to the rail. Errors: 422 ``nothing_to_pay``,
-    ``payout_account_missing``, ``payout_account_failed``, ``insufficient_balance``; 404
-    ``seller_not_found``."""
+    the payout workflow then submits it to the rail. ``method`` instant: over a real-time rail,
+    for a fee (``fee``) debited on top of the amount. Errors: 422 ``nothing_to_pay``,
+    ``payout_account_missing``, ``payout_account_failed``, ``insufficient_balance``,
+    ``instant_not_supported``, ``instant_limit_exceeded``; 404 ``seller_not_found``."""
     await run_in_threadpool(market.get_seller, conn, seller_id)
     if idempotency_key:
         payout_id = key_derived_id("po", seller_id, idempotency_key)
@@ -86,6 +87,7 @@ async def create_payout(
             body.amount,
             metadata=body.metadata,
             task_queue=calls.task_queue,
+            method=body.method,
         )
     )
     # The reservation committed in the activity's own transaction: read it fresh.

@@ -19,6 +19,7 @@ from api.schemas.sellers import SellerBalancesOut, SellerCreate, SellerOut, Sell
 from api.scoping import (
     AnyRole,
     MarketplaceDep,
+    PayoutsDep,
     PlatformAccess,
     check_seller_visible,
     is_seller_key,
@@ -95,8 +96,9 @@ def get_seller(
 def update_seller(
     seller_id: str, body: SellerUpdate, conn: DbConnection, market: MarketplaceDep
 ) -> SellerOut:
-    """Change the name, metadata, hold period or rolling reserve. The hold period and the reserve
-    apply to earnings booked from now on; earnings already on hold keep their end."""
+    """Change the name, metadata, hold period, rolling reserve or instant daily limit. The hold
+    period and the reserve apply to earnings booked from now on; earnings already on hold keep
+    their end."""
     reserve = (
         (body.rolling_reserve.to_domain() if body.rolling_reserve else None)
         if "rolling_reserve" in body.model_fields_set
@@ -109,6 +111,9 @@ def update_seller(
         hold_period=body.hold_period,
         rolling_reserve=reserve,
         metadata=dict(body.metadata) if body.metadata is not None else None,
+        instant_daily_limit=body.instant_daily_limit
+        if "instant_daily_limit" in body.model_fields_set
+        else UNCHANGED,
     )
     return SellerOut.model_validate(seller)
 
@@ -118,11 +123,15 @@ def get_seller_balances(
     seller_id: str,
     conn: DbConnection,
     market: MarketplaceDep,
+    payouts: PayoutsDep,
     principal: CurrentPrincipal,
 ) -> SellerBalancesOut:
     """Pending, posted and available (DESIGN.md, "The seller's money, step by step"), each with
     its credits and debits, and what is on hold, in reserve, in dispute and in transit (running
-    totals: the same cost whatever the seller's history)."""
+    totals: the same cost whatever the seller's history), and what an instant payout could pay
+    now."""
     check_seller_visible(principal, seller_id)
-    # One statement, O(1).
-    return SellerBalancesOut.model_validate(market.seller_balances(conn, seller_id))
+    # One statement: running totals, and the day's instant payouts by an index.
+    balances = market.seller_balances(conn, seller_id)
+    instant = payouts.instant_availability(balances)
+    return SellerBalancesOut.model_validate(balances, context={"instant": instant})

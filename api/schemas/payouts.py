@@ -4,7 +4,7 @@ number masked) and the payouts."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -40,7 +40,15 @@ class PayoutAccountOut(ResponseModel):
 
 class PayoutCreate(RequestModel):
     amount: int | None = Field(
-        default=None, gt=0, description="Minor units; default: the whole available balance."
+        default=None,
+        gt=0,
+        description="Minor units; default: the whole available balance (instant: the largest "
+        "payout whose amount and fee fit in it, within the day's instant limit).",
+    )
+    method: Literal["standard", "instant"] = Field(
+        default="standard",
+        description="standard: the batch rail (days). instant: a real-time rail (seconds, any "
+        "day, any hour) for a fee the seller pays on top of the amount.",
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -53,6 +61,8 @@ class PayoutOut(ResponseModel):
     amount: int
     status: AsText
     origin: str
+    method: str = Field(description="standard | instant")
+    fee: int = Field(description="Instant: the fee (minor units), debited on top of amount.")
     account_number_masked: str = Field(validation_alias="masked_account_number")
     holder_name: str
     rail_reference: str | None

@@ -20,6 +20,7 @@ from api.schemas.common import (
     SellerId,
 )
 from contracts.holds import seller_holds_workflow_id
+from ledger_core.checks import MAX_AMOUNT
 from marketplace import RollingReserve
 
 
@@ -68,6 +69,11 @@ class SellerUpdate(RequestModel):
     hold_period: Duration | None = None
     rolling_reserve: RollingReserveIn | None = None
     metadata: Metadata | None = None
+    instant_daily_limit: Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)] | None = Field(
+        default=None,
+        description="The seller's own daily limit of instant payouts, minor units; null: the "
+        "platform's (PAYOUTS_INSTANT_DAILY_LIMIT).",
+    )
 
 
 class SellerOut(ResponseModel):
@@ -81,6 +87,9 @@ class SellerOut(ResponseModel):
     ledger_id: AsText
     ledger_account_id: AsText
     hold_workflow_id: str = Field(description="The seller's hold workflow in the Temporal UI.")
+    instant_daily_limit: int | None = Field(
+        description="The seller's own daily instant payout limit; null: the platform's."
+    )
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
@@ -113,7 +122,16 @@ class SellerBalancesOut(ResponseModel):
     on_hold: int = Field(description="Net of earnings still in their hold period.")
     in_reserve: int = Field(description="Rolling reserves held back from posted earnings.")
     in_dispute: int = Field(description="Open chargebacks.")
-    in_transit: int = Field(description="Payouts reserved and not yet paid.")
+    in_transit: int = Field(
+        description="Payouts reserved and not yet paid (an instant payout's fee included)."
+    )
+    instant_available: int = Field(
+        description="The largest instant payout now: its amount plus its fee fit in available, "
+        "and its amount in what is left of today's instant limit."
+    )
+    instant_limit_remaining: int = Field(
+        description="What is left of the seller's daily instant limit today (UTC), minor units."
+    )
     ledger_account_id: AsText
     lock_version: int
 
@@ -123,9 +141,12 @@ class SellerBalancesOut(ResponseModel):
         seller's."""
         views = data.views
         money = {"currency": data.currency, "currency_exponent": data.currency_exponent}
+        instant = context["instant"]
         return Attributes(
             data,
             pending=Attributes(views.pending, **money),
             posted=Attributes(views.posted, **money),
             available=Attributes(views.available, **money),
+            instant_available=instant.available,
+            instant_limit_remaining=instant.remaining_today,
         )

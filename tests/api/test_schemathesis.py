@@ -9,7 +9,7 @@ status code, a documented content type and a body that validates (errors are pro
 Two runs, with the same checks:
 
 - per operation: ``PAYOUTS_FUZZ_EXAMPLES`` examples each (default 15);
-- stateful: ``PAYOUTS_FUZZ_SCENARIOS`` scenarios (default 60) of up to ``PAYOUTS_FUZZ_STEPS``
+- stateful: ``PAYOUTS_FUZZ_SCENARIOS`` scenarios (default 100) of up to ``PAYOUTS_FUZZ_STEPS``
   calls (default 20) that follow the schema's OpenAPI links (``api.links``): create a ledger,
   then read it and create an account in it, create a seller, then read, change and book for it,
   ... so the item routes answer for ids that exist, not only 404. Only the declared links are
@@ -53,7 +53,7 @@ from tests.api.conftest import make_key
 from tests.temporal_env import TEST_REQUEST_TIMEOUT, new_task_queue, running_worker
 
 FUZZ_EXAMPLES = int(os.environ.get("PAYOUTS_FUZZ_EXAMPLES", "15"))
-FUZZ_SCENARIOS = int(os.environ.get("PAYOUTS_FUZZ_SCENARIOS", "60"))
+FUZZ_SCENARIOS = int(os.environ.get("PAYOUTS_FUZZ_SCENARIOS", "100"))
 FUZZ_STEPS = int(os.environ.get("PAYOUTS_FUZZ_STEPS", "20"))
 CHECKS = [
     not_a_server_error,

@@ -30,7 +30,7 @@ from payment_rail import (
     SimulatedBank,
 )
 from payment_rail.service import serve_in_thread
-from payment_rail.simulated import WebhookState, wait_for_status
+from payment_rail.simulated import AccountScenario, WebhookState, wait_for_status
 from tests.payment_rail.conftest import (
     WebhookReceiver,
     eventually,
@@ -162,7 +162,16 @@ def test_the_test_account_table() -> None:
         "000111111113": RailOutcome.FAILED,
         "000111111116": RailOutcome.RETURNED,
         "000222222227": RailOutcome.PAID_WITHOUT_WEBHOOK,
+        "000333333335": RailOutcome.PAID,  # standard only: takes no instant payments
+        "000333333338": RailOutcome.PAID,  # standard; instant payouts fail after submission
     }
+    instant = {n for n, s in TEST_ACCOUNTS.items() if not s.supports_instant}
+    assert instant == {"000333333335"}
+    assert TEST_ACCOUNTS["000333333338"].instant == AccountScenario(
+        RailOutcome.FAILED,
+        "instant_declined",
+        "The receiving bank declined the real-time payment.",
+    )
 
 
 @pytest.mark.parametrize("account", [ACCOUNT_PAID, "000555555555"])

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
+from ledger_core import NormalBalance
 from marketplace import Marketplace, Payouts
 from server.database import alembic_config, create_db_engine, to_sqlalchemy_url
 
@@ -47,7 +48,20 @@ def test_0008_upgrades_and_downgrades(fresh_url: str) -> None:
     try:
         payouts = Payouts(Marketplace())
         with db.begin() as conn:
-            payouts.marketplace.create_seller(conn, seller_id="s-old", name="Old", currency="USD")
+            # The seller as 0007 knew it, in SQL: the head's tables have columns added since.
+            m = payouts.marketplace
+            ledger_id = m.platform_ledger(conn, "USD").ledger_id
+            account = m.ledger.create_account(
+                conn, ledger_id=ledger_id, name="Seller s-old", normal_balance=NormalBalance.CREDIT
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO sellers (id, name, currency, hold_period_seconds, "
+                    "reserve_percent_bp, ledger_account_id, metadata, created_at, updated_at) "
+                    "VALUES ('s-old', 'Old', 'USD', 0, 0, :account, '{}', now(), now())"
+                ),
+                {"account": account.id},
+            )
             conn.execute(
                 text(
                     "INSERT INTO payout_accounts (seller_id, account_number, routing_number, "

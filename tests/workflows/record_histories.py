@@ -7,7 +7,10 @@ Each scenario runs the real workflows and activities on the time-skipping server
 every branch a running workflow may be in: updates with validators, timers, reserves,
 continue-as-new, dispute outcomes. The histories of the hold workflow's first shape
 (``seller_holds_in_memory_*``, which kept its holds in memory) were recorded by the code of that
-time and are kept as they are: they cannot be recorded again.
+time and are kept as they are: they cannot be recorded again. Neither can
+``payout_paid_before_instant_payouts`` (a standard payout, paid, on the dev server with the
+simulated bank, by the payout workflow as it was before instant payouts); ``payout_instant_paid``
+was recorded the same way by the workflow with instant payouts.
 """
 
 from __future__ import annotations
