@@ -1,0 +1,4 @@
+"""Wallet fixtures: the API app on the session's PostgreSQL and an admin client
+(``tests.api.conftest``); helpers in ``tests.wallets.helpers``."""
+
+from tests.api.conftest import admin_key, anon, app, client  # noqa: F401
