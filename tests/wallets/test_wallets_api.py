@@ -279,3 +279,27 @@ def test_a_spend_replayed_with_its_idempotency_key_is_spent_once(client: TestCli
         "insufficient_balance",
     )
     assert len(client.get(f"/v1/wallets/{wallet}/spends").json()["items"]) == 1
+
+
+def test_wallet_events_are_a_stream_of_their_own(client: TestClient) -> None:
+    alice, bob = new_wallet(client)["id"], new_wallet(client)["id"]
+    top_up(client, alice, 800, settled=True)
+    client.post(
+        "/v1/wallet_transfers", json={"from_wallet_id": alice, "to_wallet_id": bob, "amount": 300}
+    )
+    response = client.get("/v1/events", params={"wallet_id": alice})
+    assert response.status_code == 200, response.text
+    events = response.json()["items"]
+    assert [(e["type"], e["sequence"]) for e in events] == [
+        ("wallet.created", 1),
+        ("wallet.top_up.settled", 2),
+        ("wallet.transfer", 3),
+    ]
+    assert all(e["wallet_id"] == alice and e["seller_id"] is None for e in events)
+    sent = events[-1]["data"]
+    assert sent["direction"] == "out" and sent["object"]["amount"] == 300
+    assert sent["balances"] == {"currency": "USD", "pending": 500, "posted": 500, "available": 500}
+    received = client.get("/v1/events", params={"wallet_id": bob, "type": "wallet.transfer"})
+    (event,) = received.json()["items"]
+    assert event["data"]["direction"] == "in" and event["data"]["balances"]["available"] == 300
+    assert client.get(f"/v1/events/{event['id']}").json()["wallet_id"] == bob
