@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.helpers import drifted_accounts
 from tests.wallets.helpers import lots_remaining, new_wallet, spend, top_up, views
@@ -64,3 +64,22 @@ def test_racing_spends_never_overdraw(client: TestClient, engine: Engine) -> Non
     assert len(spends) * SPEND + sent == succeeded * SPEND
     with engine.connect() as conn:
         assert drifted_accounts(conn) == []
+
+
+def test_the_ledger_condition_refuses_what_the_lots_would_allow(
+    client: TestClient, engine: Engine
+) -> None:
+    """The balance condition is the backstop: lots that claim more than the ledger holds (a
+    writer that got around the wallet's lock) still cannot take the wallet below zero."""
+    wallet = new_wallet(client)["id"]
+    lot = top_up(client, wallet, 1_000, settled=True)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE wallet_lots SET amount = 5000, remaining = 5000 WHERE id = :id"),
+            {"id": lot["id"]},
+        )
+    refused = spend(client, wallet, 3_000)
+    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_balance"
+    assert views(client, wallet) == (1_000, 1_000, 1_000)
+    assert client.get(f"/v1/wallets/{wallet}/spends").json()["items"] == []
+    assert lots_remaining(engine, wallet) == 5_000  # the refused spend took nothing
