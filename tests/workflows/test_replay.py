@@ -28,6 +28,9 @@ def test_histories_cover_both_workflows_both_hold_shapes_and_continue_as_new() -
         "seller_holds_database_after_continue_as_new",
         "dispute_won",
         "dispute_lost_at_deadline",
+        # The wallet expiry workflow, before and after its continue-as-new.
+        "wallet_expiries_continue_as_new",
+        "wallet_expiries_after_continue_as_new",
     } <= names
     for shape in ("in_memory", "database"):
         path = HISTORIES[0].parent / f"seller_holds_{shape}_continue_as_new.json"
