@@ -157,3 +157,36 @@ async def sleeping_until_none(env: SkippingEnv, wallet: str) -> None:
 
 def _assert(condition: bool) -> None:
     assert condition
+
+
+async def test_a_top_up_that_settles_after_its_expiry_expires_at_once(
+    skipping_env: SkippingEnv,
+    engine: Engine,
+    marketplace: Marketplace,
+    uid: str,
+    task_queue: str,
+) -> None:
+    env, wallet = skipping_env, f"w-late-{uid}"
+    with engine.begin() as conn:
+        marketplace.create_wallet(conn, wallet_id=wallet, owner=uid, name="Late", currency="USD")
+    async with running_worker(env.client, engine, task_queue=task_queue):
+        now = await env.get_current_time()
+        with engine.begin() as conn:
+            pending = marketplace.top_up(
+                conn, wallet, amount=400, expires_at=now + timedelta(days=1), now=now
+            )
+        # Pending money is not expired (nor does it wake the workflow).
+        await env.sleep(timedelta(days=2))
+        await asyncio.sleep(0.5)
+        assert balance(engine, marketplace, wallet) == (400, 0, 0)
+        assert await get_wallet_expiry_state(env.client, wallet) is None
+        with engine.begin() as conn:
+            settled = marketplace.settle_top_up(conn, wallet, pending.id)
+        assert settled.status == "settled"
+
+        def expired() -> None:
+            assert balance(engine, marketplace, wallet) == (0, 0, 0)
+            assert lot(engine, marketplace, wallet, pending.id).status == "expired"
+            assert breakage(engine, wallet) == 400
+
+        await eventually(expired)
