@@ -19,6 +19,7 @@ from activities.payouts import (
     PayoutActivities,
 )
 from activities.sellers import DEFAULT_RELEASE_WINDOW, SellerActivities
+from activities.wallets import WalletActivities
 from activities.webhooks import WebhookActivities
 from marketplace import InstantTerms, Marketplace
 from observability.metrics import MeteredLedgerService
@@ -71,4 +72,5 @@ def build_activities(
         payout_runs.decide_payout_run,
         *payouts.all(),
         *WebhookActivities(engine).all(),
+        WalletActivities(engine, marketplace).expire_wallet_lots,
     ]

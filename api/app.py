@@ -33,6 +33,7 @@ from api.routers import (
     reconciliation,
     refunds,
     sellers,
+    wallets,
     webhooks,
 )
 from api.routing import HARD_MAX_BODY_SIZE, Admission
@@ -65,7 +66,7 @@ and the double-entry ledger underneath (following Modern Treasury's Ledgers API)
   `metadata` takes any keys.
 * Lists page with `per_page` and `after_cursor` (the previous page's `next_cursor`).
 * Platform keys (admin, operator) see everything; a seller key sees its own seller only (another
-  seller's resources are 404) and changes nothing.
+  seller's resources are 404) and changes nothing; a wallet key likewise reads its own wallet only.
 * Durations are ISO 8601 (`P7D`, `PT5S`, `P1DT12H`); instants are ISO 8601 with an offset.
 """
 
@@ -138,6 +139,8 @@ def create_app(
         ledger_transactions,
         ledger_entries,
         webhooks,
+        wallets,
     ):
         app.include_router(module.router)
+    app.include_router(wallets.transfers)
     return app

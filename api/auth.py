@@ -7,7 +7,7 @@ record on the request, where the ``CurrentPrincipal`` dependency and ``require_r
 
 Roles: ``admin`` may do everything; ``operator`` everything on the ledger endpoints (later issues
 narrow some actions); ``seller`` keys are scoped to a seller id and, until sellers get routes of
-their own, may only read.
+their own, may only read; ``wallet`` keys likewise are scoped to one wallet and only read it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class ApiKeyRole(enum.StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     SELLER = "seller"
+    WALLET = "wallet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,8 @@ class ApiKeyRecord:
     key_prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    wallet_id: str | None = None
+    """The wallet a wallet key reads (None for every other role)."""
 
 
 def hash_api_key(key: str) -> str:
@@ -77,11 +80,18 @@ def _record(row: Row[Any]) -> ApiKeyRecord:
         key_prefix=row.key_prefix,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        wallet_id=row.wallet_id,
     )
 
 
 def _insert_key(
-    conn: Connection, *, key: str, role: ApiKeyRole, seller_id: str | None, name: str
+    conn: Connection,
+    *,
+    key: str,
+    role: ApiKeyRole,
+    seller_id: str | None,
+    name: str,
+    wallet_id: str | None = None,
 ) -> ApiKeyRecord:
     row = conn.execute(
         api_keys.insert()
@@ -90,6 +100,7 @@ def _insert_key(
             name=name,
             role=str(role),
             seller_id=seller_id,
+            wallet_id=wallet_id,
             key_prefix=key[:DISPLAY_PREFIX_LENGTH],
             key_hash=hash_api_key(key),
             created_at=datetime.now(UTC),
@@ -100,24 +111,37 @@ def _insert_key(
 
 
 def create_api_key(
-    conn: Connection, *, role: ApiKeyRole | str, seller_id: str | None = None, name: str
+    conn: Connection,
+    *,
+    role: ApiKeyRole | str,
+    seller_id: str | None = None,
+    name: str,
+    wallet_id: str | None = None,
 ) -> tuple[str, ApiKeyRecord]:
     """Create a key in the caller's transaction; returns its plaintext (shown once) and record.
 
-    A seller key needs ``seller_id``; admin and operator keys must not have one.
+    A seller key needs ``seller_id`` and a wallet key ``wallet_id``; no other key has either.
     """
     try:
         key_role = ApiKeyRole(role)
     except ValueError:
-        raise ValueError(f"role must be one of admin, operator, seller; got {role!r}") from None
+        raise ValueError(
+            f"role must be one of admin, operator, seller, wallet; got {role!r}"
+        ) from None
     if not name.strip():
         raise ValueError("an API key needs a name")
     if key_role is ApiKeyRole.SELLER and not (seller_id and seller_id.strip()):
         raise ValueError("a seller key needs a seller id")
     if key_role is not ApiKeyRole.SELLER and seller_id is not None:
         raise ValueError(f"an {key_role} key is not scoped to a seller; omit the seller id")
+    if key_role is ApiKeyRole.WALLET and not (wallet_id and wallet_id.strip()):
+        raise ValueError("a wallet key needs a wallet id")
+    if key_role is not ApiKeyRole.WALLET and wallet_id is not None:
+        raise ValueError(f"{key_role} keys are not scoped to a wallet; omit the wallet id")
     key = generate_api_key()
-    return key, _insert_key(conn, key=key, role=key_role, seller_id=seller_id, name=name)
+    return key, _insert_key(
+        conn, key=key, role=key_role, seller_id=seller_id, wallet_id=wallet_id, name=name
+    )
 
 
 def revoke_api_key(conn: Connection, key_id: uuid.UUID) -> ApiKeyRecord:

@@ -46,6 +46,18 @@ def _earning(target: str, description: str) -> Link:
     )
 
 
+def _wallet(target: str, description: str) -> Link:
+    return Link(target, description, {"path.wallet_id": _ID})
+
+
+def _of_wallet(target: str, description: str, item: str) -> Link:
+    return Link(
+        target,
+        description,
+        {"path.wallet_id": "$response.body#/wallet_id", f"path.{item}": _ID},
+    )
+
+
 # (source operation, status) -> link name -> link.
 LINKS: Mapping[tuple[str, int], Mapping[str, Link]] = {
     ("POST /v1/ledgers", 201): {
@@ -151,6 +163,51 @@ LINKS: Mapping[tuple[str, int], Mapping[str, Link]] = {
             "GET /v1/sellers/{seller_id}/payout_account",
             "The account stored (masked).",
             {"path.seller_id": "$response.body#/seller_id"},
+        ),
+    },
+    ("POST /v1/wallets", 201): {
+        "GetWallet": _wallet("GET /v1/wallets/{wallet_id}", "The wallet created."),
+        "GetWalletBalances": _wallet("GET /v1/wallets/{wallet_id}/balances", "Its balances."),
+        "CreateTopUp": _wallet("POST /v1/wallets/{wallet_id}/top_ups", "Add money."),
+        "ListTopUps": _wallet("GET /v1/wallets/{wallet_id}/top_ups", "Its money, by lot."),
+        "CreateSpend": _wallet("POST /v1/wallets/{wallet_id}/spends", "Spend from it."),
+        "ListSpends": _wallet("GET /v1/wallets/{wallet_id}/spends", "Its spends."),
+    },
+    ("POST /v1/wallets/{wallet_id}/top_ups", 201): {
+        "GetTopUp": _of_wallet(
+            "GET /v1/wallets/{wallet_id}/top_ups/{top_up_id}", "The top-up.", "top_up_id"
+        ),
+        "SettleTopUp": _of_wallet(
+            "POST /v1/wallets/{wallet_id}/top_ups/{top_up_id}/settle",
+            "Its funding arrived.",
+            "top_up_id",
+        ),
+        "FailTopUp": _of_wallet(
+            "POST /v1/wallets/{wallet_id}/top_ups/{top_up_id}/fail",
+            "Its funding failed.",
+            "top_up_id",
+        ),
+        "ChangeExpiry": _of_wallet(
+            "POST /v1/wallets/{wallet_id}/top_ups/{top_up_id}/expiry",
+            "Extend or cancel its expiry.",
+            "top_up_id",
+        ),
+    },
+    ("POST /v1/wallets/{wallet_id}/spends", 201): {
+        "GetSpend": _of_wallet(
+            "GET /v1/wallets/{wallet_id}/spends/{spend_id}", "The spend.", "spend_id"
+        ),
+        "RefundSpend": _of_wallet(
+            "POST /v1/wallets/{wallet_id}/spends/{spend_id}/refunds",
+            "Refund (part of) it.",
+            "spend_id",
+        ),
+    },
+    ("POST /v1/wallet_transfers", 201): {
+        "GetWalletTransfer": Link(
+            "GET /v1/wallet_transfers/{transfer_id}",
+            "The transfer.",
+            {"path.transfer_id": _ID},
         ),
     },
     ("POST /v1/webhook_endpoints", 201): {

@@ -80,6 +80,15 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "webhook_delivery_not_found": 404,
     "event_not_found": 404,
     "invalid_delivery_state": 409,
+    # Wallets (marketplace.wallets): insufficient_balance and currency_mismatch are the ledger's.
+    "wallet_not_found": 404,
+    "top_up_not_found": 404,
+    "spend_not_found": 404,
+    "wallet_transfer_not_found": 404,
+    "wallet_exists": 409,
+    "top_up_not_pending": 409,
+    "invalid_top_up_state": 409,
+    "refund_exceeds_spend": 422,
 }
 
 DOMAIN_ERROR_STATUS: Mapping[str, int] = {**LEDGER_ERROR_STATUS, **MARKETPLACE_ERROR_STATUS}

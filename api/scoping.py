@@ -5,6 +5,10 @@ code and message), so a seller key cannot probe which sellers, orders or dispute
 Writes on sellers, earnings, holds and disputes are for platform keys (``PlatformAccess``); a
 seller key gets a 403 before anything is looked up.
 
+Wallets work the same way: a wallet key reads its own wallet only (``WalletReadAccess``,
+``check_wallet_visible``: another wallet is the 404 of an unknown one) and writes nothing; it has
+no access to the sellers' routes, nor a seller key to the wallets'.
+
 ``MarketplaceDep`` is the app's ``marketplace.Marketplace`` (on the app's ``LedgerService``).
 """
 
@@ -16,12 +20,13 @@ from fastapi import Depends, Request
 
 from api.auth import ApiKeyRecord, ApiKeyRole, require_roles
 from api.problems import Problem
-from marketplace import Marketplace, Payouts, seller_not_found
+from marketplace import Marketplace, Payouts, seller_not_found, wallet_not_found
 
 PlatformAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR))
 # Configuration that decides where the platform's data goes (webhook endpoints): admin keys only.
 AdminAccess = Depends(require_roles(ApiKeyRole.ADMIN))
 AnyRole = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER))
+WalletReadAccess = Depends(require_roles(ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.WALLET))
 
 
 def is_seller_key(principal: ApiKeyRecord) -> bool:
@@ -48,6 +53,17 @@ def visible_seller(principal: ApiKeyRecord, seller_id: str | None) -> str | None
     if seller_id is not None and seller_id != principal.seller_id:
         raise Problem(404, "seller_not_found", f"seller {seller_id!r} not found")
     return principal.seller_id
+
+
+def is_wallet_key(principal: ApiKeyRecord) -> bool:
+    return principal.role is ApiKeyRole.WALLET
+
+
+def check_wallet_visible(principal: ApiKeyRecord, wallet_id: str) -> None:
+    """A wallet key asking for another wallet (or what it owns): the same 404 as an unknown
+    wallet."""
+    if is_wallet_key(principal) and principal.wallet_id != wallet_id:
+        raise wallet_not_found(wallet_id)
 
 
 async def get_marketplace(request: Request) -> Marketplace:

@@ -1,6 +1,6 @@
 """The marketplace domain on top of ledger_core: platform ledgers per currency, sellers, earnings
 with hold periods and rolling reserves, disputes, payouts, refunds, scheduled payout runs, bank
-statement reconciliation, and the events and webhooks that tell subscribers of each change.
+statement reconciliation, wallets, and the events and webhooks that tell subscribers of each change.
 
 Synchronous SQLAlchemy Core; the caller owns the database transaction and the domain code never
 commits. One module per kind of money movement:
@@ -12,7 +12,9 @@ commits. One module per kind of money movement:
 ``booking``              set-based booking of earnings (``Marketplace.booking``)
 ``holds``                the hold clock and the settlement of due holds (``Marketplace.holds``)
 ``disputes``             ``Disputes``: chargebacks
-``service``              ``Marketplace``: sellers, earnings and disputes on one core
+``wallets``              ``Wallets``: stored value: top-ups (lots with an optional expiry),
+                         spends, refunds, transfers between wallets, expiries
+``service``              ``Marketplace``: sellers, earnings, disputes and wallets on one core
 ``payouts``              ``Payouts``: payout accounts and the payout life cycle
 ``refunds``              ``Refunds``: refunds of an order's earning
 ``payout_runs``          what a scheduled payout run decided
@@ -54,11 +56,13 @@ from marketplace.errors import (
     RefundNotFound,
     SellerExists,
     SellerNotFound,
+    WalletNotFound,
     dispute_not_found,
     earning_not_found,
     event_not_found,
     payout_not_found,
     seller_not_found,
+    wallet_not_found,
 )
 from marketplace.events import Events
 from marketplace.holds import HoldClock, SettledBatch, reserve_external_id
@@ -84,6 +88,12 @@ from marketplace.types import (
     RollingReserve,
     Seller,
     SellerBalances,
+    Wallet,
+    WalletBalances,
+    WalletLot,
+    WalletRefund,
+    WalletSpend,
+    WalletTransfer,
 )
 from marketplace.webhooks import Webhooks
 
@@ -137,6 +147,13 @@ __all__ = [
     "SellerNotFound",
     "SettledBatch",
     "Unchanged",
+    "Wallet",
+    "WalletBalances",
+    "WalletLot",
+    "WalletNotFound",
+    "WalletRefund",
+    "WalletSpend",
+    "WalletTransfer",
     "Webhooks",
     "dispute_external_id",
     "dispute_not_found",
@@ -147,4 +164,5 @@ __all__ = [
     "reserve_external_id",
     "seller_external_id",
     "seller_not_found",
+    "wallet_not_found",
 ]

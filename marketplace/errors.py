@@ -1,5 +1,5 @@
 """Every marketplace error (sellers, earnings, disputes, payouts, refunds, events and webhooks,
-reconciliation). Each subclasses the ledger error of the same kind (so a handler that maps
+reconciliation, wallets). Each subclasses the ledger error of the same kind (so a handler that maps
 ``NotFound`` to 404 or ``IdempotencyConflict`` to 409 covers them) and has its own stable
 ``code``. ``*_not_found(id)`` words a not-found error the one way the domain and the API both
 answer it."""
@@ -179,6 +179,49 @@ class StatementNotFound(NotFound):
     code = "statement_not_found"
 
 
+# -------------------------------------------------------------------- wallets
+
+
+class WalletNotFound(NotFound):
+    code = "wallet_not_found"
+
+
+class WalletExists(IdempotencyConflict):
+    """A wallet with this id exists with another owner, name, currency or metadata."""
+
+    code = "wallet_exists"
+
+
+class TopUpNotFound(NotFound):
+    code = "top_up_not_found"
+
+
+class TopUpNotPending(InvalidStateTransition):
+    """Settling a failed top-up, or failing a settled one."""
+
+    code = "top_up_not_pending"
+
+
+class InvalidTopUpState(InvalidStateTransition):
+    """The top-up's expiry cannot change any more: it failed, or it expired."""
+
+    code = "invalid_top_up_state"
+
+
+class SpendNotFound(NotFound):
+    code = "spend_not_found"
+
+
+class RefundExceedsSpend(ValidationFailed):
+    """More than what is left of the spend (amount - refunded so far)."""
+
+    code = "refund_exceeds_spend"
+
+
+class WalletTransferNotFound(NotFound):
+    code = "wallet_transfer_not_found"
+
+
 # -------------------------------------------------------------------- not found, worded once
 
 
@@ -200,3 +243,21 @@ def payout_not_found(payout_id: str) -> PayoutNotFound:
 
 def event_not_found(event_id: str) -> EventNotFound:
     return EventNotFound(f"event {event_id!r} not found", resource="event")
+
+
+def wallet_not_found(wallet_id: str) -> WalletNotFound:
+    return WalletNotFound(f"wallet {wallet_id!r} not found", resource="wallet")
+
+
+def top_up_not_found(top_up_id: str) -> TopUpNotFound:
+    return TopUpNotFound(f"top-up {top_up_id!r} not found", resource="top_up")
+
+
+def spend_not_found(spend_id: str) -> SpendNotFound:
+    return SpendNotFound(f"spend {spend_id!r} not found", resource="spend")
+
+
+def wallet_transfer_not_found(transfer_id: str) -> WalletTransferNotFound:
+    return WalletTransferNotFound(
+        f"wallet transfer {transfer_id!r} not found", resource="wallet_transfer"
+    )

@@ -58,10 +58,27 @@ class EventType(enum.StrEnum):
     PAYOUT_RETURNED = "payout.returned"
     PAYOUT_CANCELLED = "payout.cancelled"
     BALANCE_AVAILABLE_CHANGED = "balance.available_changed"
+    WALLET_CREATED = "wallet.created"
+    WALLET_TOP_UP_PENDING = "wallet.top_up.pending"
+    WALLET_TOP_UP_SETTLED = "wallet.top_up.settled"
+    WALLET_TOP_UP_FAILED = "wallet.top_up.failed"
+    WALLET_TOP_UP_EXPIRY_CHANGED = "wallet.top_up.expiry_changed"
+    WALLET_SPENT = "wallet.spent"
+    WALLET_SPEND_REFUNDED = "wallet.spend.refunded"
+    WALLET_TRANSFER = "wallet.transfer"
+    WALLET_EXPIRED = "wallet.expired"
 
 
 EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 ALL_EVENTS = "*"
+# A wallet's events are a stream of their own: ``wallet/<wallet id>`` ('/' is never in a seller
+# id), in the column that names a seller's stream.
+WALLET_STREAM_PREFIX = "wallet/"
+
+
+def wallet_stream(wallet_id: str) -> str:
+    """The event stream of a wallet."""
+    return WALLET_STREAM_PREFIX + wallet_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +93,23 @@ class Event:
     position: int
     """Global order (the list cursor)."""
 
+    @property
+    def wallet_id(self) -> str | None:
+        """The wallet whose event this is (None: a seller's)."""
+        if self.seller_id.startswith(WALLET_STREAM_PREFIX):
+            return self.seller_id.removeprefix(WALLET_STREAM_PREFIX)
+        return None
+
     def payload(self) -> dict[str, Any]:
-        """What a subscriber receives (and ``GET /v1/events`` returns)."""
+        """What a subscriber receives (and ``GET /v1/events`` returns). A wallet's event names
+        its wallet (``wallet_id``) instead of a seller."""
+        wallet_id = self.wallet_id
+        owner = {"seller_id": self.seller_id} if wallet_id is None else {"wallet_id": wallet_id}
         return {
             "id": self.id,
             "object": "event",
             "type": self.type,
-            "seller_id": self.seller_id,
+            **owner,
             "sequence": self.sequence,
             "created_at": iso(self.created_at),
             "data": self.data,

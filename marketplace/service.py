@@ -19,13 +19,15 @@ from __future__ import annotations
 from marketplace.disputes import Disputes
 from marketplace.earnings import Earnings
 from marketplace.sellers import Sellers
+from marketplace.wallets import Wallets
 
 
-class Marketplace(Sellers, Earnings, Disputes):
+class Marketplace(Sellers, Earnings, Disputes, Wallets):
     """The marketplace's operations: sellers (``marketplace.sellers``), earnings
-    (``marketplace.earnings``, with ``booking`` and ``holds``) and disputes
-    (``marketplace.disputes``), on one shared core (``MarketCore``: the ledger service, the
-    platform ledgers and the seller's lock). One instance per process."""
+    (``marketplace.earnings``, with ``booking`` and ``holds``), disputes
+    (``marketplace.disputes``) and wallets (``marketplace.wallets``), on one shared core
+    (``MarketCore``: the ledger service, the platform ledgers and the seller's lock). One
+    instance per process."""
 
 
 class OnMarketplace:

@@ -1,7 +1,8 @@
 """SQLAlchemy Core tables of the marketplace, mirroring the Alembic migrations
 (``server/migrations`` owns the schema: these tables build queries and create nothing):
 sellers and earnings (0003), payouts, refunds, payout runs and reconciliation (0004), events and
-webhooks (0005). One ``MetaData``, with the ledger's naming convention (``ledger_core.schema``)."""
+webhooks (0005), wallets (0010). One ``MetaData``, with the ledger's naming convention
+(``ledger_core.schema``)."""
 
 from __future__ import annotations
 
@@ -280,4 +281,93 @@ webhook_delivery_attempts = Table(
     Column("response_status", Integer),
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
+)
+
+# ------------------------------------------------------------------------------ wallets (0010)
+
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("id", Text, primary_key=True, comment="chosen by the platform, or wal_<uuid7>"),
+    Column("owner", Text, nullable=False, comment="who the wallet belongs to (the user's id)"),
+    Column("name", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal wallet account"),
+    Column("metadata", JSONB, nullable=False),
+    Column("expiry_timer_at", DateTime(timezone=True), comment="when expiries are looked at next"),
+    Column("expiry_wake_requested_at", DateTime(timezone=True), comment="earliest wake asked"),
+    Column("expiry_wake_requested_on", DateTime(timezone=True), comment="when it was asked"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+wallet_lots = Table(
+    "wallet_lots",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("wallet_id", Text, nullable=False),
+    Column("kind", Text, nullable=False, comment="top_up | transfer"),
+    Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
+    Column("remaining", BigInteger, nullable=False, comment="not yet spent, sent or expired"),
+    Column("expired_amount", BigInteger, nullable=False, comment="taken to breakage so far"),
+    Column("expiry_count", Integer, nullable=False, comment="expiries of this lot so far"),
+    Column("status", Text, nullable=False, comment="pending | settled | failed | expired"),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("transfer_id", Text),
+    Column("metadata", JSONB, nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+    Column("failed_at", DateTime(timezone=True)),
+    Column("expired_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+wallet_spends = Table(
+    "wallet_spends",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("wallet_id", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
+    Column("refunded_amount", BigInteger, nullable=False, comment="refunded so far"),
+    Column("description", Text, nullable=False),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+wallet_spend_lots = Table(
+    "wallet_spend_lots",
+    metadata,
+    Column("spend_id", Text, primary_key=True),
+    Column("lot_id", Text, primary_key=True),
+    Column("amount", BigInteger, nullable=False, comment="taken from the lot"),
+    Column("refunded", BigInteger, nullable=False, comment="given back to it so far"),
+)
+
+wallet_refunds = Table(
+    "wallet_refunds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("spend_id", Text, nullable=False),
+    Column("wallet_id", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+wallet_transfers = Table(
+    "wallet_transfers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("from_wallet_id", Text, nullable=False),
+    Column("to_wallet_id", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False, comment="minor units, > 0"),
+    Column("description", Text, nullable=False),
+    Column("ledger_transaction_id", Uuid, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -316,3 +316,169 @@ class Refund:
     earning_status: str
     """The earning's status after the refund (on_hold, cancelled, posted, refunded)."""
     earning_refunded_amount: int
+
+
+# ---------------------------------------------------------------------------------- wallets
+
+
+class WalletSystemAccount(enum.StrEnum):
+    """The platform's accounts for wallets, in the platform ledger of each currency (created on
+    first use, next to ``PlatformAccount``'s):
+
+    * ``wallet_funding`` (debit): money owed to the platform by card networks and banks for
+      wallet top-ups; a top-up debits it (pending until its funding settles).
+    * ``wallet_spends`` (credit): what wallets spent in the app (owed to the merchants or earned
+      by the platform); a refund of a spend debits it back.
+    * ``wallet_breakage`` (credit): stored value that expired unspent.
+    """
+
+    FUNDING = "wallet_funding"
+    SPENDS = "wallet_spends"
+    BREAKAGE = "wallet_breakage"
+
+    @property
+    def normal_balance(self) -> NormalBalance:
+        return NormalBalance.DEBIT if self is WalletSystemAccount.FUNDING else NormalBalance.CREDIT
+
+    @property
+    def external_id(self) -> str:
+        return f"platform:{self.value}"
+
+
+class LotStatus(enum.StrEnum):
+    PENDING = "pending"  # a top-up whose funding has not settled: pending credit, not spendable
+    SETTLED = "settled"  # posted: what remains of it is available
+    FAILED = "failed"  # the funding failed: the pending credit is archived
+    EXPIRED = "expired"  # its expiry passed: what remained went to breakage
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    id: str
+    owner: str
+    name: str
+    currency: str
+    currency_exponent: int
+    ledger_id: uuid.UUID
+    ledger_account_id: uuid.UUID
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WalletBalances:
+    """The wallet account's three views (DESIGN.md): pending includes top-ups whose funding has
+    not settled; posted and available do not (a wallet has no pending debits, so they are equal
+    unless a spend is ever made pending). ``expiring`` is what remains of settled lots that carry
+    an expiry; ``next_expiry_at`` the earliest of them."""
+
+    wallet_id: str
+    currency: str
+    currency_exponent: int
+    ledger_account_id: uuid.UUID
+    lock_version: int
+    totals: RunningTotals
+    expiring: int
+    next_expiry_at: datetime | None
+
+    @property
+    def views(self) -> Balances:
+        return self.totals.balances(NormalBalance.CREDIT)
+
+    @property
+    def pending(self) -> int:
+        return self.views.pending.amount
+
+    @property
+    def posted(self) -> int:
+        return self.views.posted.amount
+
+    @property
+    def available(self) -> int:
+        return self.views.available.amount
+
+
+@dataclass(frozen=True, slots=True)
+class WalletLot:
+    """Money that came into a wallet: a top-up (``kind`` top_up) or a transfer in (``kind``
+    transfer, one lot per expiry date of the money moved)."""
+
+    id: str
+    wallet_id: str
+    kind: str
+    amount: int
+    remaining: int
+    """What is left to spend (of a settled lot; a pending one's whole amount once it settles)."""
+    expired_amount: int
+    status: LotStatus
+    expires_at: datetime | None
+    ledger_transaction_id: uuid.UUID
+    transfer_id: str | None
+    metadata: dict[str, Any]
+    settled_at: datetime | None
+    failed_at: datetime | None
+    expired_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SpentLot:
+    lot_id: str
+    amount: int
+    refunded: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WalletSpend:
+    id: str
+    wallet_id: str
+    amount: int
+    refunded_amount: int
+    description: str
+    ledger_transaction_id: uuid.UUID
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    lots: tuple[SpentLot, ...]
+    """The lots it took from, in the order it took them (soonest expiry first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalletRefund:
+    id: str
+    spend_id: str
+    wallet_id: str
+    amount: int
+    ledger_transaction_id: uuid.UUID
+    metadata: dict[str, Any]
+    created_at: datetime
+    spend_refunded_amount: int
+    """The spend's refunded amount after this refund."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalletTransfer:
+    id: str
+    from_wallet_id: str
+    to_wallet_id: str
+    currency: str
+    amount: int
+    description: str
+    ledger_transaction_id: uuid.UUID
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryTurn:
+    """A turn of a wallet's expiry workflow: what it expired, and when to look next."""
+
+    expired_lots: int
+    expired_amount: int
+    more: bool
+    """More was due than one batch: run again at once."""
+    timer_at: datetime | None
+    """The earliest expiry still ahead (None: nothing in the wallet expires)."""

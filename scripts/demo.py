@@ -2,10 +2,12 @@
 the Temporal UI has something to show at once.
 
 It creates four sellers with different hold periods (seconds, a minute, days; one with a rolling
-reserve), a dozen earnings, a chargeback, and an operator's early release; then prints the
-sellers' balances and where to find each workflow in the Temporal UI. With ``--watch`` (the
-default) it waits for the shortest holds to end and shows the balances move, then pays the bakery
-with an instant payout (seconds, for a fee) and prints its status.
+reserve), a dozen earnings, a chargeback, and an operator's early release; then two wallets, a
+card top-up (pending, then settled), a gift card that expires in 20 seconds, a spend (the gift
+card's money goes first), a partial refund and a transfer; then prints the balances and where to
+find each workflow in the Temporal UI. With ``--watch`` (the default) it waits for the shortest
+holds to end and for the gift card's expiry, shows the balances move, then pays the bakery with an
+instant payout (seconds, for a fee) and prints its status.
 
 Every run uses ids of its own (``demo-<time>-...``), so it can run any number of times.
 
@@ -26,7 +28,7 @@ import secrets
 import sys
 import time
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -64,9 +66,19 @@ class Api:
             base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         )
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.http.post(path, json=body)
-        return self._json(response)
+    def post(
+        self, path: str, body: dict[str, Any] | None = None, *, wait_for: str | None = None
+    ) -> dict[str, Any]:
+        """POST; ``wait_for``: a problem code that may pass in a moment (retried for up to 10 s)."""
+        deadline = time.monotonic() + 10
+        while True:
+            response = self.http.post(path, json=body)
+            retry = wait_for is not None and response.status_code >= 400
+            if not retry or response.json().get("code") != wait_for:
+                return self._json(response)
+            if time.monotonic() > deadline:
+                return self._json(response)
+            time.sleep(0.2)
 
     def get(self, path: str) -> dict[str, Any]:
         return self._json(self.http.get(path))
@@ -117,6 +129,55 @@ def instant_payout(api: Api, seller: str) -> None:
         time.sleep(0.5)
         payout = api.get(f"/v1/payouts/{payout['id']}")
     print(f'  status: {payout["status"]} (search PayoutMethod="instant" in the Temporal UI)')
+
+
+def show_wallets(api: Api, wallets: list[str]) -> None:
+    print(f"  {'wallet':<34} {'pending':>10} {'posted':>10} {'available':>10}  expiring")
+    for wallet in wallets:
+        b = api.get(f"/v1/wallets/{wallet}/balances")
+        print(
+            f"  {wallet:<34} {dollars(b['pending']['amount']):>10} "
+            f"{dollars(b['posted']['amount']):>10} {dollars(b['available']['amount']):>10}  "
+            f"{dollars(b['expiring'])}"
+        )
+
+
+def wallets_demo(api: Api, run: str) -> tuple[str, str]:
+    """Two wallets and their money: top-ups (one pending until settled, one that expires),
+    a spend, a partial refund and a transfer. Returns the wallets' ids."""
+    alice, bob = f"{run}-alice", f"{run}-bob"
+    for wallet, owner in ((alice, "Alice"), (bob, "Bob")):
+        api.post(
+            "/v1/wallets",
+            {"id": wallet, "owner": f"user-{owner.lower()}", "name": owner, "currency": "USD"},
+        )
+    card = api.post(f"/v1/wallets/{alice}/top_ups", {"amount": 5_000})
+    print(f"\n  wallet {alice}: card top-up {dollars(card['amount'])} is {card['status']}")
+    settled = api.post(f"/v1/wallets/{alice}/top_ups/{card['id']}/settle")
+    print(f"  the card payment settled: top-up {settled['status']}")
+    expires = (datetime.now(UTC) + timedelta(seconds=20)).isoformat()
+    gift = api.post(
+        f"/v1/wallets/{alice}/top_ups",
+        {
+            "amount": 2_000,
+            "settled": True,
+            "expires_at": expires,
+            "metadata": {"kind": "gift card"},
+        },
+    )
+    print(f"  gift card {dollars(gift['amount'])}, expires at {gift['expires_at'][:19]}Z")
+    spent = api.post(
+        f"/v1/wallets/{alice}/spends", {"amount": 1_500, "description": "Bakery, order 7"}
+    )
+    used = ", ".join(f"{dollars(s['amount'])} of {s['lot_id']}" for s in spent["lots"])
+    print(f"  spend {dollars(spent['amount'])}: used {used} (the expiring money first)")
+    refund = api.post(f"/v1/wallets/{alice}/spends/{spent['id']}/refunds", {"amount": 500})
+    print(f"  refund {dollars(refund['amount'])} of it, back to the gift card")
+    sent = api.post(
+        "/v1/wallet_transfers", {"from_wallet_id": alice, "to_wallet_id": bob, "amount": 700}
+    )
+    print(f"  transfer {dollars(sent['amount'])} to {bob} (gift card money, with its expiry)")
+    return alice, bob
 
 
 def main() -> int:
@@ -186,8 +247,13 @@ def main() -> int:
             f"{name}, on hold until {earning['hold_until'][:19]}Z"
         )
 
-    # An operator releases one of the ceramics holds early.
-    released = api.post(f"/v1/sellers/{ids['ceramics']}/holds/{booked[7]['order_id']}/release")
+    # An operator releases one of the ceramics holds early. The seller's hold workflow is started
+    # by the worker's dispatcher just after the booking commits: on a busy machine the release
+    # may come first, and is asked again in a moment.
+    released = api.post(
+        f"/v1/sellers/{ids['ceramics']}/holds/{booked[7]['order_id']}/release",
+        wait_for="hold_not_found",
+    )
     print(f"\n  operator released the hold of {released['order_id']} early: {released['status']}")
 
     # A chargeback on the released order: available drops at once, posted does not.
@@ -209,6 +275,10 @@ def main() -> int:
     print("\nBalances now:")
     show_balances(api, list(ids.values()))
 
+    wallets = wallets_demo(api, run)
+    print("\nWallet balances now:")
+    show_wallets(api, list(wallets))
+
     if args.watch:
         print(f"\nWaiting for the bakery's {sellers['bakery']['hold_period']} holds to end...")
         deadline = time.monotonic() + 60
@@ -217,6 +287,13 @@ def main() -> int:
                 break
             time.sleep(1)
         show_balances(api, [ids["bakery"]])
+        print("\nWaiting for the gift card's expiry (what is left of it goes to breakage)...")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(api.get(f"/v1/wallets/{w}/balances")["expiring"] == 0 for w in wallets):
+                break
+            time.sleep(1)
+        show_wallets(api, list(wallets))
         print("\nAn instant payout to the bakery:")
         instant_payout(api, ids["bakery"])
 
@@ -229,6 +306,7 @@ def main() -> int:
             f"{ui}/workflows/seller-holds%2F{ids[name]}"
         )
     print(f"  the chargeback    {ui}/workflows/dispute%2F{run}-chargeback")
+    print(f"  the gift card     {ui}/workflows/wallet-expiries%2F{wallets[0]}")
     shown = key if created else "$PAYOUTS_ADMIN_API_KEY"
     print(
         "\nResolve the chargeback (won: the $30.00 is available again):\n"

@@ -172,6 +172,9 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     if args.role == "seller" and not args.seller:
         print("error: --seller is required for a seller key", file=sys.stderr)
         return 2
+    if args.role == "wallet" and not args.wallet_id:
+        print("error: --wallet-id is required for a wallet key", file=sys.stderr)
+        return 2
     with database(settings, migrate_embedded=True) as url:
         engine = create_db_engine(url, pool_size=1)
         try:
@@ -180,6 +183,7 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
                     conn,
                     role=args.role,
                     seller_id=args.seller,
+                    wallet_id=args.wallet_id,
                     name=args.name or f"{args.role} key (payouts api-keys create)",
                 )
         finally:
@@ -241,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     api_keys = commands.add_parser("api-keys", help="manage API keys")
     api_keys_commands = api_keys.add_subparsers(dest="api_keys_command", required=True)
     create = api_keys_commands.add_parser("create", help="create a key and print it once")
-    create.add_argument("--role", required=True, choices=["admin", "operator", "seller"])
+    create.add_argument("--role", required=True, choices=["admin", "operator", "seller", "wallet"])
     create.add_argument("--seller", help="seller id (required for --role seller)")
+    create.add_argument("--wallet-id", help="wallet id (required for --role wallet)")
     create.add_argument("--name", help="a label to recognise the key by")
     create.set_defaults(handler=cmd_api_keys_create)
 

@@ -15,6 +15,10 @@ Channels (each a ``Channel``: what to do on a burst of notifications, and a swee
   went unanswered, or whose timer passed without the workflow looking, for ``grace``: a lost
   notification (no dispatcher, Temporal down, PostgreSQL restarted) delays a release by at most
   a sweep, never strands it.
+* ``wallet_expiries`` (``marketplace.wallets``): ``'<wallet>'`` when a write makes a lot of the
+  wallet expire before its expiry workflow would look; sends the workflow ``wake``
+  (signal-with-start). The sweep wakes every wallet whose wake request went unanswered, or whose
+  timer passed without a turn, for ``grace``, as for holds.
 
 Notifications arrive when, and only if, their transaction committed. The dispatcher LISTENs on a
 connection of its own; a burst is batched (``BATCH_WINDOW``) and deduplicated. Only the dispatcher
@@ -42,9 +46,11 @@ from contracts.common import TASK_QUEUE
 from contracts.webhooks import WebhookRetry
 from marketplace import Marketplace
 from marketplace.holds import NOTIFY_CHANNEL as HOLDS_CHANNEL
+from marketplace.wallets import NOTIFY_CHANNEL as WALLETS_CHANNEL
 from marketplace.webhooks import NOTIFY_CHANNEL as WEBHOOK_CHANNEL
 from marketplace.webhooks import Webhooks
 from temporal_calls.holds import wake_seller_holds
+from temporal_calls.wallets import wake_wallet_expiries
 from temporal_calls.webhooks import wake_delivery_stream
 
 log = logging.getLogger(__name__)
@@ -188,6 +194,56 @@ class HoldChannel:
             log.info("hold sweep wakes %d sellers' hold workflows", len(sellers))
             self.swept += len(sellers)
             await self.wake(set(sellers))
+
+
+class WalletExpiryChannel:
+    name = WALLETS_CHANNEL
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: Client,
+        *,
+        task_queue: str = TASK_QUEUE,
+        sweep_seconds: float = 10.0,
+        grace: timedelta | None = None,
+        marketplace: Marketplace | None = None,
+        sweep_prefix: str | None = "",
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.task_queue = task_queue
+        self.sweep_seconds = sweep_seconds
+        # A request younger than this may have its signal in flight: leave it to the signal.
+        self.grace = grace if grace is not None else timedelta(seconds=sweep_seconds)
+        self.marketplace = marketplace or Marketplace()
+        # None: no sweep; a prefix: only wallets whose id starts with it (tests).
+        self.sweep_prefix = sweep_prefix
+        self.woken = 0
+        self.swept = 0
+
+    async def wake(self, payloads: set[str]) -> None:
+        wallets = sorted(p for p in payloads if p)
+        self.woken += await wake_all(
+            wallets,
+            lambda w: wake_wallet_expiries(self.client, w, task_queue=self.task_queue),
+            "expiry workflow of wallet",
+        )
+
+    async def sweep(self, *, first: bool) -> None:
+        prefix = self.sweep_prefix
+        if prefix is None:
+            return
+
+        def due() -> list[str]:
+            with self.engine.connect() as conn:
+                return self.marketplace.wallets_to_wake(conn, grace=self.grace, prefix=prefix)
+
+        wallets = await asyncio.to_thread(due)
+        if wallets:
+            log.info("wallet sweep wakes %d wallets' expiry workflows", len(wallets))
+            self.swept += len(wallets)
+            await self.wake(set(wallets))
 
 
 class Dispatcher:

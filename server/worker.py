@@ -22,7 +22,7 @@ from activities.registry import build_activities
 from contracts.common import TASK_QUEUE
 from contracts.webhooks import WebhookRetry
 from payment_rail import PaymentRail, open_payment_rail
-from server.dispatcher import Dispatcher, HoldChannel, WebhookChannel
+from server.dispatcher import Dispatcher, HoldChannel, WalletExpiryChannel, WebhookChannel
 from server.settings import get_settings
 from server.worker_observability import ActivityObservabilityInterceptor
 from workflows.registry import WORKFLOW_RUNNER, WORKFLOWS
@@ -88,9 +88,9 @@ def build_worker(
 
 
 def build_dispatcher(client: Client, engine: Engine, *, task_queue: str = TASK_QUEUE) -> Dispatcher:
-    """The dispatcher that wakes webhook delivery workflows and sellers' hold workflows
-    (server.dispatcher), with the retry and sweep settings (``PAYOUTS_WEBHOOK_*``,
-    ``PAYOUTS_HOLD_SWEEP_SECONDS``)."""
+    """The dispatcher that wakes webhook delivery workflows, sellers' hold workflows and wallets'
+    expiry workflows (server.dispatcher), with the retry and sweep settings
+    (``PAYOUTS_WEBHOOK_*``, ``PAYOUTS_HOLD_SWEEP_SECONDS``, which wallet expiries share)."""
     settings = get_settings()
     return Dispatcher(
         engine,
@@ -107,6 +107,12 @@ def build_dispatcher(client: Client, engine: Engine, *, task_queue: str = TASK_Q
                 sweep_seconds=settings.payouts_webhook_sweep_seconds,
             ),
             HoldChannel(
+                engine,
+                client,
+                task_queue=task_queue,
+                sweep_seconds=settings.payouts_hold_sweep_seconds,
+            ),
+            WalletExpiryChannel(
                 engine,
                 client,
                 task_queue=task_queue,

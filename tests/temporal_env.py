@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from server.dispatcher import Dispatcher, HoldChannel
+from server.dispatcher import Dispatcher, HoldChannel, WalletExpiryChannel
 from server.temporal_server import SEARCH_ATTRIBUTES
 from server.worker import build_worker
 
@@ -120,15 +120,23 @@ async def running_worker(
 async def waking_holds(
     client: Client, engine: Engine, *, task_queue: str, sweep: str | None = None
 ) -> AsyncIterator[Dispatcher]:
-    """The worker's dispatcher of hold wakes (``server.dispatcher.HoldChannel``) for the
-    block, active once it listens. Its sweep (every second) is off unless ``sweep`` names the
-    sellers to sweep (a prefix of their ids): the test database holds every other test's
-    sellers too. Another test's dispatcher alive at the same time may wake (and start) a
-    seller's workflow on its own queue: the workflow's code and database are the same."""
+    """The worker's dispatcher of hold wakes (``server.dispatcher.HoldChannel``) and of wallet
+    expiry wakes (``WalletExpiryChannel``) for the block, active once it listens. Its sweeps
+    (every second) are off unless ``sweep`` names the sellers (and wallets) to sweep (a prefix of
+    their ids): the test database holds every other test's sellers too. Another test's
+    dispatcher alive at the same time may wake (and start) a seller's workflow on its own queue:
+    the workflow's code and database are the same."""
     stop = asyncio.Event()
     dispatcher = Dispatcher(
         engine,
-        [HoldChannel(engine, client, task_queue=task_queue, sweep_seconds=1.0, sweep_prefix=sweep)],
+        [
+            HoldChannel(
+                engine, client, task_queue=task_queue, sweep_seconds=1.0, sweep_prefix=sweep
+            ),
+            WalletExpiryChannel(
+                engine, client, task_queue=task_queue, sweep_seconds=1.0, sweep_prefix=sweep
+            ),
+        ],
         # Active next to the dispatchers of other tests' queues (the platform has one).
         lock_scope=task_queue,
     )

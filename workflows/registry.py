@@ -12,6 +12,7 @@ from workflows.payout_runs import PayoutRunWorkflow
 from workflows.payouts import PayoutWorkflow
 from workflows.refunds import RefundWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
+from workflows.wallet_expiries import WalletExpiryWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow
 
 # Every workflow class the worker registers (filled as workflows land).
@@ -22,6 +23,7 @@ WORKFLOWS: list[type[Any]] = [
     RefundWorkflow,
     PayoutRunWorkflow,
     WebhookDeliveryWorkflow,
+    WalletExpiryWorkflow,
 ]
 
 # The sandbox re-imports workflow code for every run. ``contracts`` (plain dataclasses,

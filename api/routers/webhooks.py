@@ -28,9 +28,16 @@ from api.schemas.webhooks import (
     WebhookEndpointCreated,
     WebhookEndpointOut,
 )
-from api.scoping import AdminAccess, AnyRole, PlatformAccess, check_visible, visible_seller
-from marketplace.errors import event_not_found
-from marketplace.events import Events
+from api.scoping import (
+    AdminAccess,
+    AnyRole,
+    PlatformAccess,
+    check_visible,
+    is_seller_key,
+    visible_seller,
+)
+from marketplace.errors import event_not_found, wallet_not_found
+from marketplace.events import Events, wallet_stream
 from marketplace.webhooks import Webhooks
 
 router = APIRouter(tags=["webhooks"], route_class=ApiRoute)
@@ -92,12 +99,20 @@ def list_events(
     principal: CurrentPrincipal,
     response: Response,
     seller_id: str | None = None,
+    wallet_id: str | None = None,
     type: Annotated[list[EventTypeName] | None, Query(max_length=20)] = None,
     per_page: PerPage = 25,
     after_cursor: AfterCursor = None,
 ) -> ListResponse[EventOut]:
     """Events oldest first. Keep the last ``next_cursor`` (or build on the last page's) to read
-    new events as they happen; ``type`` may repeat. A seller key sees its own seller's only."""
+    new events as they happen; ``type`` may repeat; ``seller_id`` or ``wallet_id`` keeps one
+    seller's or wallet's. A seller key sees its own seller's only."""
+    if wallet_id is not None:
+        if seller_id is not None:
+            raise Problem(422, "validation_failed", "Filter by seller_id or wallet_id, not both.")
+        if is_seller_key(principal):  # a seller key sees no wallet
+            raise wallet_not_found(wallet_id)
+        seller_id = wallet_stream(wallet_id)
     seller_id = visible_seller(principal, seller_id)
     after = decode_key_cursor("events", after_cursor)
     if after is not None and not after.isdigit():

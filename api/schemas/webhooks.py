@@ -25,6 +25,15 @@ EventTypeName = Literal[
     "payout.returned",
     "payout.cancelled",
     "balance.available_changed",
+    "wallet.created",
+    "wallet.top_up.pending",
+    "wallet.top_up.settled",
+    "wallet.top_up.failed",
+    "wallet.top_up.expiry_changed",
+    "wallet.spent",
+    "wallet.spend.refunded",
+    "wallet.transfer",
+    "wallet.expired",
 ]
 assert set(get_args(EventTypeName)) == set(EVENT_TYPES)
 
@@ -67,10 +76,23 @@ class EventOut(ResponseModel):
     id: str
     object: Literal["event"] = "event"
     type: str
-    seller_id: str
-    sequence: int = Field(description="1, 2, 3 ... per seller, in the order the changes happened.")
+    seller_id: str | None = Field(description="The seller whose event this is (null: a wallet's).")
+    wallet_id: str | None = Field(
+        default=None, description="The wallet whose event this is (null: a seller's)."
+    )
+    sequence: int = Field(
+        description="1, 2, 3 ... per seller (or wallet), in the order the changes happened."
+    )
     created_at: datetime
     data: dict[str, Any]
+
+    @classmethod
+    def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
+        """A wallet's event is in the stream ``wallet/<id>``: shown by its wallet."""
+        wallet_id = data.wallet_id
+        return Attributes(
+            data, wallet_id=wallet_id, seller_id=data.seller_id if wallet_id is None else None
+        )
 
 
 class DeliveryAttemptOut(ResponseModel):

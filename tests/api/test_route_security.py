@@ -17,16 +17,20 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.auth import ApiKeyRole
+from api.auth import ApiKeyRole, create_api_key
 from api.problems import PROBLEM_JSON
 from api.routing import MAX_BODY_SIZE
+from marketplace import Marketplace
 from tests.api.conftest import client_for, make_key
 from tests.schedules.conftest import new_seller
 
 ADMIN, OPERATOR, SELLER = ApiKeyRole.ADMIN, ApiKeyRole.OPERATOR, ApiKeyRole.SELLER
+WALLET = ApiKeyRole.WALLET
 PLATFORM = frozenset({ADMIN, OPERATOR})
 ANY_ROLE = frozenset({ADMIN, OPERATOR, SELLER})
 ADMIN_ONLY = frozenset({ADMIN})
+# Wallet routes: a wallet key reads its own wallet; a seller key has no access.
+WALLET_READ = frozenset({ADMIN, OPERATOR, WALLET})
 
 # Routes without an API key. The rail's webhook authenticates by its signature instead.
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
@@ -97,6 +101,22 @@ POLICY: dict[tuple[str, str], frozenset[ApiKeyRole]] = {
     ("GET", "/v1/webhook_deliveries"): PLATFORM,
     ("GET", "/v1/webhook_deliveries/{delivery_id}"): PLATFORM,
     ("POST", "/v1/webhook_deliveries/{delivery_id}/resend"): PLATFORM,
+    ("POST", "/v1/wallets"): PLATFORM,
+    ("GET", "/v1/wallets"): WALLET_READ,
+    ("GET", "/v1/wallets/{wallet_id}"): WALLET_READ,
+    ("GET", "/v1/wallets/{wallet_id}/balances"): WALLET_READ,
+    ("POST", "/v1/wallets/{wallet_id}/top_ups"): PLATFORM,
+    ("GET", "/v1/wallets/{wallet_id}/top_ups"): WALLET_READ,
+    ("GET", "/v1/wallets/{wallet_id}/top_ups/{top_up_id}"): WALLET_READ,
+    ("POST", "/v1/wallets/{wallet_id}/top_ups/{top_up_id}/settle"): PLATFORM,
+    ("POST", "/v1/wallets/{wallet_id}/top_ups/{top_up_id}/fail"): PLATFORM,
+    ("POST", "/v1/wallets/{wallet_id}/top_ups/{top_up_id}/expiry"): PLATFORM,
+    ("POST", "/v1/wallets/{wallet_id}/spends"): PLATFORM,
+    ("GET", "/v1/wallets/{wallet_id}/spends"): WALLET_READ,
+    ("GET", "/v1/wallets/{wallet_id}/spends/{spend_id}"): WALLET_READ,
+    ("POST", "/v1/wallets/{wallet_id}/spends/{spend_id}/refunds"): PLATFORM,
+    ("POST", "/v1/wallet_transfers"): PLATFORM,
+    ("GET", "/v1/wallet_transfers/{transfer_id}"): WALLET_READ,
 }
 
 PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -115,8 +135,9 @@ def app_routes(app: FastAPI) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def fill(path: str, seller_id: str = "nobody") -> str:
-    return PARAM.sub(lambda m: seller_id if m.group(1) == "seller_id" else "nothing-here", path)
+def fill(path: str, seller_id: str = "nobody", wallet_id: str = "nobody") -> str:
+    own = {"seller_id": seller_id, "wallet_id": wallet_id}
+    return PARAM.sub(lambda m: own.get(m.group(1), "nothing-here"), path)
 
 
 def send(client: TestClient, method: str, path: str) -> Any:
@@ -198,6 +219,44 @@ def test_a_seller_key_writes_nothing_and_reads_only_its_own(
     assert disputes.status_code in {200, 404}, disputes.text
     if disputes.status_code == 200:
         assert all(d["seller_id"] == own for d in disputes.json()["items"])
+
+
+@pytest.fixture(scope="module")
+def wallets(engine: Engine) -> tuple[str, str]:
+    """Two wallets: the key's own and another one."""
+    made = []
+    with engine.begin() as conn:
+        for _ in range(2):
+            wallet, _created = Marketplace().create_wallet(
+                conn, owner=f"u-{uuid.uuid4().hex[:8]}", name="Wallet", currency="USD"
+            )
+            made.append(wallet.id)
+    return made[0], made[1]
+
+
+def test_a_wallet_key_writes_nothing_and_reads_only_its_own(
+    app: FastAPI, engine: Engine, wallets: tuple[str, str]
+) -> None:
+    own, other = wallets
+    with engine.begin() as conn:
+        key, _ = create_api_key(conn, role=WALLET, wallet_id=own, name="test wallet key")
+    with client_for(app, key) as wallet_client:
+        for (method, path), roles in POLICY.items():
+            if WALLET not in roles:
+                # Writes (even on its own wallet) and every seller or ledger route: 403.
+                for wallet_id in (own, other):
+                    response = send(wallet_client, method, fill(path, wallet_id=wallet_id))
+                    assert_problem(response, 403, "forbidden")
+            elif "{wallet_id}" in path:
+                # Another wallet's resources are unknown to it, worded as for an unknown one.
+                response = send(wallet_client, method, fill(path, wallet_id=other))
+                assert_problem(response, 404)
+                assert response.json()["code"] == "wallet_not_found", (path, response.text)
+                assert response.json()["detail"] == f"wallet {other!r} not found"
+        assert wallet_client.get(f"/v1/wallets/{own}").status_code == 200
+        assert wallet_client.get(f"/v1/wallets/{own}/balances").json()["wallet_id"] == own
+        listed = wallet_client.get("/v1/wallets", params={"per_page": 100}).json()
+        assert [w["id"] for w in listed["items"]] == [own]
 
 
 INJECTIONS = ["' OR 1=1 --", "1; DROP TABLE sellers; --", "%00", "a\x00b", "\u0000", "ä' --"]

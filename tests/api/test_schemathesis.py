@@ -14,7 +14,8 @@ Two runs, with the same checks:
   then read it and create an account in it, create a seller, then read, change and book for it,
   ... so the item routes answer for ids that exist, not only 404. Only the declared links are
   followed (Schemathesis' own link inference is off), with valid input only, and the run must
-  have reached existing resources (``MUST_REACH``).
+  have reached existing resources (``MUST_REACH``). The wallets' routes have a stateful run of
+  their own (``test_wallets_conform_statefully``, ``WALLETS_MUST_REACH``).
 
 Both are derandomized so a run is reproducible. Raise them locally for a deeper search, e.g.
 ``PAYOUTS_FUZZ_EXAMPLES=200 PAYOUTS_FUZZ_SCENARIOS=300 .venv/bin/pytest
@@ -142,6 +143,11 @@ stateful_schema = schemathesis.openapi.from_asgi(
     config=SchemathesisConfig.from_dict({"phases": {"stateful": STATEFUL_CONFIG}}),
 )
 
+# The wallets run on their own (``test_wallets_conform_statefully``): in one state machine their
+# links would take the fixed budget of scenarios from the sellers' chains.
+marketplace_schema = stateful_schema.exclude(tag="wallets")
+wallets_schema = stateful_schema.include(tag="wallets")
+
 # Operations that answer 200 only for a resource that exists: the stateful run must have reached
 # each (through a link; a random id is a 404), or its links lead nowhere.
 MUST_REACH = (
@@ -182,6 +188,7 @@ CLIENT_IDS = {
     "POST /v1/ledger_accounts": ("external_id",),
     "POST /v1/ledger_transactions": ("external_id",),
     "POST /v1/ledger_transactions/{ledger_transaction_id}/reversal": ("external_id",),
+    "POST /v1/wallets": ("id",),
 }
 
 
@@ -206,7 +213,7 @@ def test_api_conforms_to_its_schema_statefully(fuzzed_app: FastAPI, fuzz_admin_k
     sellers: set[str] = set()
     earnings_of_sellers = 0
 
-    class Scenario(stateful_schema.as_state_machine()):
+    class Scenario(marketplace_schema.as_state_machine()):
         def before_call(self, case: schemathesis.Case) -> None:
             make_ids_unique(case)
 
@@ -254,3 +261,59 @@ def test_api_conforms_to_its_schema_statefully(fuzzed_app: FastAPI, fuzz_admin_k
     unreached = [label for label in MUST_REACH if not answered[label, 200]]
     assert unreached == [], f"no 200 for existing ids; answered: {sorted(answered.items())}"
     assert earnings_of_sellers > 0, "no earnings list of a seller the run created"
+
+
+# Wallet item routes the wallets' stateful run must have answered 200 (through a link).
+WALLETS_MUST_REACH = (
+    "GET /v1/wallets/{wallet_id}",
+    "GET /v1/wallets/{wallet_id}/balances",
+    "GET /v1/wallets/{wallet_id}/top_ups/{top_up_id}",
+)
+
+
+def test_wallets_conform_statefully(fuzzed_app: FastAPI, fuzz_admin_key: str) -> None:
+    """The wallet routes on their own: create a wallet, then top it up, spend, settle, refund,
+    change an expiry, following ``api.links``."""
+    headers = {"Authorization": f"Bearer {fuzz_admin_key}"}
+    answered: Counter[tuple[str, int]] = Counter()
+
+    class WalletScenario(wallets_schema.as_state_machine()):
+        def before_call(self, case: schemathesis.Case) -> None:
+            make_ids_unique(case)
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"app": fuzzed_app, "headers": headers}
+
+        def after_call(self, response: Response, case: schemathesis.Case) -> None:
+            super().after_call(response, case)
+            answered[case.operation.label, response.status_code] += 1
+
+        def validate_response(
+            self,
+            response: Response,
+            case: schemathesis.Case,
+            additional_checks: Any = None,
+            **kwargs: Any,
+        ) -> None:
+            case.validate_response(
+                response,
+                checks=CHECKS,
+                additional_checks=additional_checks,
+                headers=headers,
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    WalletScenario.run(
+        settings=settings(
+            max_examples=max(FUZZ_SCENARIOS // 3, 10),
+            stateful_step_count=FUZZ_STEPS,
+            phases=[Phase.generate],
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    unreached = [label for label in WALLETS_MUST_REACH if not answered[label, 200]]
+    assert unreached == [], f"no 200 for existing ids; answered: {sorted(answered.items())}"

@@ -2,6 +2,7 @@
 
 Run once after an intended, compatible change to the workflows' behaviour, and commit the JSON
 files:  TEST_DATABASE_URL=postgresql://... python -m tests.workflows.record_histories
+(``--only wallets``: the wallet expiry workflow's histories alone).
 
 Each scenario runs the real workflows and activities on the time-skipping server and exercises
 every branch a running workflow may be in: updates with validators, timers, reserves,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -30,12 +32,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts.disputes import dispute_workflow_id
 from contracts.holds import seller_holds_workflow_id
+from contracts.wallets import wallet_expiries_workflow_id
 from marketplace import Marketplace, RollingReserve
 from server.database import create_db_engine, migrate
 from server.temporal_server import SEARCH_ATTRIBUTES
 from temporal_calls import disputes as dispute_calls
 from temporal_calls import holds as hold_calls
 from temporal_calls.errors import WorkflowRequestError
+from temporal_calls.wallets import start_wallet_expiries
 from tests.temporal_env import new_task_queue, running_worker, start_time_skipping_server
 from tests.workflows.conftest import book, create_seller
 
@@ -46,6 +50,62 @@ async def _save(handle: WorkflowHandle[Any, Any], name: str) -> None:
     history = await handle.fetch_history()
     (HISTORIES / f"{name}.json").write_text(history.to_json())
     print("recorded", name, len(history.events), "events")
+
+
+async def record_wallet_expiries(
+    env: WorkflowEnvironment, engine: Any, marketplace: Marketplace, queue: str
+) -> None:
+    """The wallet expiry workflow: started, woken by top-ups that expire and by a refund into
+    expired money, expiring lots over days, then a continue-as-new."""
+    client = env.client
+    wallet = f"replay-{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        marketplace.create_wallet(conn, wallet_id=wallet, owner="replay", name="W", currency="USD")
+    handle = await start_wallet_expiries(client, wallet, history_limit=40, task_queue=queue)
+    first_run = handle.result_run_id
+    now = await env.get_current_time()
+    with engine.begin() as conn:
+        lots = [
+            marketplace.top_up(
+                conn,
+                wallet,
+                amount=100 * n,
+                settled=True,
+                expires_at=now + timedelta(hours=6 * n),
+                now=now,
+            )
+            for n in range(1, 7)
+        ]
+        spent = marketplace.spend(conn, wallet, amount=250, description="replay", now=now)
+    await asyncio.sleep(1.5)  # the dispatcher's wake, the first turn
+    await env.sleep(timedelta(hours=13))
+    with engine.begin() as conn:  # back into an expired lot: due at once
+        marketplace.refund_spend(conn, wallet, spent.id, now=now)
+    await asyncio.sleep(1.5)
+    with engine.begin() as conn:
+        marketplace.set_expiry(conn, wallet, lots[-1].id, None, now=now)
+    await env.sleep(timedelta(days=2))
+    with engine.begin() as conn:
+        for n in range(1, 12):
+            later = await env.get_current_time()
+            marketplace.top_up(
+                conn,
+                wallet,
+                amount=10,
+                settled=True,
+                expires_at=later + timedelta(hours=n),
+                now=later,
+            )
+    await env.sleep(timedelta(hours=12))
+    await asyncio.sleep(1)
+    await _save(
+        client.get_workflow_handle(handle.id, run_id=first_run),
+        "wallet_expiries_continue_as_new",
+    )
+    await _save(
+        client.get_workflow_handle(wallet_expiries_workflow_id(wallet)),
+        "wallet_expiries_after_continue_as_new",
+    )
 
 
 async def main() -> None:
@@ -65,6 +125,14 @@ async def main() -> None:
     )
     uid = uuid.uuid4().hex[:8]
     queue = new_task_queue("record")
+    if sys.argv[1:] == ["--only", "wallets"]:
+        try:
+            async with running_worker(client, engine, task_queue=queue):
+                await record_wallet_expiries(env, engine, marketplace, queue)
+        finally:
+            await env.shutdown()
+            engine.dispose()
+        return
     seller = f"replay-{uid}"
     create_seller(
         engine,
@@ -152,6 +220,7 @@ async def main() -> None:
                 client.get_workflow_handle(dispute_workflow_id(f"{uid}-late")),
                 "dispute_lost_at_deadline",
             )
+            await record_wallet_expiries(env, engine, marketplace, queue)
     finally:
         await env.shutdown()
         engine.dispose()

@@ -32,6 +32,9 @@ def test_histories_cover_both_workflows_both_hold_shapes_and_continue_as_new() -
         # PayoutMethod patch), and an instant payout by today's.
         "payout_paid_before_instant_payouts",
         "payout_instant_paid",
+        # The wallet expiry workflow, before and after its continue-as-new.
+        "wallet_expiries_continue_as_new",
+        "wallet_expiries_after_continue_as_new",
     } <= names
     for shape in ("in_memory", "database"):
         path = HISTORIES[0].parent / f"seller_holds_{shape}_continue_as_new.json"
