@@ -5,14 +5,17 @@ session's own, in a temporary folder (Unix socket only, so no port is taken).
 
 Temporal (helpers in tests/temporal_env.py; each server starts on first use, on a free port):
 ``temporal_env`` is the dev server with the custom search attributes, ``temporal_client`` its
-client, ``time_skipping_env`` the time-skipping test server, ``task_queue`` a fresh queue name per
-test. Async tests and fixtures need no marker (asyncio_mode=auto, one session event loop).
+client, ``time_skipping_env`` the time-skipping test server (``skipping_env``: for one test, with
+the platform's search attributes, its workflows terminated after it), ``task_queue`` a fresh
+queue name per test. Async tests and fixtures need no marker (asyncio_mode=auto, one session
+event loop).
 
 Domain: ``marketplace`` the domain service, ``uid`` a fresh suffix per test for the ids it creates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -22,13 +25,23 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from ledger_core import LedgerService
 from marketplace import Marketplace
 from server.database import EmbeddedPostgres, create_db_engine, migrate
-from tests.temporal_env import new_task_queue, start_dev_server, start_time_skipping_server
+from server.temporal_server import SEARCH_ATTRIBUTES
+from tests.temporal_env import (
+    RecordStarts,
+    SkippingEnv,
+    new_task_queue,
+    start_dev_server,
+    start_time_skipping_server,
+)
 
 # Holds of a few seconds post within half a second of their end in tests (a worker built in a
 # test reads its release window from the settings; the platform's default is 5 s).
@@ -100,6 +113,40 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def registered_time_skipping_env(
+    time_skipping_env: WorkflowEnvironment,
+) -> WorkflowEnvironment:
+    """The time-skipping test server with the platform's search attributes (the Java test server
+    accepts only registered ones, starts with none, and cannot list them: registered once per
+    session, here)."""
+    await time_skipping_env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=time_skipping_env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    return time_skipping_env
+
+
+@pytest.fixture
+async def skipping_env(
+    registered_time_skipping_env: WorkflowEnvironment,
+) -> AsyncIterator[SkippingEnv]:
+    env = registered_time_skipping_env
+    recorder = RecordStarts()
+    config = env.client.config()
+    config["interceptors"] = [recorder]
+    client = Client(**config)
+    yield SkippingEnv(env, client)
+    for workflow_id in dict.fromkeys(recorder.workflow_ids):
+        with contextlib.suppress(RPCError):  # already closed, or never started
+            await client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
 @pytest.fixture

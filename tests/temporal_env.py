@@ -4,6 +4,8 @@
   with the platform's custom search attributes registered. Real time.
 - ``start_time_skipping_server()``: the Java test server; timers are skipped whenever a test
   awaits a workflow result, so a 7-day hold finishes in milliseconds.
+- ``SkippingEnv``: the time-skipping server as one test sees it (``skipping_env``), with
+  ``RecordStarts``, the client interceptor that remembers the workflows it starts.
 - ``running_worker(...)``: the platform's worker (``server.worker.build_worker``) on a task
   queue of the test's own, for the duration of an ``async with``.
 
@@ -19,12 +21,20 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    StartWorkflowUpdateWithStartInput,
+    WorkflowHandle,
+    WorkflowUpdateHandle,
+)
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -147,3 +157,45 @@ async def waking_holds(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+class RecordStarts(Interceptor):
+    """Remembers the id of every workflow a client starts."""
+
+    def __init__(self) -> None:
+        self.workflow_ids: list[str] = []
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _RecordingOutbound(next, self.workflow_ids)
+
+
+class _RecordingOutbound(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, ids: list[str]) -> None:
+        super().__init__(next)
+        self._ids = ids
+
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        self._ids.append(input.id)
+        return await super().start_workflow(input)
+
+    async def start_update_with_start_workflow(
+        self, input: StartWorkflowUpdateWithStartInput
+    ) -> WorkflowUpdateHandle[Any]:
+        self._ids.append(input.start_workflow_input.id)
+        return await super().start_update_with_start_workflow(input)
+
+
+class SkippingEnv:
+    """The time-skipping server for one test: ``client`` records the workflows the test starts,
+    and they are terminated after it. The server's clock is shared and stops skipping while any
+    workflow has work no worker takes, so a test must not leave running workflows behind."""
+
+    def __init__(self, env: WorkflowEnvironment, client: Client) -> None:
+        self.env = env
+        self.client = client
+
+    async def sleep(self, duration: timedelta) -> None:
+        await self.env.sleep(duration)
+
+    async def get_current_time(self) -> datetime:
+        return await self.env.get_current_time()

@@ -14,8 +14,7 @@ from contracts.wallets import WalletExpiryInput
 from marketplace import Marketplace
 from temporal_calls.wallets import get_wallet_expiry_state, start_wallet_expiries
 from tests.helpers import eventually
-from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv
+from tests.temporal_env import SkippingEnv, running_worker
 
 LOTS = 30
 

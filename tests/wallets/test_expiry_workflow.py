@@ -16,8 +16,7 @@ from contracts.wallets import wallet_expiries_workflow_id
 from marketplace import Marketplace, WalletLot
 from temporal_calls.wallets import get_wallet_expiry_state
 from tests.helpers import eventually, ledger_transaction_count
-from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv
+from tests.temporal_env import SkippingEnv, running_worker
 
 
 def balance(engine: Engine, marketplace: Marketplace, wallet: str) -> tuple[int, int, int]:

@@ -11,8 +11,7 @@ from sqlalchemy import Engine
 from marketplace import Marketplace
 from temporal_calls.wallets import get_wallet_expiry_state
 from tests.helpers import eventually
-from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv
+from tests.temporal_env import SkippingEnv, running_worker
 
 
 async def test_the_sweep_wakes_a_wallet_whose_notification_was_lost(

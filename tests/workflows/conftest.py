@@ -1,109 +1,18 @@
-"""Helpers of the workflow tests: the time-skipping server for one test, sellers in the real
-database, earnings booked as the API books them, and balances. (Polling for what a worker does
-asynchronously: ``tests.helpers.eventually``.)"""
+"""Helpers of the workflow tests: sellers in the real database, earnings booked as the API books
+them, and balances. (The time-skipping server for one test: ``skipping_env``, tests/conftest.py;
+polling for what a worker does asynchronously: ``tests.helpers.eventually``.)"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import pytest
 from sqlalchemy import Engine
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import (
-    Client,
-    Interceptor,
-    OutboundInterceptor,
-    StartWorkflowInput,
-    StartWorkflowUpdateWithStartInput,
-    WorkflowHandle,
-    WorkflowUpdateHandle,
-)
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
 
 from marketplace import Earning, Marketplace, RollingReserve, SellerBalances
-from server.temporal_server import SEARCH_ATTRIBUTES
+from tests.temporal_env import SkippingEnv
 
 T = TypeVar("T")
-
-
-class _RecordStarts(Interceptor):
-    """Remembers the id of every workflow a client starts."""
-
-    def __init__(self) -> None:
-        self.workflow_ids: list[str] = []
-
-    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
-        return _RecordingOutbound(next, self.workflow_ids)
-
-
-class _RecordingOutbound(OutboundInterceptor):
-    def __init__(self, next: OutboundInterceptor, ids: list[str]) -> None:
-        super().__init__(next)
-        self._ids = ids
-
-    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
-        self._ids.append(input.id)
-        return await super().start_workflow(input)
-
-    async def start_update_with_start_workflow(
-        self, input: StartWorkflowUpdateWithStartInput
-    ) -> WorkflowUpdateHandle[Any]:
-        self._ids.append(input.start_workflow_input.id)
-        return await super().start_update_with_start_workflow(input)
-
-
-class SkippingEnv:
-    """The time-skipping server for one test: ``client`` records the workflows the test starts,
-    and they are terminated after it. The server's clock is shared and stops skipping while any
-    workflow has work no worker takes, so a test must not leave running workflows behind."""
-
-    def __init__(self, env: WorkflowEnvironment, client: Client) -> None:
-        self.env = env
-        self.client = client
-
-    async def sleep(self, duration: timedelta) -> None:
-        await self.env.sleep(duration)
-
-    async def get_current_time(self) -> datetime:
-        return await self.env.get_current_time()
-
-
-@pytest.fixture(scope="session")
-async def registered_time_skipping_env(
-    time_skipping_env: WorkflowEnvironment,
-) -> WorkflowEnvironment:
-    """The time-skipping test server with the platform's search attributes (the Java test server
-    accepts only registered ones, and starts with none)."""
-    await time_skipping_env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=time_skipping_env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
-    return time_skipping_env
-
-
-@pytest.fixture
-async def skipping_env(
-    registered_time_skipping_env: WorkflowEnvironment,
-) -> AsyncIterator[SkippingEnv]:
-    env = registered_time_skipping_env
-    recorder = _RecordStarts()
-    config = env.client.config()
-    config["interceptors"] = [recorder]
-    client = Client(**config)
-    yield SkippingEnv(env, client)
-    for workflow_id in dict.fromkeys(recorder.workflow_ids):
-        with contextlib.suppress(RPCError):  # already closed, or never started
-            await client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
 def create_seller(

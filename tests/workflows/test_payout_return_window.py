@@ -28,7 +28,7 @@ from tests.payouts.conftest import (
     seller_with_available,
     webhooks,
 )
-from tests.workflows.conftest import SkippingEnv
+from tests.temporal_env import SkippingEnv
 
 __all__ = ["bank", "payout_env", "payouts", "webhooks"]
 

@@ -18,8 +18,8 @@ from marketplace import EarningStatus, Marketplace, RollingReserve
 from temporal_calls import holds
 from temporal_calls.errors import WorkflowRequestError
 from tests.helpers import eventually, ledger_transaction_count
-from tests.temporal_env import running_worker
-from tests.workflows.conftest import SkippingEnv, balances, book_now, create_seller, views
+from tests.temporal_env import SkippingEnv, running_worker
+from tests.workflows.conftest import balances, book_now, create_seller, views
 
 
 def open_holds(engine: Engine, marketplace: Marketplace, seller: str) -> list[tuple[str, str]]:
