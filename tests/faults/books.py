@@ -5,7 +5,8 @@ balances are what the accepted requests imply.
 ``Accepted`` is the test's own record of what the API accepted (a 2xx). The expected balances are
 computed from it alone, with the booking rules of ``marketplace.booking`` (an earning credits the
 seller ``amount - fee``: pending while on hold, posted after) and ``marketplace.payouts`` (a payout
-debits the seller its amount: pending while in flight, posted once paid).
+debits the seller its amount, and an instant one its fee too: pending while in flight, posted once
+paid).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class AcceptedPayout:
     seller_id: str
     payout_id: str
     amount: int
+    fee: int = 0  # an instant payout's, debited on top of the amount
 
 
 @dataclass
@@ -49,11 +51,10 @@ class Accepted:
     def earning(self, seller_id: str, order_id: str, amount: int, fee: int) -> None:
         self.earnings[order_id] = AcceptedEarning(seller_id, order_id, amount, fee)
 
-    def payout(self, seller_id: str, payout_id: str, amount: int) -> None:
-        previous = self.payouts.setdefault(payout_id, AcceptedPayout(seller_id, payout_id, amount))
-        assert previous == AcceptedPayout(seller_id, payout_id, amount), (
-            f"payout {payout_id} answered for two different requests"
-        )
+    def payout(self, seller_id: str, payout_id: str, amount: int, fee: int = 0) -> None:
+        payout = AcceptedPayout(seller_id, payout_id, amount, fee)
+        previous = self.payouts.setdefault(payout_id, payout)
+        assert previous == payout, f"payout {payout_id} answered for two different requests"
 
     def sellers(self) -> set[str]:
         return {e.seller_id for e in self.earnings.values()} | {
@@ -82,14 +83,15 @@ class Views:
 
 def expected_views(accepted: Accepted, seller_id: str, *, on_hold: AbstractSet[str]) -> Views:
     """The seller's balances once every accepted payout is paid: earnings in ``on_hold`` (order
-    ids) are still pending credits, the others posted; each payout a posted debit."""
+    ids) are still pending credits, the others posted; each payout a posted debit of its amount
+    and fee."""
     earnings = [e for e in accepted.earnings.values() if e.seller_id == seller_id]
     payouts = [p for p in accepted.payouts.values() if p.seller_id == seller_id]
     return Views.of(
         pending_credits=sum(e.net for e in earnings if e.order_id in on_hold),
         posted_credits=sum(e.net for e in earnings if e.order_id not in on_hold),
         pending_debits=0,
-        posted_debits=sum(p.amount for p in payouts),
+        posted_debits=sum(p.amount + p.fee for p in payouts),
     )
 
 
@@ -157,19 +159,20 @@ def assert_earnings_booked_once(db: Engine, accepted: Accepted) -> None:
 
 def assert_payouts_paid_once(db: Engine, bank: SimulatedBankAdmin, accepted: Accepted) -> None:
     """Each accepted payout is one payouts row, paid, with one posted ledger transaction
-    ``payout:<id>`` of its amount, and the bank paid it exactly once; the sellers have no other
-    payout."""
+    ``payout:<id>`` of its amount and fee, and the bank paid it exactly once; the sellers have no
+    other payout."""
     sellers = sorted({p.seller_id for p in accepted.payouts.values()})
     with db.connect() as conn:
         rows = conn.execute(
             text(
                 """
-                SELECT p.id, p.seller_id, p.amount, p.status,
+                SELECT p.id, p.seller_id, p.amount, p.fee, p.status,
                        (SELECT count(*) FROM ledger_transactions t
                         WHERE t.external_id = 'payout:' || p.id) AS transactions,
                        (SELECT count(*) FROM ledger_transactions t
                         WHERE t.external_id = 'payout:' || p.id
-                          AND t.status = 'posted' AND t.total_amount = p.amount) AS posted
+                          AND t.status = 'posted' AND t.total_amount = p.amount + p.fee)
+                           AS posted
                 FROM payouts p WHERE p.seller_id = ANY(:sellers)
                 """
             ),
@@ -182,7 +185,12 @@ def assert_payouts_paid_once(db: Engine, bank: SimulatedBankAdmin, accepted: Acc
     )
     for payout_id, payout in accepted.payouts.items():
         row = made[payout_id]
-        assert (row.seller_id, row.amount, row.status) == (payout.seller_id, payout.amount, "paid")
+        assert (row.seller_id, row.amount, row.fee, row.status) == (
+            payout.seller_id,
+            payout.amount,
+            payout.fee,
+            "paid",
+        )
         assert (row.transactions, row.posted) == (1, 1), row
         assert bank.paid_count(payout_id) == 1, f"the bank paid {payout_id} not exactly once"
 

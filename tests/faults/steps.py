@@ -88,16 +88,24 @@ async def book_at_a_pace(
 
 
 async def pay(
-    client: RetryingClient, accepted: Accepted, seller_id: str, key: str, amount: int
+    client: RetryingClient,
+    accepted: Accepted,
+    seller_id: str,
+    key: str,
+    amount: int,
+    method: str = "standard",
 ) -> str:
     """A manual payout, retried with one Idempotency-Key until it is accepted."""
     response = await client.post(
-        f"/v1/sellers/{seller_id}/payouts", {"amount": amount}, idempotency_key=key
+        f"/v1/sellers/{seller_id}/payouts",
+        {"amount": amount, "method": method},
+        idempotency_key=key,
     )
     assert response.status_code == 201, response.text
-    payout_id: str = response.json()["id"]
-    accepted.payout(seller_id, payout_id, amount)
-    return payout_id
+    body = response.json()
+    assert (body["amount"], body["method"]) == (amount, method), body
+    accepted.payout(seller_id, body["id"], amount, body["fee"])
+    return str(body["id"])
 
 
 async def in_parallel(calls: list[Callable[[], Awaitable[Any]]], clients: int) -> None:

@@ -2,7 +2,9 @@
 killed (SIGKILL) while money moves and started again on the same data, while clients keep
 retrying as real ones do (same ``Idempotency-Key`` after a connection error or a 5xx).
 
-1. the worker, while payouts are at the bank and their webhooks arrive;
+1. the worker, while payouts are at the bank and their webhooks arrive; and while instant payouts
+   are being submitted (the bank took them and pays them within seconds, but its answers are
+   lost, so the worker's submissions are still retrying);
 2. the Temporal dev server, during a stream of earnings with payouts in flight (restarted from
    its SQLite file: running workflows, updates and timers resume; orders are accepted meanwhile);
 3. PostgreSQL (its postmaster), during a burst of earnings, for longer than a hold workflow's
@@ -91,6 +93,44 @@ async def test_worker_killed_while_payouts_are_in_flight(stack: FaultStack) -> N
             "the bank has paid every payout",
         )
     assert paid(stack, accepted.payouts) == paid_when_killed
+
+    stack.restart("worker")
+    await all_paid(stack, accepted)
+    assert_exactly_once(stack, accepted, on_hold=set())
+    assert tally.server_errors == []
+
+
+async def test_worker_killed_while_submitting_instant_payouts(stack: FaultStack) -> None:
+    run = run_id()
+    sellers = [f"{run}-instant-{i}" for i in range(3)]
+    accepted, tally = Accepted(), Tally()
+    async with RetryingClient(stack.api_url, stack.admin_key, tally) as client:
+        await create_sellers(client, sellers, "PT0S")
+        await asyncio.gather(
+            *(book(client, accepted, s, f"{s}-order", 20_000, 1_000) for s in sellers)
+        )
+        await all_posted(stack, accepted.earnings)
+        # From now on the bank processes every submission (and pays an instant one within
+        # seconds) but its answer is lost: the worker's submit activities keep retrying.
+        with stack.bank() as bank:
+            bank.make_unavailable(100_000, after_processing=True)
+        await asyncio.gather(
+            *(pay(client, accepted, s, f"{s}-instant", 6_000, "instant") for s in sellers)
+        )
+    assert all(p.fee > 0 for p in accepted.payouts.values())
+    with stack.bank() as bank:
+        await until(
+            lambda: all(
+                bank.inspect(p).status.status == "paid" and bank.inspect(p).submissions >= 2
+                for p in accepted.payouts
+            ),
+            stack,
+            "the bank has paid every instant payout, and the worker is retrying its submission",
+        )
+    assert submitted(stack, accepted.payouts) == 0, "no submission should have been answered"
+    stack.kill("worker")
+    with stack.bank() as bank:
+        bank.make_unavailable(0)
 
     stack.restart("worker")
     await all_paid(stack, accepted)
