@@ -12,9 +12,14 @@ commits. One module per kind of money movement:
 ``booking``              set-based booking of earnings (``Marketplace.booking``)
 ``holds``                the hold clock and the settlement of due holds (``Marketplace.holds``)
 ``disputes``             ``Disputes``: chargebacks
-``wallets``              ``Wallets``: stored value: top-ups (lots with an optional expiry),
-                         spends, refunds, transfers between wallets, expiries
-``service``              ``Marketplace``: sellers, earnings, disputes and wallets on one core
+``wallets``              stored value: ``WalletCore`` (wallets, balances, the wallet's lock,
+                         lots; what every wallet module builds on)
+``wallet_top_ups``       ``WalletTopUps``: top-ups (lots with an optional expiry)
+``wallet_spends``        ``WalletSpends``: spends and their refunds
+``wallet_transfers``     ``WalletTransfers``: transfers between wallets
+``wallet_expiries``      ``WalletExpiries``: expiries, the expiry clock
+``service``              ``Marketplace``: sellers, earnings, disputes and wallets (``Wallets``)
+                         on one core
 ``payouts``              ``Payouts``: payout accounts and the payout life cycle
 ``refunds``              ``Refunds``: refunds of an order's earning
 ``payout_runs``          what a scheduled payout run decided

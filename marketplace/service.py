@@ -19,13 +19,23 @@ from __future__ import annotations
 from marketplace.disputes import Disputes
 from marketplace.earnings import Earnings
 from marketplace.sellers import Sellers
-from marketplace.wallets import Wallets
+from marketplace.wallet_expiries import WalletExpiries
+from marketplace.wallet_spends import WalletSpends
+from marketplace.wallet_top_ups import WalletTopUps
+from marketplace.wallet_transfers import WalletTransfers
+
+
+class Wallets(WalletTopUps, WalletSpends, WalletTransfers, WalletExpiries):
+    """Wallets, their lots (top-ups), spends, refunds, transfers and expiries, on the shared
+    core (``MarketCore``: the ledger service and the platform ledgers), each from its module
+    (``marketplace.wallet_top_ups``, ``wallet_spends``, ``wallet_transfers``,
+    ``wallet_expiries``) on the wallets' core (``marketplace.wallets``). Stateless."""
 
 
 class Marketplace(Sellers, Earnings, Disputes, Wallets):
     """The marketplace's operations: sellers (``marketplace.sellers``), earnings
     (``marketplace.earnings``, with ``booking`` and ``holds``), disputes
-    (``marketplace.disputes``) and wallets (``marketplace.wallets``), on one shared core
+    (``marketplace.disputes``) and wallets (``Wallets``), on one shared core
     (``MarketCore``: the ledger service, the platform ledgers and the seller's lock). One
     instance per process."""
 

@@ -41,12 +41,22 @@ the money came from.
 
 **Expiry clock** (Temporal keeps the time, PostgreSQL keeps the money): each wallet's expiry
 workflow (``wallet-expiries/<wallet>``) sleeps until the earliest expiry it read from the
-database (``expiry_timer_at`` on the wallet), then ``expire_due`` expires every lot due. A write
-that makes a lot expire before that timer (a settled top-up with an expiry, an earlier expiry, a
-refund into an expired lot) records a wake request on the wallet's row and notifies
-``wallet_expiries`` at commit; the worker's dispatcher signals the workflow (signal-with-start)
-and its sweep repeats a wake that got lost (``wallets_to_wake``). A later or removed expiry
-needs no wake: the workflow's next turn finds nothing due and sleeps until the next one.
+database (``expiry_timer_at`` on the wallet), then ``expire_due`` (``marketplace.wallet_expiries``)
+expires every lot due. A write that makes a lot expire before that timer (a settled top-up with
+an expiry, an earlier expiry, a refund into an expired lot) records a wake request on the
+wallet's row and notifies ``wallet_expiries`` (``NOTIFY_CHANNEL``) at commit; the worker's
+dispatcher signals the workflow (signal-with-start) and its sweep repeats a wake that got lost
+(``wallets_to_wake``). A later or removed expiry needs no wake: the workflow's next turn finds
+nothing due and sleeps until the next one.
+
+This module is the wallets' core, ``WalletCore`` (on the marketplace's ``MarketCore``): the
+platform's wallet accounts, creating, reading and listing wallets, their balances, the wallet's
+row lock, taking money from lots, wake requests, and the row mappers and event objects every
+wallet module shares. One module per kind of money movement builds on it:
+``marketplace.wallet_top_ups`` (top-ups, settling or failing them, a lot's expiry),
+``marketplace.wallet_spends`` (spends and their refunds), ``marketplace.wallet_transfers`` and
+``marketplace.wallet_expiries`` (the expiry workflow's turn, its clock, the sweep's wakes);
+``marketplace.service.Wallets`` is all of them on one core, and ``Marketplace`` inherits it.
 
 Every method takes a SQLAlchemy ``Connection`` inside a database transaction the caller owns and
 never commits. Each change records its event (``wallet.*``) in the wallet's event stream
@@ -57,7 +67,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, select, text
@@ -69,36 +79,21 @@ from ledger_core import (
     BalanceConditionFailed,
     BalanceKind,
     ConditionOp,
-    CurrencyMismatch,
-    Direction,
-    NewEntry,
-    NewLedgerTransaction,
     NormalBalance,
     RunningTotals,
-    TransactionStatus,
     ValidationFailed,
 )
 from ledger_core.ids import uuid7
 from ledger_core.schema import ledger_accounts, ledgers
 from marketplace import errors
-from marketplace.checks import check_amount, check_amount_or_none, check_aware, check_id, utc_now
+from marketplace.checks import check_id, utc_now
 from marketplace.events import EventType, NewEvent, iso, record_events, wallet_stream
 from marketplace.rows import from_row, page
 from marketplace.sellers import MarketCore
-from marketplace.tables import (
-    platform_ledgers,
-    wallet_lots,
-    wallet_refunds,
-    wallet_spend_lots,
-    wallet_spends,
-    wallet_transfers,
-    wallets,
-)
+from marketplace.tables import platform_ledgers, wallet_lots, wallets
 from marketplace.types import (
-    ExpiryTurn,
     LotStatus,
     Page,
-    SpentLot,
     Wallet,
     WalletBalances,
     WalletLot,
@@ -109,10 +104,9 @@ from marketplace.types import (
 )
 
 NOTIFY_CHANNEL = "wallet_expiries"
-EXPIRE_BATCH = 200
 MAX_DESCRIPTION = 5000
 
-_AVAILABLE_STAYS_POSITIVE = (BalanceCondition(BalanceKind.AVAILABLE, ConditionOp.GTE, 0),)
+AVAILABLE_STAYS_POSITIVE = (BalanceCondition(BalanceKind.AVAILABLE, ConditionOp.GTE, 0),)
 
 
 def wallet_external_id(wallet_id: str) -> str:
@@ -124,9 +118,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid7().hex}"
 
 
-class Wallets(MarketCore):
-    """Wallets, their lots (top-ups), spends, refunds, transfers and expiries, on the shared
-    core (``MarketCore``: the ledger service and the platform ledgers). Stateless."""
+class WalletCore(MarketCore):
+    """What every wallet module builds on, on the shared core (``MarketCore``: the ledger service
+    and the platform ledgers): the wallets' system accounts, wallets and their balances, the
+    wallet's lock and the helpers its writers share. Stateless."""
 
     # ------------------------------------------------------------ system accounts
 
@@ -281,607 +276,6 @@ class Wallets(MarketCore):
             next_expiry_at=row.next_expiry_at,
         )
 
-    # ------------------------------------------------------------ top-ups
-
-    def top_up(
-        self,
-        conn: Connection,
-        wallet_id: str,
-        *,
-        amount: int,
-        settled: bool = False,
-        expires_at: datetime | None = None,
-        metadata: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> WalletLot:
-        """Add money to the wallet: a pending credit until the funding settles
-        (``settle_top_up`` / ``fail_top_up``), or posted at once (``settled``). ``expires_at``:
-        what remains of it then goes to breakage (it must be later than ``now``)."""
-        check_amount(amount, "amount")
-        now = now or utc_now()
-        if expires_at is not None:
-            _check_expiry(expires_at, now)
-        wallet = self._lock_wallet(conn, wallet_id)
-        ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
-        lot_id = new_id("wtu")
-        txn = self.ledger.create_transaction(
-            conn,
-            NewLedgerTransaction(
-                ledger_id=ledger_id,
-                entries=(
-                    NewEntry(accounts[WalletSystemAccount.FUNDING], Direction.DEBIT, amount),
-                    NewEntry(wallet.ledger_account_id, Direction.CREDIT, amount),
-                ),
-                status=TransactionStatus.POSTED if settled else TransactionStatus.PENDING,
-                external_id=f"wallet-top-up:{lot_id}",
-                description=f"Top-up {lot_id} of wallet {wallet_id}",
-                metadata={"kind": "wallet_top_up", "wallet_id": wallet_id, "top_up_id": lot_id},
-            ),
-        )
-        status = LotStatus.SETTLED if settled else LotStatus.PENDING
-        row = conn.execute(
-            wallet_lots.insert()
-            .values(
-                id=lot_id,
-                wallet_id=wallet_id,
-                kind="top_up",
-                amount=amount,
-                remaining=amount,
-                expired_amount=0,
-                expiry_count=0,
-                status=str(status),
-                expires_at=expires_at,
-                ledger_transaction_id=txn.id,
-                metadata=metadata or {},
-                settled_at=now if settled else None,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(*wallet_lots.c)
-        ).one()
-        lot = _lot(row)
-        if settled and expires_at is not None:
-            self._request_wake(conn, wallet_id, expires_at)
-        kind = EventType.WALLET_TOP_UP_SETTLED if settled else EventType.WALLET_TOP_UP_PENDING
-        self._events(conn, [(wallet_id, kind, self._with_balances(conn, wallet_id, lot))])
-        return lot
-
-    def settle_top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
-        """The top-up's funding arrived: post it (its money is available). Settling a settled
-        top-up returns it as it is; a failed one raises ``TopUpNotPending``."""
-        self._lock_wallet(conn, wallet_id)
-        lot = self._top_up(conn, wallet_id, top_up_id)
-        if lot.status is LotStatus.SETTLED or lot.status is LotStatus.EXPIRED:
-            return lot
-        if lot.status is not LotStatus.PENDING:
-            raise errors.TopUpNotPending(
-                f"top-up {top_up_id!r} is {lot.status}; only a pending top-up settles",
-                status=str(lot.status),
-            )
-        self.ledger.post_transaction(conn, lot.ledger_transaction_id)
-        now = utc_now()
-        lot = self._update_lot(conn, top_up_id, status=str(LotStatus.SETTLED), settled_at=now)
-        if lot.expires_at is not None:
-            self._request_wake(conn, wallet_id, lot.expires_at)
-        self._events(
-            conn,
-            [
-                (
-                    wallet_id,
-                    EventType.WALLET_TOP_UP_SETTLED,
-                    self._with_balances(conn, wallet_id, lot),
-                )
-            ],
-        )
-        return lot
-
-    def fail_top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
-        """The top-up's funding failed: archive its pending credit. Failing a failed top-up
-        returns it as it is; a settled one raises ``TopUpNotPending``."""
-        self._lock_wallet(conn, wallet_id)
-        lot = self._top_up(conn, wallet_id, top_up_id)
-        if lot.status is LotStatus.FAILED:
-            return lot
-        if lot.status is not LotStatus.PENDING:
-            raise errors.TopUpNotPending(
-                f"top-up {top_up_id!r} is {lot.status}; only a pending top-up fails",
-                status=str(lot.status),
-            )
-        self.ledger.archive_transaction(conn, lot.ledger_transaction_id)
-        lot = self._update_lot(
-            conn, top_up_id, status=str(LotStatus.FAILED), remaining=0, failed_at=utc_now()
-        )
-        self._events(
-            conn,
-            [
-                (
-                    wallet_id,
-                    EventType.WALLET_TOP_UP_FAILED,
-                    self._with_balances(conn, wallet_id, lot),
-                )
-            ],
-        )
-        return lot
-
-    def set_expiry(
-        self,
-        conn: Connection,
-        wallet_id: str,
-        top_up_id: str,
-        expires_at: datetime | None,
-        *,
-        now: datetime | None = None,
-    ) -> WalletLot:
-        """An operator's change of a lot's expiry: a new ``expires_at`` (later than ``now``:
-        extend, or bring forward) or None (it never expires). A failed or expired lot raises
-        ``InvalidTopUpState``."""
-        now = now or utc_now()
-        if expires_at is not None:
-            _check_expiry(expires_at, now)
-        self._lock_wallet(conn, wallet_id)
-        lot = self._top_up(conn, wallet_id, top_up_id)
-        if lot.status not in (LotStatus.PENDING, LotStatus.SETTLED):
-            raise errors.InvalidTopUpState(
-                f"top-up {top_up_id!r} is {lot.status}; its expiry cannot change",
-                status=str(lot.status),
-            )
-        if lot.expires_at == expires_at:
-            return lot
-        previous = lot.expires_at
-        lot = self._update_lot(conn, top_up_id, expires_at=expires_at)
-        if lot.status is LotStatus.SETTLED and expires_at is not None:
-            self._request_wake(conn, wallet_id, expires_at)
-        data = self._with_balances(conn, wallet_id, lot)
-        data["previous_expires_at"] = iso(previous)
-        self._events(conn, [(wallet_id, EventType.WALLET_TOP_UP_EXPIRY_CHANGED, data)])
-        return lot
-
-    def get_top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
-        return self._top_up(conn, wallet_id, top_up_id)
-
-    def list_top_ups(
-        self, conn: Connection, wallet_id: str, *, after: str | None = None, limit: int = 25
-    ) -> Page[WalletLot]:
-        """The wallet's lots (top-ups and transfers in) by id, oldest first."""
-        self.get_wallet(conn, wallet_id)
-        query = select(wallet_lots).where(wallet_lots.c.wallet_id == wallet_id)
-        return page(conn, query, wallet_lots.c.id, after, limit, _lot)
-
-    # ------------------------------------------------------------ spends and refunds
-
-    def spend(
-        self,
-        conn: Connection,
-        wallet_id: str,
-        *,
-        amount: int,
-        description: str,
-        metadata: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> WalletSpend:
-        """Spend from the wallet: the lots that expire first are used first. Refused with
-        ``BalanceConditionFailed`` (``insufficient_balance``) when the wallet's spendable money
-        is less than ``amount``; the ledger's condition (available >= 0) holds it too."""
-        check_amount(amount, "amount")
-        _check_description(description)
-        now = now or utc_now()
-        wallet = self._lock_wallet(conn, wallet_id)
-        taken = self._take(conn, wallet, amount, now)
-        ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
-        spend_id = new_id("wsp")
-        txn = self.ledger.create_transaction(
-            conn,
-            NewLedgerTransaction(
-                ledger_id=ledger_id,
-                entries=(
-                    NewEntry(
-                        wallet.ledger_account_id,
-                        Direction.DEBIT,
-                        amount,
-                        conditions=_AVAILABLE_STAYS_POSITIVE,
-                    ),
-                    NewEntry(accounts[WalletSystemAccount.SPENDS], Direction.CREDIT, amount),
-                ),
-                external_id=f"wallet-spend:{spend_id}",
-                description=description or f"Spend {spend_id} from wallet {wallet_id}",
-                metadata={"kind": "wallet_spend", "wallet_id": wallet_id, "spend_id": spend_id},
-            ),
-        )
-        conn.execute(
-            wallet_spends.insert().values(
-                id=spend_id,
-                wallet_id=wallet_id,
-                amount=amount,
-                refunded_amount=0,
-                description=description,
-                ledger_transaction_id=txn.id,
-                metadata=metadata or {},
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        conn.execute(
-            wallet_spend_lots.insert(),
-            [
-                {"spend_id": spend_id, "lot_id": lot_id, "amount": n, "refunded": 0}
-                for lot_id, n, _ in taken
-            ],
-        )
-        spend = self.get_spend(conn, wallet_id, spend_id)
-        self._events(
-            conn,
-            [(wallet_id, EventType.WALLET_SPENT, self._with_balances(conn, wallet_id, spend))],
-        )
-        return spend
-
-    def get_spend(self, conn: Connection, wallet_id: str, spend_id: str) -> WalletSpend:
-        row = conn.execute(
-            select(wallet_spends).where(
-                wallet_spends.c.id == spend_id, wallet_spends.c.wallet_id == wallet_id
-            )
-        ).one_or_none()
-        if row is None:
-            self.get_wallet(conn, wallet_id)
-            raise errors.spend_not_found(spend_id)
-        return self._spend(conn, row)
-
-    def list_spends(
-        self, conn: Connection, wallet_id: str, *, after: str | None = None, limit: int = 25
-    ) -> Page[WalletSpend]:
-        self.get_wallet(conn, wallet_id)
-        query = select(wallet_spends).where(wallet_spends.c.wallet_id == wallet_id)
-        return page(conn, query, wallet_spends.c.id, after, limit, lambda r: self._spend(conn, r))
-
-    def refund_spend(
-        self,
-        conn: Connection,
-        wallet_id: str,
-        spend_id: str,
-        *,
-        amount: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> WalletRefund:
-        """Give back (part of) a spend: ``amount`` None is what is left of it. Never more than
-        the spend (``RefundExceedsSpend``). The money goes back to the lots the spend took from,
-        the latest-expiring first (see the module's docstring)."""
-        check_amount_or_none(amount)
-        now = now or utc_now()
-        wallet = self._lock_wallet(conn, wallet_id)
-        spend = self.get_spend(conn, wallet_id, spend_id)
-        left = spend.amount - spend.refunded_amount
-        if amount is None:
-            amount = left
-        if amount <= 0 or amount > left:
-            raise errors.RefundExceedsSpend(
-                f"spend {spend_id!r} of {spend.amount} has {left} left to refund, less than "
-                f"{amount}",
-                spend_amount=spend.amount,
-                refunded_amount=spend.refunded_amount,
-            )
-        # Latest expiry first (no expiry first of all): the reverse of the order spent.
-        back: list[tuple[str, int]] = []
-        due = amount
-        for lot in reversed(spend.lots):
-            if due == 0:
-                break
-            n = min(due, lot.amount - lot.refunded)
-            if n > 0:
-                back.append((lot.lot_id, n))
-                due -= n
-        assert due == 0, "a spend's lots add up to its amount"
-        ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
-        refund_id = new_id("wrf")
-        txn = self.ledger.create_transaction(
-            conn,
-            NewLedgerTransaction(
-                ledger_id=ledger_id,
-                entries=(
-                    NewEntry(accounts[WalletSystemAccount.SPENDS], Direction.DEBIT, amount),
-                    NewEntry(wallet.ledger_account_id, Direction.CREDIT, amount),
-                ),
-                external_id=f"wallet-refund:{refund_id}",
-                description=f"Refund {refund_id} of spend {spend_id} to wallet {wallet_id}",
-                metadata={
-                    "kind": "wallet_refund",
-                    "wallet_id": wallet_id,
-                    "spend_id": spend_id,
-                    "refund_id": refund_id,
-                },
-            ),
-        )
-        for lot_id, n in back:
-            conn.execute(_REFUND_TO_LOT, {"lot": lot_id, "n": n, "now": now})
-            conn.execute(
-                wallet_spend_lots.update()
-                .where(
-                    wallet_spend_lots.c.spend_id == spend_id, wallet_spend_lots.c.lot_id == lot_id
-                )
-                .values(refunded=wallet_spend_lots.c.refunded + n)
-            )
-        refunded = conn.execute(
-            wallet_spends.update()
-            .where(wallet_spends.c.id == spend_id)
-            .values(refunded_amount=wallet_spends.c.refunded_amount + amount, updated_at=now)
-            .returning(wallet_spends.c.refunded_amount)
-        ).scalar_one()
-        row = conn.execute(
-            wallet_refunds.insert()
-            .values(
-                id=refund_id,
-                spend_id=spend_id,
-                wallet_id=wallet_id,
-                amount=amount,
-                ledger_transaction_id=txn.id,
-                metadata=metadata or {},
-                created_at=now,
-            )
-            .returning(*wallet_refunds.c)
-        ).one()
-        # A lot whose expiry passed is due again with what came back to it.
-        expiries = [lot.expires_at for lot in spend.lots if lot.lot_id in dict(back)]
-        soonest = min((e for e in expiries if e is not None), default=None)
-        if soonest is not None:
-            self._request_wake(conn, wallet_id, soonest)
-        refund = from_row(WalletRefund, row, spend_refunded_amount=refunded)
-        self._events(
-            conn,
-            [
-                (
-                    wallet_id,
-                    EventType.WALLET_SPEND_REFUNDED,
-                    self._with_balances(conn, wallet_id, refund),
-                )
-            ],
-        )
-        return refund
-
-    # ------------------------------------------------------------ transfers
-
-    def transfer(
-        self,
-        conn: Connection,
-        *,
-        from_wallet_id: str,
-        to_wallet_id: str,
-        amount: int,
-        description: str = "",
-        metadata: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> WalletTransfer:
-        """Move money between two wallets of one currency in one posted ledger transaction:
-        both balances change at once. The sender's soonest-expiring money goes first, and the
-        receiver gets it with the same expiry dates. ``CurrencyMismatch`` across currencies,
-        ``BalanceConditionFailed`` (``insufficient_balance``) beyond what the sender can
-        spend."""
-        check_amount(amount, "amount")
-        _check_description(description)
-        if from_wallet_id == to_wallet_id:
-            raise ValidationFailed("a transfer needs two different wallets", field="to_wallet_id")
-        now = now or utc_now()
-        # Both wallets locked, in id order (no lock cycle between opposite transfers).
-        locked = {w: self._lock_wallet(conn, w) for w in sorted((from_wallet_id, to_wallet_id))}
-        sender, receiver = locked[from_wallet_id], locked[to_wallet_id]
-        if sender.currency != receiver.currency:
-            raise CurrencyMismatch(
-                f"wallet {from_wallet_id!r} is in {sender.currency} and wallet {to_wallet_id!r} "
-                f"in {receiver.currency}; transfers are within one currency",
-                from_currency=sender.currency,
-                to_currency=receiver.currency,
-            )
-        taken = self._take(conn, sender, amount, now)
-        ledger_id, _ = self.wallet_system_accounts(conn, sender.currency)
-        transfer_id = new_id("wtr")
-        txn = self.ledger.create_transaction(
-            conn,
-            NewLedgerTransaction(
-                ledger_id=ledger_id,
-                entries=(
-                    NewEntry(
-                        sender.ledger_account_id,
-                        Direction.DEBIT,
-                        amount,
-                        conditions=_AVAILABLE_STAYS_POSITIVE,
-                    ),
-                    NewEntry(receiver.ledger_account_id, Direction.CREDIT, amount),
-                ),
-                external_id=f"wallet-transfer:{transfer_id}",
-                description=description
-                or f"Transfer {transfer_id} from wallet {from_wallet_id} to {to_wallet_id}",
-                metadata={
-                    "kind": "wallet_transfer",
-                    "transfer_id": transfer_id,
-                    "from_wallet_id": from_wallet_id,
-                    "to_wallet_id": to_wallet_id,
-                },
-            ),
-        )
-        row = conn.execute(
-            wallet_transfers.insert()
-            .values(
-                id=transfer_id,
-                from_wallet_id=from_wallet_id,
-                to_wallet_id=to_wallet_id,
-                currency=sender.currency,
-                amount=amount,
-                description=description,
-                ledger_transaction_id=txn.id,
-                metadata=metadata or {},
-                created_at=now,
-            )
-            .returning(*wallet_transfers.c)
-        ).one()
-        # The receiver's lots: one per expiry date of the money moved.
-        by_expiry: dict[datetime | None, int] = {}
-        for _, n, expires_at in taken:
-            by_expiry[expires_at] = by_expiry.get(expires_at, 0) + n
-        conn.execute(
-            wallet_lots.insert(),
-            [
-                {
-                    "id": new_id("wtl"),
-                    "wallet_id": to_wallet_id,
-                    "kind": "transfer",
-                    "amount": n,
-                    "remaining": n,
-                    "expired_amount": 0,
-                    "expiry_count": 0,
-                    "status": str(LotStatus.SETTLED),
-                    "expires_at": expires_at,
-                    "ledger_transaction_id": txn.id,
-                    "transfer_id": transfer_id,
-                    "metadata": {},
-                    "settled_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for expires_at, n in by_expiry.items()
-            ],
-        )
-        soonest = min((e for e in by_expiry if e is not None), default=None)
-        if soonest is not None:
-            self._request_wake(conn, to_wallet_id, soonest)
-        transfer = from_row(WalletTransfer, row)
-        self._events(
-            conn,
-            [
-                (
-                    from_wallet_id,
-                    EventType.WALLET_TRANSFER,
-                    {
-                        **self._with_balances(conn, from_wallet_id, transfer),
-                        "direction": "out",
-                    },
-                ),
-                (
-                    to_wallet_id,
-                    EventType.WALLET_TRANSFER,
-                    {**self._with_balances(conn, to_wallet_id, transfer), "direction": "in"},
-                ),
-            ],
-        )
-        return transfer
-
-    def get_transfer(self, conn: Connection, transfer_id: str) -> WalletTransfer:
-        row = conn.execute(
-            select(wallet_transfers).where(wallet_transfers.c.id == transfer_id)
-        ).one_or_none()
-        if row is None:
-            raise errors.wallet_transfer_not_found(transfer_id)
-        return from_row(WalletTransfer, row)
-
-    # ------------------------------------------------------------ expiries
-
-    def expire_due(
-        self, conn: Connection, wallet_id: str, *, at: datetime, limit: int = EXPIRE_BATCH
-    ) -> ExpiryTurn:
-        """A turn of the wallet's expiry workflow (``at``: its clock): every settled lot whose
-        expiry is at or before ``at`` gives what remains of it to breakage (one posted
-        transaction per lot, keyed by lot and expiry count, so a retried turn moves nothing
-        twice); then the wallet's clock records the next expiry (the workflow's timer).
-        At most ``limit`` lots per call (``more``: run again)."""
-        check_aware(at, "at")
-        wallet = self._lock_wallet(conn, wallet_id)
-        due = conn.execute(
-            select(wallet_lots)
-            .where(
-                wallet_lots.c.wallet_id == wallet_id,
-                wallet_lots.c.status == str(LotStatus.SETTLED),
-                wallet_lots.c.remaining > 0,
-                wallet_lots.c.expires_at <= at,
-            )
-            .order_by(wallet_lots.c.expires_at, wallet_lots.c.id)
-            .limit(limit)
-        ).all()
-        expired_amount = 0
-        new_events: list[tuple[str, EventType, dict[str, Any]]] = []
-        if due:
-            ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
-            for lot in due:
-                count = lot.expiry_count + 1
-                self.ledger.create_transaction(
-                    conn,
-                    NewLedgerTransaction(
-                        ledger_id=ledger_id,
-                        entries=(
-                            NewEntry(
-                                wallet.ledger_account_id,
-                                Direction.DEBIT,
-                                lot.remaining,
-                                conditions=_AVAILABLE_STAYS_POSITIVE,
-                            ),
-                            NewEntry(
-                                accounts[WalletSystemAccount.BREAKAGE],
-                                Direction.CREDIT,
-                                lot.remaining,
-                            ),
-                        ),
-                        effective_at=lot.expires_at,
-                        external_id=f"wallet-expiry:{lot.id}:{count}",
-                        description=f"Expiry of {lot.id} in wallet {wallet_id}",
-                        metadata={
-                            "kind": "wallet_expiry",
-                            "wallet_id": wallet_id,
-                            "lot_id": lot.id,
-                        },
-                    ),
-                )
-                expired = self._update_lot(
-                    conn,
-                    lot.id,
-                    status=str(LotStatus.EXPIRED),
-                    remaining=0,
-                    expired_amount=lot.expired_amount + lot.remaining,
-                    expiry_count=count,
-                    expired_at=at,
-                )
-                expired_amount += lot.remaining
-                data = lot_object(expired)
-                data["amount_expired"] = lot.remaining
-                new_events.append((wallet_id, EventType.WALLET_EXPIRED, data))
-            balances = balances_object(self.wallet_balances(conn, wallet_id))
-            self._events(conn, [(w, t, {**d, "balances": balances}) for w, t, d in new_events])
-        more = len(due) == limit
-        timer_at = None
-        if not more:
-            timer_at = conn.execute(_NEXT_EXPIRY, {"wallet": wallet_id}).scalar_one_or_none()
-            # This turn answers every wake asked for: the new timer covers what is ahead.
-            conn.execute(
-                wallets.update()
-                .where(wallets.c.id == wallet_id)
-                .values(
-                    expiry_timer_at=timer_at,
-                    expiry_wake_requested_at=None,
-                    expiry_wake_requested_on=None,
-                )
-            )
-        return ExpiryTurn(
-            expired_lots=len(due), expired_amount=expired_amount, more=more, timer_at=timer_at
-        )
-
-    def wallets_to_wake(
-        self, conn: Connection, *, grace: timedelta, prefix: str = "", limit: int = 1000
-    ) -> list[str]:
-        """Wallets whose wake request went unanswered, or whose timer passed without a turn,
-        for longer than ``grace`` (a lost notification: the dispatcher or Temporal was down)."""
-        rows = conn.execute(
-            _TO_WAKE, {"grace": grace, "prefix": prefix + "%", "limit": limit}
-        ).all()
-        return [r.id for r in rows]
-
-    def expiry_clock(
-        self, conn: Connection, wallet_id: str
-    ) -> tuple[datetime | None, datetime | None]:
-        """(when the expiry workflow looks next, the earliest wake asked for since)."""
-        row = conn.execute(
-            select(wallets.c.expiry_timer_at, wallets.c.expiry_wake_requested_at).where(
-                wallets.c.id == wallet_id
-            )
-        ).one_or_none()
-        if row is None:
-            raise errors.wallet_not_found(wallet_id)
-        return row.expiry_timer_at, row.expiry_wake_requested_at
-
     # ------------------------------------------------------------ internals
 
     def _lock_wallet(self, conn: Connection, wallet_id: str) -> Row[Any]:
@@ -898,17 +292,6 @@ class Wallets(MarketCore):
     def _wallet_row(conn: Connection, wallet_id: str) -> Row[Any] | None:
         return conn.execute(_wallet_query().where(wallets.c.id == wallet_id)).one_or_none()
 
-    def _top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
-        row = conn.execute(
-            select(wallet_lots).where(
-                wallet_lots.c.id == top_up_id, wallet_lots.c.wallet_id == wallet_id
-            )
-        ).one_or_none()
-        if row is None:
-            self.get_wallet(conn, wallet_id)
-            raise errors.top_up_not_found(top_up_id)
-        return _lot(row)
-
     @staticmethod
     def _update_lot(conn: Connection, lot_id: str, **values: Any) -> WalletLot:
         row = conn.execute(
@@ -917,7 +300,7 @@ class Wallets(MarketCore):
             .values(**values, updated_at=utc_now())
             .returning(*wallet_lots.c)
         ).one()
-        return _lot(row)
+        return lot_from_row(row)
 
     def _take(
         self, conn: Connection, wallet: Row[Any], amount: int, now: datetime
@@ -951,14 +334,6 @@ class Wallets(MarketCore):
         has no timer) and no earlier wake is asked for, ask for one and notify the dispatcher
         at commit. Called under the wallet's lock."""
         conn.execute(_REQUEST_WAKE, {"wallet": wallet_id, "due": due})
-
-    def _spend(self, conn: Connection, row: Row[Any]) -> WalletSpend:
-        lots = conn.execute(_SPEND_LOTS, {"spend": row.id}).all()
-        return from_row(
-            WalletSpend,
-            row,
-            lots=tuple(SpentLot(r.lot_id, r.amount, r.refunded, r.expires_at) for r in lots),
-        )
 
     def _with_balances(self, conn: Connection, wallet_id: str, obj: Any) -> dict[str, Any]:
         """An event's data: the object and the wallet's balances after the change."""
@@ -1011,31 +386,6 @@ UPDATE wallet_lots l SET remaining = l.remaining - t.amount, updated_at = :now
 """
 )
 
-# Money back to a lot; an expired lot is settled again (and due at once).
-_REFUND_TO_LOT = text(
-    """
-UPDATE wallet_lots
-   SET remaining = remaining + :n, status = 'settled', updated_at = :now
- WHERE id = :lot
-"""
-)
-
-_SPEND_LOTS = text(
-    """
-SELECT s.lot_id, s.amount, s.refunded, l.expires_at
-  FROM wallet_spend_lots s JOIN wallet_lots l ON l.id = s.lot_id
- WHERE s.spend_id = :spend
- ORDER BY l.expires_at NULLS LAST, l.created_at, l.id
-"""
-)
-
-_NEXT_EXPIRY = text(
-    """
-SELECT min(expires_at) FROM wallet_lots
- WHERE wallet_id = :wallet AND status = 'settled' AND remaining > 0 AND expires_at IS NOT NULL
-"""
-)
-
 _REQUEST_WAKE = text(
     f"""
 WITH asked AS (
@@ -1048,17 +398,6 @@ WITH asked AS (
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', id) FROM asked
 """  # noqa: S608 (a constant channel name)
-)
-
-_TO_WAKE = text(
-    """
-SELECT id FROM wallets
- WHERE (expiry_wake_requested_on < now() - CAST(:grace AS interval)
-        OR expiry_timer_at < now() - CAST(:grace AS interval))
-   AND id LIKE :prefix
- ORDER BY id
- LIMIT :limit
-"""
 )
 
 
@@ -1077,17 +416,11 @@ def _wallet(row: Row[Any]) -> Wallet:
     return from_row(Wallet, row)
 
 
-def _lot(row: Row[Any]) -> WalletLot:
+def lot_from_row(row: Row[Any]) -> WalletLot:
     return from_row(WalletLot, row, status=LotStatus(row.status))
 
 
-def _check_expiry(expires_at: datetime, now: datetime) -> None:
-    check_aware(expires_at, "expires_at")
-    if expires_at <= now:
-        raise ValidationFailed("expires_at must be in the future", field="expires_at")
-
-
-def _check_description(description: str) -> None:
+def check_description(description: str) -> None:
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise ValidationFailed(
             f"description must be text of at most {MAX_DESCRIPTION} characters",

@@ -1,8 +1,9 @@
 """Driving the wallets' expiry workflows: wake one (signal-with-start) and read its state.
 
 Top-ups, spends, refunds, transfers and changes of an expiry are the API's own database writes
-(``marketplace.wallets``); a write whose lot expires before the workflow would look asks the
-worker's dispatcher (a notification at commit) to wake the workflow with ``wake_wallet_expiries``.
+(``marketplace.wallets`` and the ``marketplace.wallet_*`` modules); a write whose lot expires
+before the workflow would look asks the worker's dispatcher (a notification at commit) to wake
+the workflow with ``wake_wallet_expiries``.
 """
 
 from __future__ import annotations
