@@ -20,7 +20,11 @@ commits. One module per kind of money movement:
 ``wallet_expiries``      ``WalletExpiries``: expiries, the expiry clock
 ``service``              ``Marketplace``: sellers, earnings, disputes and wallets (``Wallets``)
                          on one core
-``payouts``              ``Payouts``: payout accounts and the payout life cycle
+``payout_accounts``      ``PayoutAccounts``: where a seller is paid, an account's status
+                         (active, or failed by a failure of its destination)
+``payouts``              ``Payouts``: the payout life cycle, on ``PayoutAccounts``
+``instant``              instant payouts: the fee, the daily limit, an instant reservation's
+                         amount and fee, what a seller can be paid instantly now
 ``refunds``              ``Refunds``: refunds of an order's earning
 ``payout_runs``          what a scheduled payout run decided
 ``reconciliation``       bank statements against the payouts

@@ -1,28 +1,34 @@
-"""Instant payouts: their fee, the daily limit, and what a seller can be paid instantly now.
+"""Instant payouts: their fee, the daily limit, an instant payout's amount and fee when it is
+reserved, and what a seller can be paid instantly now.
 
 An instant payout of ``amount`` (what reaches the seller's bank) costs the seller a fee on top:
 ``fee = max(minimum, ceil(amount * fee_bp / 10_000))`` minor units, rounded **up** (in the
-platform's favour: a fraction of a cent is never given away). The seller's account is debited
-``amount + fee`` in the payout's one pending ledger transaction, which credits payouts in transit
-with ``amount`` and the platform's fees revenue with ``fee`` (``marketplace.payouts``).
+platform's favour: a fraction of a cent is never given away). ``instant_amount`` reckons a
+reservation's amount (the largest that fits when none is asked), its fee, and counts it towards
+the day's limit; the seller's account is then debited ``amount + fee`` in the payout's one pending
+ledger transaction, which credits payouts in transit with ``amount`` and the platform's fees
+revenue with ``fee`` (``Payouts.reserve_payout``, ``marketplace.payouts``).
 
 The daily limit caps the amounts (not the fees) of a seller's instant payouts per UTC day; every
 instant payout created that day counts except those that failed or were cancelled (they paid
 nothing out). PostgreSQL counts it in ``instant_payout_days`` (one row per seller and day): a
 reservation adds its amount with a conditional upsert that refuses to pass the limit, in the
 reservation's transaction and under the seller's payout lock, so concurrent requests cannot pass
-it together; a failure or a cancellation takes the amount off again.
+it together; a failure or a cancellation takes the amount off again (``uncount_instant_payout``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
 
-from ledger_core import ValidationFailed
+from ledger_core import BalanceConditionFailed, ValidationFailed
+from marketplace.errors import InstantLimitExceeded, NothingToPay
 from marketplace.tables import instant_payout_days, sellers
 from marketplace.types import SellerBalances
 
@@ -120,6 +126,64 @@ def uncount_instant(conn: Connection, seller_id: str, day: date, amount: int) ->
         .where(t.c.seller_id == seller_id, t.c.day == day)
         .values(amount=t.c.amount - amount)
     )
+
+
+def instant_amount(
+    conn: Connection,
+    terms: InstantTerms,
+    seller_id: str,
+    amount: int | None,
+    available: int,
+    now: datetime,
+) -> tuple[int, int]:
+    """The instant payout's amount and fee, counted towards the day's limit (under the
+    seller's payout lock, which the caller holds)."""
+    day = utc_day(now)
+    limit = daily_limit(conn, terms, seller_id)
+    remaining = max(limit - instant_used(conn, seller_id, day), 0)
+    if amount is None:
+        amount = min(terms.largest_amount(max(available, 0)), remaining)
+        if amount <= 0:
+            if remaining <= 0:
+                raise InstantLimitExceeded(
+                    f"seller {seller_id!r} has used its daily instant limit of {limit}; "
+                    "0 remains today",
+                    remaining=0,
+                    limit=limit,
+                )
+            raise NothingToPay(
+                f"seller {seller_id!r} has nothing available to pay out instantly "
+                f"(available {available}, the fee is at least {terms.fee_minimum})",
+                available=available,
+            )
+    elif amount > remaining:
+        raise InstantLimitExceeded(
+            f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
+            f"limit of {limit}: {remaining} remains today",
+            remaining=remaining,
+            limit=limit,
+        )
+    fee = terms.fee(amount)
+    if amount + fee > available:
+        raise BalanceConditionFailed(
+            f"seller {seller_id!r} has {available} available, less than {amount} plus the "
+            f"instant fee of {fee}",
+            available=available,
+        )
+    if not count_instant(conn, seller_id, day, amount, limit):
+        raise InstantLimitExceeded(
+            f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
+            f"limit of {limit}",
+            limit=limit,
+        )
+    return amount, fee
+
+
+def uncount_instant_payout(conn: Connection, payout: Row[Any]) -> None:
+    """A failed or cancelled instant payout paid nothing out: it no longer counts towards
+    its day's limit (a standard payout never counted)."""
+    if payout.method == INSTANT:
+        uncount_instant(conn, payout.seller_id, utc_day(payout.created_at), payout.amount)
 
 
 @dataclass(frozen=True, slots=True)

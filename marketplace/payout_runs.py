@@ -31,7 +31,8 @@ from sqlalchemy.engine import Row
 
 from ledger_core import BalanceConditionFailed, ValidationFailed
 from marketplace.errors import PayoutAccountFailed, PayoutAccountMissing
-from marketplace.payouts import ACCOUNT_FAILED, Payouts
+from marketplace.payout_accounts import ACCOUNT_FAILED
+from marketplace.payouts import Payouts
 from marketplace.rows import from_row, row_by_id
 from marketplace.service import Marketplace
 from marketplace.tables import payout_accounts, payout_runs

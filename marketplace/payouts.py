@@ -2,42 +2,40 @@
 ``marketplace.refunds``.
 
 ``Payouts`` takes a ``Marketplace``; like it, every method takes a ``Connection`` inside a
-database transaction the caller owns, never commits, and is idempotent by a key:
+database transaction the caller owns, never commits, and is idempotent by a key. It is built on
+``PayoutAccounts`` (``marketplace.payout_accounts``: ``set_payout_account`` /
+``get_payout_account``, an account's ``active`` or ``failed`` status); an instant payout's amount,
+fee and daily limit are reckoned in ``marketplace.instant``. The payout life cycle, keyed by the
+payout id (ledger key ``payout:<id>``):
 
-* payout accounts: ``set_payout_account`` / ``get_payout_account`` (where a seller is paid; the
-  full number is kept for the rail, ``PayoutAccount.masked_account_number`` is what responses show).
-  An account is ``active`` or ``failed``: ``mark_failed`` of a failure of the destination marks
-  it failed in the same transaction, a failed account is never paid (``PayoutAccountFailed``),
-  and setting another account or routing number makes it active again;
-* the payout life cycle, keyed by the payout id (ledger key ``payout:<id>``):
+======================  ===============================================================
+``reserve_payout``      pending debit seller -> payouts_in_transit, written only if the
+                        seller's available balance stays >= 0 -> ``pending``; an instant
+                        payout's fee in the same transaction (``marketplace.instant``); a
+                        seller without an account, or whose account failed, is not paid
+``begin_submission``    marks that the rail is about to be called (a cancel is refused
+                        from then on, so a payout the rail may have is never archived)
+``mark_submitted``      the rail accepted it -> ``processing``
+``mark_paid``           post the debit -> ``paid``
+``mark_failed``         archive the debit (money available again) -> ``failed``; a failure
+                        of the destination also marks the payout account failed, in the
+                        same transaction
+``mark_returned``       reverse the posted debit (``payout:<id>:return``) -> ``returned``;
+                        an instant payout's fee is kept (the rail did pay it out)
+``cancel_payout``       before submission only: archive -> ``cancelled``
+======================  ===============================================================
 
-  ======================  ===============================================================
-  ``reserve_payout``      pending debit seller -> payouts_in_transit, written only if the
-                          seller's available balance stays >= 0 -> ``pending``; an instant
-                          payout's fee in the same transaction (``marketplace.instant``)
-  ``begin_submission``    marks that the rail is about to be called (a cancel is refused
-                          from then on, so a payout the rail may have is never archived)
-  ``mark_submitted``      the rail accepted it -> ``processing``
-  ``mark_paid``           post the debit -> ``paid``
-  ``mark_failed``         archive the debit (money available again) -> ``failed``
-  ``mark_returned``       reverse the posted debit (``payout:<id>:return``) -> ``returned``;
-                          an instant payout's fee is kept (the rail did pay it out)
-  ``cancel_payout``       before submission only: archive -> ``cancelled``
-  ======================  ===============================================================
-
-  Asking for the state a payout is already in is a no-op; an impossible move raises
-  ``InvalidPayoutState``.
+Asking for the state a payout is already in is a no-op; an impossible move raises
+``InvalidPayoutState``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, select, text
 from sqlalchemy.engine import Row
 
 from ledger_core import (
@@ -53,13 +51,9 @@ from ledger_core import (
 )
 from marketplace.checks import check_amount_or_none, check_id, check_limit, utc_now
 from marketplace.errors import (
-    InstantLimitExceeded,
     InstantNotSupported,
     InvalidPayoutState,
     NothingToPay,
-    PayoutAccountFailed,
-    PayoutAccountMissing,
-    PayoutAccountNotFound,
     PayoutConflict,
     payout_not_found,
 )
@@ -70,16 +64,14 @@ from marketplace.instant import (
     InstantAvailability,
     InstantTerms,
     check_method,
-    count_instant,
-    daily_limit,
+    instant_amount,
     instant_availability,
-    instant_used,
-    uncount_instant,
-    utc_day,
+    uncount_instant_payout,
 )
+from marketplace.payout_accounts import PayoutAccounts
 from marketplace.rows import from_row, page, row_by_id
-from marketplace.service import Marketplace, OnMarketplace
-from marketplace.tables import payout_accounts, payouts
+from marketplace.service import Marketplace
+from marketplace.tables import payouts
 from marketplace.types import (
     Page,
     Payout,
@@ -90,9 +82,6 @@ from marketplace.types import (
     SellerBalances,
 )
 
-_ACCOUNT = re.compile(r"^[0-9]{4,34}$")
-_ROUTING = re.compile(r"^[0-9]{9}$")
-
 
 def payout_external_id(payout_id: str) -> str:
     return f"payout:{payout_id}"
@@ -102,98 +91,18 @@ def payout_return_external_id(payout_id: str) -> str:
     return f"payout:{payout_id}:return"
 
 
-ACCOUNT_ACTIVE = "active"
-ACCOUNT_FAILED = "failed"
-
-
-def _same_destination(account_number: Any, routing_number: Any) -> Any:
-    """Whether the payout account row is the destination of these details: its account and
-    routing numbers (the holder's name does not change where the money goes)."""
-    return and_(
-        payout_accounts.c.account_number == account_number,
-        payout_accounts.c.routing_number == routing_number,
-    )
-
-
 _SUBMITTED_OR_LATER = {PayoutState.PROCESSING, PayoutState.PAID, PayoutState.RETURNED}
 
 
-class Payouts(OnMarketplace):
-    """Payout accounts and payouts of a ``Marketplace``. Stateless; ``instant`` is the
-    platform's terms for instant payouts (fee, daily limit)."""
+class Payouts(PayoutAccounts):
+    """Payout accounts (``PayoutAccounts``) and payouts of a ``Marketplace``. Stateless;
+    ``instant`` is the platform's terms for instant payouts (fee, daily limit)."""
 
     def __init__(
         self, marketplace: Marketplace | None = None, instant: InstantTerms | None = None
     ) -> None:
         super().__init__(marketplace)
         self.instant = instant or InstantTerms()
-
-    # ------------------------------------------------------------ payout accounts
-
-    def set_payout_account(
-        self,
-        conn: Connection,
-        seller_id: str,
-        account_number: str,
-        routing_number: str,
-        holder_name: str,
-    ) -> PayoutAccount:
-        """Create or replace where the seller is paid. Payouts already made keep their
-        destination (each payout keeps a copy). Another account or routing number makes a failed
-        account active again; the same numbers keep it as it is (a dead account stays failed,
-        whatever the holder's name)."""
-        if not isinstance(account_number, str) or not _ACCOUNT.match(account_number):
-            raise ValidationFailed("account_number must be 4-34 digits", field="account_number")
-        if not isinstance(routing_number, str) or not _ROUTING.match(routing_number):
-            raise ValidationFailed("routing_number must be 9 digits", field="routing_number")
-        if not isinstance(holder_name, str) or not 1 <= len(holder_name.strip()) <= 200:
-            raise ValidationFailed("holder_name must be 1-200 characters", field="holder_name")
-        self.marketplace.get_seller(conn, seller_id)
-        now = utc_now()
-        stmt = pg_insert(payout_accounts).values(
-            seller_id=seller_id,
-            account_number=account_number,
-            routing_number=routing_number,
-            holder_name=holder_name,
-            created_at=now,
-            updated_at=now,
-        )
-        same = _same_destination(
-            stmt.excluded.account_number, stmt.excluded.routing_number
-        ).self_group()
-
-        def unless_same(column: str, active: Any) -> Any:
-            return case((same, payout_accounts.c[column]), else_=active)
-
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["seller_id"],
-                set_={
-                    "account_number": stmt.excluded.account_number,
-                    "routing_number": stmt.excluded.routing_number,
-                    "holder_name": stmt.excluded.holder_name,
-                    "status": unless_same("status", ACCOUNT_ACTIVE),
-                    "failure_code": unless_same("failure_code", None),
-                    "failed_payout_id": unless_same("failed_payout_id", None),
-                    "failed_at": unless_same("failed_at", None),
-                    "updated_at": now,
-                },
-            )
-        )
-        return self.get_payout_account(conn, seller_id)
-
-    def get_payout_account(self, conn: Connection, seller_id: str) -> PayoutAccount:
-        row = conn.execute(
-            select(payout_accounts).where(payout_accounts.c.seller_id == seller_id)
-        ).one_or_none()
-        if row is None:
-            self.marketplace.get_seller(conn, seller_id)  # an unknown seller: seller_not_found
-            raise PayoutAccountNotFound(
-                f"seller {seller_id!r} has no payout account", resource="payout_account"
-            )
-        return from_row(PayoutAccount, row)
-
-    # ------------------------------------------------------------ payouts
 
     def reserve_payout(
         self,
@@ -239,20 +148,7 @@ class Payouts(OnMarketplace):
         if existing is not None:
             return _same_payout(existing, seller_id, amount, method)
         seller = self.marketplace.get_seller(conn, seller_id)
-        try:
-            account = self.get_payout_account(conn, seller_id)
-        except PayoutAccountNotFound:
-            raise PayoutAccountMissing(
-                f"seller {seller_id!r} has no payout account; it is not paid until it has one",
-                seller_id=seller_id,
-            ) from None
-        if account.status == ACCOUNT_FAILED:
-            raise PayoutAccountFailed(
-                f"seller {seller_id!r}'s payout account failed ({account.failure_code}, payout "
-                f"{account.failed_payout_id}); it is not paid until a new payout account is set",
-                seller_id=seller_id,
-                failure_code=account.failure_code,
-            )
+        account = self._payable_account(conn, seller_id)
         if method == INSTANT and instant_supported is not None and not instant_supported(account):
             raise InstantNotSupported(
                 f"seller {seller_id!r}'s payout account (…{account.last4}) does not take instant "
@@ -263,7 +159,7 @@ class Payouts(OnMarketplace):
         available = self.marketplace.seller_balances(conn, seller_id).available
         now, fee = utc_now(), 0
         if method == INSTANT:
-            amount, fee = self._instant_amount(conn, seller_id, amount, available, now)
+            amount, fee = instant_amount(conn, self.instant, seller_id, amount, available, now)
         elif amount is None:
             if available <= 0:
                 raise NothingToPay(
@@ -281,51 +177,6 @@ class Payouts(OnMarketplace):
         return self._reserve(
             conn, payout_id, seller, account, amount, origin, run_id, metadata, method, fee, now
         )
-
-    def _instant_amount(
-        self, conn: Connection, seller_id: str, amount: int | None, available: int, now: datetime
-    ) -> tuple[int, int]:
-        """The instant payout's amount and fee, counted towards the day's limit (under the
-        seller's payout lock, which the caller holds)."""
-        day = utc_day(now)
-        limit = daily_limit(conn, self.instant, seller_id)
-        remaining = max(limit - instant_used(conn, seller_id, day), 0)
-        if amount is None:
-            amount = min(self.instant.largest_amount(max(available, 0)), remaining)
-            if amount <= 0:
-                if remaining <= 0:
-                    raise InstantLimitExceeded(
-                        f"seller {seller_id!r} has used its daily instant limit of {limit}; "
-                        "0 remains today",
-                        remaining=0,
-                        limit=limit,
-                    )
-                raise NothingToPay(
-                    f"seller {seller_id!r} has nothing available to pay out instantly "
-                    f"(available {available}, the fee is at least {self.instant.fee_minimum})",
-                    available=available,
-                )
-        elif amount > remaining:
-            raise InstantLimitExceeded(
-                f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
-                f"limit of {limit}: {remaining} remains today",
-                remaining=remaining,
-                limit=limit,
-            )
-        fee = self.instant.fee(amount)
-        if amount + fee > available:
-            raise BalanceConditionFailed(
-                f"seller {seller_id!r} has {available} available, less than {amount} plus the "
-                f"instant fee of {fee}",
-                available=available,
-            )
-        if not count_instant(conn, seller_id, day, amount, limit):
-            raise InstantLimitExceeded(
-                f"an instant payout of {amount} would pass seller {seller_id!r}'s daily instant "
-                f"limit of {limit}",
-                limit=limit,
-            )
-        return amount, fee
 
     def instant_availability(self, balances: SellerBalances) -> InstantAvailability:
         """What the seller can be paid instantly now, from its balances (which carry its own
@@ -493,7 +344,7 @@ class Payouts(OnMarketplace):
             if destination_failed:
                 self._fail_account(conn, row, code)
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
-            self._uncount_instant(conn, row)
+            uncount_instant_payout(conn, row)
             failed = self._update(
                 conn,
                 payout_id,
@@ -540,7 +391,7 @@ class Payouts(OnMarketplace):
         row = self._locked(conn, payout_id)
         if row.status == PayoutState.PENDING and row.submitted_at is None:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
-            self._uncount_instant(conn, row)
+            uncount_instant_payout(conn, row)
             cancelled = self._update(
                 conn, payout_id, status=str(PayoutState.CANCELLED), cancelled_at=utc_now()
             )
@@ -552,13 +403,6 @@ class Payouts(OnMarketplace):
             "payout not yet submitted is cancelled",
             status=row.status,
         )
-
-    @staticmethod
-    def _uncount_instant(conn: Connection, row: Row[Any]) -> None:
-        """A failed or cancelled instant payout paid nothing out: it no longer counts towards
-        its day's limit."""
-        if row.method == INSTANT:
-            uncount_instant(conn, row.seller_id, utc_day(row.created_at), row.amount)
 
     def _return_keeping_fee(self, conn: Connection, row: Row[Any], code: str) -> Any:
         """A returned instant payout: the amount comes back to the seller (debit payouts in
@@ -583,25 +427,6 @@ class Payouts(OnMarketplace):
                 description=f"Return of instant payout {row.id} ({code}); the fee is kept",
                 metadata={"kind": "payout_return", "payout_id": row.id, "code": code},
             ),
-        )
-
-    @staticmethod
-    def _fail_account(conn: Connection, payout: Row[Any], code: str) -> None:
-        now = utc_now()
-        conn.execute(
-            payout_accounts.update()
-            .where(
-                payout_accounts.c.seller_id == payout.seller_id,
-                _same_destination(payout.account_number, payout.routing_number),
-                payout_accounts.c.status == ACCOUNT_ACTIVE,
-            )
-            .values(
-                status=ACCOUNT_FAILED,
-                failure_code=code,
-                failed_payout_id=payout.id,
-                failed_at=now,
-                updated_at=now,
-            )
         )
 
     def _event(

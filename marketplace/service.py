@@ -10,8 +10,8 @@ retried activity never moves money twice. Booking (``marketplace.booking``) and 
 due holds (``marketplace.holds``) are set-based and can send their writes with the commit.
 
 The ledger transactions each domain writes are described in its module (``marketplace.earnings``,
-``marketplace.disputes``); payouts and refunds (``marketplace.payouts``, ``marketplace.refunds``)
-take a ``Marketplace`` (``OnMarketplace``).
+``marketplace.disputes``); payout accounts, payouts and refunds (``marketplace.payout_accounts``,
+``marketplace.payouts``, ``marketplace.refunds``) take a ``Marketplace`` (``OnMarketplace``).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Marketplace(Sellers, Earnings, Disputes, Wallets):
 
 
 class OnMarketplace:
-    """Operations built on a ``Marketplace`` (its ledger service, sellers and earnings): payouts
-    and refunds. Stateless; without a ``marketplace``, on a new one."""
+    """Operations built on a ``Marketplace`` (its ledger service, sellers and earnings): payout
+    accounts, payouts and refunds. Stateless; without a ``marketplace``, on a new one."""
 
     def __init__(self, marketplace: Marketplace | None = None) -> None:
         self.marketplace = marketplace or Marketplace()

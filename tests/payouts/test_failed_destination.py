@@ -1,7 +1,7 @@
 """A payout that fails because of its destination, in the domain (``marketplace.payouts``,
-``marketplace.payout_runs``): the payout account is marked failed in the failure's own
-transaction, is never paid again (a manual payout is refused, a run skips), a new account clears
-it, and any other failure changes nothing."""
+``marketplace.payout_accounts``, ``marketplace.payout_runs``): the payout account is marked failed
+in the failure's own transaction, is never paid again (a manual payout is refused, a run skips), a
+new account clears it, and any other failure changes nothing."""
 
 from __future__ import annotations
 
