@@ -9,7 +9,7 @@ keys). Events of a wallet go to the outbox as a stream of their own, ``wallet/<w
 a trigger checks that a new stream belongs to a seller or a wallet.
 
 Revision ID: 0010_wallets
-Revises: 0008_payout_account_status
+Revises: 0009_instant_payouts
 Create Date: 2026-12-06
 """
 
