@@ -96,11 +96,10 @@ async def pay(
     method: str = "standard",
 ) -> str:
     """A manual payout, retried with one Idempotency-Key until it is accepted."""
-    response = await client.post(
-        f"/v1/sellers/{seller_id}/payouts",
-        {"amount": amount, "method": method},
-        idempotency_key=key,
-    )
+    body: dict[str, Any] = {"amount": amount}
+    if method != "standard":  # a standard payout's body as clients sent it before instant ones
+        body["method"] = method
+    response = await client.post(f"/v1/sellers/{seller_id}/payouts", body, idempotency_key=key)
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["amount"], body["method"]) == (amount, method), body

@@ -24,7 +24,7 @@ HOLDS = 20_000
 BATCH = 1_000
 # Long enough that no hold ends before the checks of open holds below, even with booking 20,000
 # earnings on a busy 2-core CI machine (seen: 10 s), short enough to wait for.
-HOLD = timedelta(seconds=60)
+HOLD = timedelta(seconds=45)
 
 
 async def test_a_seller_with_twenty_thousand_open_holds(
