@@ -38,7 +38,7 @@ from datetime import timedelta
 from typing import Protocol
 
 import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 
@@ -145,105 +145,89 @@ class WebhookChannel:
             await self.wake({f"{e} {s}" for e, s in streams}, signal=False)
 
 
-class HoldChannel:
+class WakeChannel:
+    """A channel whose notifications name workflows to wake (signal-with-start), one per id
+    (a seller, a wallet), and whose sweep wakes the ids the database says are due but whose
+    notification may have been lost. Subclasses say which workflow (``wake_one``) and which ids
+    are due (``due``)."""
+
+    name: str
+    # What one id's workflow is, and what the sweep wakes, for the logs.
+    what = ""
+    swept_what = ""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: Client,
+        *,
+        task_queue: str = TASK_QUEUE,
+        sweep_seconds: float = 10.0,
+        grace: timedelta | None = None,
+        marketplace: Marketplace | None = None,
+        sweep_prefix: str | None = "",
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.task_queue = task_queue
+        self.sweep_seconds = sweep_seconds
+        # A request younger than this may have its signal in flight: leave it to the signal.
+        self.grace = grace if grace is not None else timedelta(seconds=sweep_seconds)
+        self.marketplace = marketplace or Marketplace()
+        # None: no sweep; a prefix: only ids that start with it (tests that share a database
+        # with many others).
+        self.sweep_prefix = sweep_prefix
+        self.woken = 0
+        self.swept = 0
+
+    async def wake_one(self, key: str) -> None:
+        raise NotImplementedError
+
+    def due(self, conn: Connection, prefix: str) -> list[str]:
+        raise NotImplementedError
+
+    async def wake(self, payloads: set[str]) -> None:
+        ids = sorted(p for p in payloads if p)
+        self.woken += await wake_all(ids, self.wake_one, self.what)
+
+    async def sweep(self, *, first: bool) -> None:
+        prefix = self.sweep_prefix
+        if prefix is None:
+            return
+
+        def due() -> list[str]:
+            with self.engine.connect() as conn:
+                return self.due(conn, prefix)
+
+        ids = await asyncio.to_thread(due)
+        if ids:
+            log.info("sweep wakes %d %s", len(ids), self.swept_what)
+            self.swept += len(ids)
+            await self.wake(set(ids))
+
+
+class HoldChannel(WakeChannel):
     name = HOLDS_CHANNEL
+    what = "hold workflow of seller"
+    swept_what = "sellers' hold workflows"
 
-    def __init__(
-        self,
-        engine: Engine,
-        client: Client,
-        *,
-        task_queue: str = TASK_QUEUE,
-        sweep_seconds: float = 10.0,
-        grace: timedelta | None = None,
-        marketplace: Marketplace | None = None,
-        sweep_prefix: str | None = "",
-    ) -> None:
-        self.engine = engine
-        self.client = client
-        self.task_queue = task_queue
-        self.sweep_seconds = sweep_seconds
-        # A request younger than this may have its signal in flight: leave it to the signal.
-        self.grace = grace if grace is not None else timedelta(seconds=sweep_seconds)
-        self.marketplace = marketplace or Marketplace()
-        # None: no sweep; a prefix: only sellers whose id starts with it (tests that share a
-        # database with many others).
-        self.sweep_prefix = sweep_prefix
-        self.woken = 0
-        self.swept = 0
+    async def wake_one(self, key: str) -> None:
+        await wake_seller_holds(self.client, key, task_queue=self.task_queue)
 
-    async def wake(self, payloads: set[str]) -> None:
-        sellers = sorted(p for p in payloads if p)
-        self.woken += await wake_all(
-            sellers,
-            lambda s: wake_seller_holds(self.client, s, task_queue=self.task_queue),
-            "hold workflow of seller",
-        )
-
-    async def sweep(self, *, first: bool) -> None:
-        prefix = self.sweep_prefix
-        if prefix is None:
-            return
-
-        def due() -> list[str]:
-            with self.engine.connect() as conn:
-                return self.marketplace.holds.sellers_to_wake(conn, grace=self.grace, prefix=prefix)
-
-        sellers = await asyncio.to_thread(due)
-        if sellers:
-            log.info("hold sweep wakes %d sellers' hold workflows", len(sellers))
-            self.swept += len(sellers)
-            await self.wake(set(sellers))
+    def due(self, conn: Connection, prefix: str) -> list[str]:
+        return self.marketplace.holds.sellers_to_wake(conn, grace=self.grace, prefix=prefix)
 
 
-class WalletExpiryChannel:
+class WalletExpiryChannel(WakeChannel):
     name = WALLETS_CHANNEL
+    what = "expiry workflow of wallet"
+    swept_what = "wallets' expiry workflows"
 
-    def __init__(
-        self,
-        engine: Engine,
-        client: Client,
-        *,
-        task_queue: str = TASK_QUEUE,
-        sweep_seconds: float = 10.0,
-        grace: timedelta | None = None,
-        marketplace: Marketplace | None = None,
-        sweep_prefix: str | None = "",
-    ) -> None:
-        self.engine = engine
-        self.client = client
-        self.task_queue = task_queue
-        self.sweep_seconds = sweep_seconds
-        # A request younger than this may have its signal in flight: leave it to the signal.
-        self.grace = grace if grace is not None else timedelta(seconds=sweep_seconds)
-        self.marketplace = marketplace or Marketplace()
-        # None: no sweep; a prefix: only wallets whose id starts with it (tests).
-        self.sweep_prefix = sweep_prefix
-        self.woken = 0
-        self.swept = 0
+    async def wake_one(self, key: str) -> None:
+        await wake_wallet_expiries(self.client, key, task_queue=self.task_queue)
 
-    async def wake(self, payloads: set[str]) -> None:
-        wallets = sorted(p for p in payloads if p)
-        self.woken += await wake_all(
-            wallets,
-            lambda w: wake_wallet_expiries(self.client, w, task_queue=self.task_queue),
-            "expiry workflow of wallet",
-        )
-
-    async def sweep(self, *, first: bool) -> None:
-        prefix = self.sweep_prefix
-        if prefix is None:
-            return
-
-        def due() -> list[str]:
-            with self.engine.connect() as conn:
-                return self.marketplace.wallets_to_wake(conn, grace=self.grace, prefix=prefix)
-
-        wallets = await asyncio.to_thread(due)
-        if wallets:
-            log.info("wallet sweep wakes %d wallets' expiry workflows", len(wallets))
-            self.swept += len(wallets)
-            await self.wake(set(wallets))
+    def due(self, conn: Connection, prefix: str) -> list[str]:
+        return self.marketplace.wallets_to_wake(conn, grace=self.grace, prefix=prefix)
 
 
 class Dispatcher:
