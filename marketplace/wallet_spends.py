@@ -88,10 +88,7 @@ class WalletSpends(WalletCore):
             ],
         )
         spend = self.get_spend(conn, wallet_id, spend_id)
-        self._events(
-            conn,
-            [(wallet_id, EventType.WALLET_SPENT, self._with_balances(conn, wallet_id, spend))],
-        )
+        self._event(conn, wallet_id, EventType.WALLET_SPENT, spend)
         return spend
 
     def get_spend(self, conn: Connection, wallet_id: str, spend_id: str) -> WalletSpend:
@@ -204,16 +201,7 @@ class WalletSpends(WalletCore):
         if soonest is not None:
             self._request_wake(conn, wallet_id, soonest)
         refund = from_row(WalletRefund, row, spend_refunded_amount=refunded)
-        self._events(
-            conn,
-            [
-                (
-                    wallet_id,
-                    EventType.WALLET_SPEND_REFUNDED,
-                    self._with_balances(conn, wallet_id, refund),
-                )
-            ],
-        )
+        self._event(conn, wallet_id, EventType.WALLET_SPEND_REFUNDED, refund)
         return refund
 
     # ------------------------------------------------------------ internals

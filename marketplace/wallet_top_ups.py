@@ -94,7 +94,7 @@ class WalletTopUps(WalletCore):
         if settled and expires_at is not None:
             self._request_wake(conn, wallet_id, expires_at)
         kind = EventType.WALLET_TOP_UP_SETTLED if settled else EventType.WALLET_TOP_UP_PENDING
-        self._events(conn, [(wallet_id, kind, self._with_balances(conn, wallet_id, lot))])
+        self._event(conn, wallet_id, kind, lot)
         return lot
 
     def settle_top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
@@ -114,16 +114,7 @@ class WalletTopUps(WalletCore):
         lot = self._update_lot(conn, top_up_id, status=str(LotStatus.SETTLED), settled_at=now)
         if lot.expires_at is not None:
             self._request_wake(conn, wallet_id, lot.expires_at)
-        self._events(
-            conn,
-            [
-                (
-                    wallet_id,
-                    EventType.WALLET_TOP_UP_SETTLED,
-                    self._with_balances(conn, wallet_id, lot),
-                )
-            ],
-        )
+        self._event(conn, wallet_id, EventType.WALLET_TOP_UP_SETTLED, lot)
         return lot
 
     def fail_top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
@@ -142,16 +133,7 @@ class WalletTopUps(WalletCore):
         lot = self._update_lot(
             conn, top_up_id, status=str(LotStatus.FAILED), remaining=0, failed_at=utc_now()
         )
-        self._events(
-            conn,
-            [
-                (
-                    wallet_id,
-                    EventType.WALLET_TOP_UP_FAILED,
-                    self._with_balances(conn, wallet_id, lot),
-                )
-            ],
-        )
+        self._event(conn, wallet_id, EventType.WALLET_TOP_UP_FAILED, lot)
         return lot
 
     def set_expiry(

@@ -346,6 +346,10 @@ class WalletCore(MarketCore):
     def _events(conn: Connection, new: Sequence[tuple[str, EventType, dict[str, Any]]]) -> None:
         record_events(conn, [NewEvent(wallet_stream(w), t, d) for w, t, d in new])
 
+    def _event(self, conn: Connection, wallet_id: str, type: EventType, obj: Any) -> None:
+        """One event of the wallet: the object and its balances after the change."""
+        self._events(conn, [(wallet_id, type, self._with_balances(conn, wallet_id, obj))])
+
 
 # -------------------------------------------------------------------- SQL
 
