@@ -129,15 +129,32 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "code": {"type": "string", "description": "Stable error code, e.g. `seller_not_found`."},
         "errors": {
             "type": "array",
-            "description": "`validation_error`: each invalid field, `loc` its path.",
+            "description": "`validation_error`: each invalid field, `loc` its path; "
+            "`batch_rejected`: each item that cannot be booked, `index` its place in the batch.",
             "items": {
-                "type": "object",
-                "required": ["loc", "msg", "type"],
-                "properties": {
-                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
-                    "msg": {"type": "string"},
-                    "type": {"type": "string", "description": "`extra_forbidden`: unknown."},
-                },
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "required": ["loc", "msg", "type"],
+                        "properties": {
+                            "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                            "msg": {"type": "string"},
+                            "type": {
+                                "type": "string",
+                                "description": "`extra_forbidden`: unknown.",
+                            },
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["index", "code", "detail"],
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "code": {"type": "string"},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                ]
             },
         },
         "unknown_parameters": {

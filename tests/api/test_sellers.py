@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -352,3 +353,20 @@ async def test_temporal_out_of_reach_is_503(engine: Engine, admin_key: str, uid:
         # The hold was not released, and a failed request stored no idempotent answer.
         earnings = await api.get(f"/v1/sellers/off-{uid}/earnings")
         assert [e["status"] for e in earnings.json()["items"]] == ["on_hold"]
+
+
+def test_an_atomic_batch_with_a_bad_item_books_none_and_answers_its_documented_problem(
+    client: TestClient, app: FastAPI, uid: str
+) -> None:
+    create(client, f"batch-{uid}")
+    good = {"seller_id": f"batch-{uid}", "order_id": f"o-{uid}", "amount": 1_000, "fee": 100}
+    bad = {"seller_id": f"batch-{uid}", "order_id": f"p-{uid}", "amount": -5}
+    response = client.post("/v1/earnings/batch", json={"earnings": [good, bad], "atomic": True})
+    assert_problem(response, 422, "batch_rejected")
+    errors = response.json()["errors"]
+    assert [(e["index"], e["code"]) for e in errors] == [(1, "validation_failed")]
+    assert client.get(f"/v1/sellers/batch-{uid}/earnings").json()["items"] == []
+    # The body is what the OpenAPI document says a 422 of this operation is.
+    document = app.openapi()
+    schema = document["components"]["schemas"]["Problem"]
+    jsonschema_rs.validate(schema, response.json())
