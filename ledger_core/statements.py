@@ -64,8 +64,7 @@ _SIGNED = "CASE WHEN e.direction = a.normal_balance THEN e.amount ELSE -e.amount
 _STATEMENT = f"""
 WITH x AS MATERIALIZED (
     SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount,
-           {_STATEMENT_AT} AS statement_at, t.effective_at, t.posted_at,
-           t.external_id, t.description, t.metadata, t.reverses_id
+           {_STATEMENT_AT} AS statement_at
       FROM ledger_entries e
       JOIN ledger_accounts a ON a.id = e.account_id
       JOIN ledger_transactions t ON t.id = e.transaction_id
@@ -76,10 +75,13 @@ WITH x AS MATERIALIZED (
            count(*) FILTER (WHERE statement_at >= :start AND statement_at < :end) AS n_lines
       FROM x
 ), lines AS (
-    SELECT * FROM x
-     WHERE statement_at >= :start AND statement_at < :end
-     ORDER BY statement_at, entry_id
-     LIMIT :limit
+    SELECT x.*, t.effective_at, t.posted_at, t.external_id, t.description, t.metadata,
+           t.reverses_id
+      FROM (SELECT * FROM x
+             WHERE statement_at >= :start AND statement_at < :end
+             ORDER BY statement_at, entry_id
+             LIMIT :limit) x
+      JOIN ledger_transactions t ON t.id = x.transaction_id
 )
 SELECT totals.opening, totals.closing, totals.n_lines, lines.*,
        totals.opening + sum(lines.amount) OVER (ORDER BY lines.statement_at, lines.entry_id)
