@@ -82,7 +82,7 @@ def statement_period(from_date: date, to_date: date, time_zone: str = "UTC") -> 
     ``ValidationFailed`` for an unknown zone, ``to`` before ``from``, or more than 366 days."""
     try:
         zone = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, e.g. America
         raise ValidationFailed(
             f"time_zone must be an IANA time zone name (such as Europe/Paris), got {time_zone!r}",
             field="time_zone",

@@ -146,6 +146,8 @@ def test_unsupported_accept_and_bad_periods_are_problems(
         {"from": "2026-11-30", "to": "2026-11-01"},  # to before from
         {"from": "2025-01-01", "to": "2026-01-02"},  # 367 days
         {**period_of_today(), "time_zone": "Mars/Olympus_Mons"},
+        {**period_of_today(), "time_zone": "America"},  # a folder of zones
+        {"from": "9999-12-30", "to": "9999-12-31", "time_zone": "Asia/Tokyo"},  # out of range
         {"to": "2026-11-30"},  # from missing
     ]
     for params in bad:
