@@ -90,8 +90,9 @@ SELECT totals.opening, totals.closing, totals.n_lines, lines.*,
  ORDER BY lines.statement_at, lines.entry_id
 """  # noqa: S608 (constant SQL fragments)
 
-# Debits of the account's balance written pending before the end and neither posted (at its
-# statement time) nor archived by then: what is held back at the close.
+# Entries against the account's normal balance (a debit of a credit-normal account) written
+# pending before the end and neither posted (by its statement time) nor archived by then: what
+# is held back at the close.
 _HELD = f"""
 SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount, t.created_at, t.effective_at,
        t.external_id, t.description, t.metadata
@@ -129,7 +130,8 @@ class StatementLine:
 
 @dataclass(frozen=True, slots=True)
 class HeldEntry:
-    """A pending debit open at the window's end (``amount`` < 0): not part of the arithmetic."""
+    """A pending entry against the account's normal balance (a debit of a credit-normal
+    account), open at the window's end (``amount`` < 0): not part of the arithmetic."""
 
     entry_id: uuid.UUID
     transaction_id: uuid.UUID
