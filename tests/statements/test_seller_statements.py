@@ -143,3 +143,32 @@ def test_too_many_lines_and_an_unknown_seller(
         Statements(marketplace).seller_statement(
             conn, f"nobody-{uid}", window(story.t0, story.t0 + timedelta(days=1))
         )
+
+
+def test_earnings_posted_by_the_hold_settlement_count_when_they_post(
+    engine: Engine, marketplace: Marketplace, uid: str
+) -> None:
+    """The hold workflow posts due earnings set-based, with the commit
+    (``marketplace.holds``): those count at their posting too."""
+    s = f"s-{uid}"
+    t0 = utc_now()
+    with engine.begin() as conn:
+        marketplace.create_seller(conn, seller_id=s, name="Shop", currency="USD")
+        for n in range(3):
+            marketplace.book_earning(
+                conn,
+                seller_id=s,
+                order_id=f"o{n}-{uid}",
+                amount=1_000 + n,
+                booked_at=t0 - timedelta(days=30),  # its hold ended long ago
+            )
+    t1 = utc_now()
+    with engine.begin() as conn:
+        settled = marketplace.holds.settle_due(conn, s, at=utc_now(), window=timedelta(0))
+    assert settled.posted == 3
+    t2 = utc_now()
+    assert seller_statement(engine, marketplace, s, t0, t1).lines == ()
+    second = seller_statement(engine, marketplace, s, t1, t2)
+    assert sorted(line.amount for line in second.lines) == [1_000, 1_001, 1_002]
+    assert {line.kind for line in second.lines} == {K.EARNING}
+    assert second.closing == 3_003
