@@ -25,7 +25,15 @@ from api.scoping import (
     check_seller_visible,
     check_wallet_visible,
 )
-from api.statement_formats import CSV, JSON, PDF, filename, negotiate, to_csv, to_pdf
+from api.statement_formats import (
+    CSV,
+    JSON,
+    PDF,
+    filename,
+    negotiate,
+    to_csv,
+    to_pdf,
+)
 from ledger_core import ValidationFailed
 from marketplace.statements import BalanceStatement, StatementPeriod, Statements, statement_period
 
