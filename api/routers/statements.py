@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
+from api.problems import problem_responses
 from api.routing import ApiRoute
 from api.schemas.statements import StatementOut
 from api.scoping import (
@@ -59,10 +60,12 @@ _FORMATS: dict[int | str, dict[str, Any]] = {
         },
         "description": "The statement: JSON by default, CSV or PDF by `Accept`.",
     },
-    406: {
-        "description": "`not_acceptable`: ask for application/json, text/csv or application/pdf."
-    },
+    **problem_responses([406]),
 }
+_FORMATS[406]["description"] = (
+    "`not_acceptable`: the Accept header allows none of application/json, text/csv, "
+    "application/pdf."
+)
 
 
 def _period(from_: date | None, to: date | None, time_zone: str) -> StatementPeriod:
