@@ -103,7 +103,8 @@ def paid_payout(
 
 def seller_story(engine: Engine, mp: Marketplace, uid: str) -> SellerStory:
     """Every kind of seller line: earnings posted after their hold (one with a rolling reserve
-    held and released), a refund after posting, a lost dispute and a won one, a paid payout, a
+    held and released; one, ``o4``, booked in the first period and still on hold), a refund
+    after posting, a lost dispute and a won one, a paid payout, a
     returned payout, a failed payout, an adjustment through the ledger, and a backdated one."""
     payouts = Payouts(mp)
     refunds = Refunds(mp)
@@ -121,6 +122,8 @@ def seller_story(engine: Engine, mp: Marketplace, uid: str) -> SellerStory:
         mp.book_earning(conn, seller_id=seller, order_id=f"o1-{uid}", amount=10_000, fee=1_000)
         mp.book_earning(conn, seller_id=seller, order_id=f"o2-{uid}", amount=5_000, fee=500)
         mp.book_earning(conn, seller_id=seller, order_id=f"o3/{uid}", amount=2_000, fee=0)
+        # Still on hold at the end of everything: no line, and not held back (a pending credit).
+        mp.book_earning(conn, seller_id=seller, order_id=f"o4-{uid}", amount=800, fee=0)
     with engine.begin() as conn:  # the holds end: 9,000 + 4,500 + 2,000; reserves 900 + 450 + 200
         for order in (f"o1-{uid}", f"o2-{uid}", f"o3/{uid}"):
             mp.post_earning(conn, seller, order)

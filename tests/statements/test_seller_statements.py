@@ -87,11 +87,12 @@ def test_a_closed_period_asked_twice_is_the_same_document(
     s = story.seller_id
     before = seller_statement(engine, marketplace, s, story.t0, story.t1)
 
-    # New writes after the period: an earning booked now and posted, a paid payout, an earning
-    # booked before the period ended (below) and posted after it.
+    # New writes after the period: the earning booked in the period posts now, an earning booked
+    # now posts too, and a payout is paid.
     with engine.begin() as conn:
         marketplace.book_earning(conn, seller_id=s, order_id=f"late-{uid}", amount=3_000)
     with engine.begin() as conn:
+        marketplace.post_earning(conn, s, f"o4-{uid}")
         marketplace.post_earning(conn, s, f"late-{uid}")
     paid_payout(engine, payouts, s, f"p9-{uid}", 700)
 
@@ -104,6 +105,13 @@ def test_a_closed_period_asked_twice_is_the_same_document(
     )
     assert after.held_at_close == before.held_at_close
     assert after.generated_at > before.generated_at
+    # The writes happened: they are lines of the period they posted in.
+    since = seller_statement(engine, marketplace, s, story.t1, utc_now())
+    assert {(x.kind, x.reference) for x in since.lines} >= {
+        (K.EARNING, f"o4-{uid}"),
+        (K.EARNING, f"late-{uid}"),
+        (K.PAYOUT, f"p9-{uid}"),
+    }
 
 
 def test_a_pending_earning_counts_when_it_posts_not_at_its_effective_time(
