@@ -60,7 +60,11 @@ CASE WHEN t.posted_at > t.created_at THEN greatest(t.effective_at, t.posted_at)
 _SIGNED = "CASE WHEN e.direction = a.normal_balance THEN e.amount ELSE -e.amount END"
 
 # One statement, so one snapshot: the opening, the closing and the count (one pass over the
-# account's posted entries), and the window's lines (at most :limit) with their running balance.
+# account's posted entries), the window's lines (at most :limit) with their running balance, and
+# what is held at the close (at most :limit): the entries against the account's normal balance (a
+# debit of a credit-normal account) written pending before the end and neither posted (by their
+# statement time) nor archived by then. The totals come with every line (and once without a line,
+# when there is none).
 _STATEMENT = f"""
 WITH x AS MATERIALIZED (
     SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount,
@@ -82,31 +86,33 @@ WITH x AS MATERIALIZED (
              ORDER BY statement_at, entry_id
              LIMIT :limit) x
       JOIN ledger_transactions t ON t.id = x.transaction_id
+), held AS (
+    SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount, t.created_at,
+           t.effective_at, t.external_id, t.description, t.metadata
+      FROM ledger_entries e
+      JOIN ledger_accounts a ON a.id = e.account_id
+      JOIN ledger_transactions t ON t.id = e.transaction_id
+     WHERE e.account_id = :account
+       AND e.direction <> a.normal_balance
+       AND t.created_at < :end
+       AND (t.posted_at IS NULL OR t.posted_at > t.created_at)
+       AND (t.posted_at IS NULL OR {_STATEMENT_AT} >= :end)
+       AND (t.archived_at IS NULL OR t.archived_at >= :end)
+     ORDER BY t.created_at, e.id
+     LIMIT :limit
 )
-SELECT totals.opening, totals.closing, totals.n_lines, lines.*,
+SELECT 'line' AS part, totals.opening, totals.closing, totals.n_lines,
+       lines.entry_id, lines.transaction_id, lines.amount, lines.statement_at,
+       lines.effective_at, lines.posted_at, NULL::timestamptz AS since, lines.external_id,
+       lines.description, lines.metadata, lines.reverses_id,
        totals.opening + sum(lines.amount) OVER (ORDER BY lines.statement_at, lines.entry_id)
            AS balance
   FROM totals LEFT JOIN lines ON true
- ORDER BY lines.statement_at, lines.entry_id
-"""  # noqa: S608 (constant SQL fragments)
-
-# Entries against the account's normal balance (a debit of a credit-normal account) written
-# pending before the end and neither posted (by its statement time) nor archived by then: what
-# is held back at the close.
-_HELD = f"""
-SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount, t.created_at, t.effective_at,
-       t.external_id, t.description, t.metadata
-  FROM ledger_entries e
-  JOIN ledger_accounts a ON a.id = e.account_id
-  JOIN ledger_transactions t ON t.id = e.transaction_id
- WHERE e.account_id = :account
-   AND e.direction <> a.normal_balance
-   AND t.created_at < :end
-   AND (t.posted_at IS NULL OR t.posted_at > t.created_at)
-   AND (t.posted_at IS NULL OR {_STATEMENT_AT} >= :end)
-   AND (t.archived_at IS NULL OR t.archived_at >= :end)
- ORDER BY t.created_at, e.id
- LIMIT :limit
+UNION ALL
+SELECT 'held', NULL, NULL, NULL, entry_id, transaction_id, amount, NULL, effective_at, NULL,
+       created_at, external_id, description, metadata, NULL, NULL
+  FROM held
+ ORDER BY part DESC, statement_at, since, entry_id
 """  # noqa: S608 (constant SQL fragments)
 
 
@@ -178,8 +184,8 @@ class AccountStatements:
         """The account's statement for [``start``, ``end``). Raises ``NotFound`` for an unknown
         account, ``StatementTooLarge`` beyond ``max_lines`` lines or open pending debits.
 
-        The opening, the closing and the lines are read in one statement (one snapshot), so
-        they always agree; the open pending debits are informational."""
+        Everything is read in one statement (one snapshot), so the figures always agree, and
+        with what is held at the close."""
         check_aware(start, "start")
         check_aware(end, "end")
         if end <= start:
@@ -189,8 +195,10 @@ class AccountStatements:
         ).first()
         if exists is None:
             raise errors.NotFound(f"ledger account {account_id} not found", resource="account")
-        params = {"account": account_id, "start": start, "end": end}
-        rows = conn.execute(text(_STATEMENT), {**params, "limit": max_lines + 1}).all()
+        rows = conn.execute(
+            text(_STATEMENT),
+            {"account": account_id, "start": start, "end": end, "limit": max_lines + 1},
+        ).all()
         first = rows[0]
         if first.n_lines > max_lines:
             raise errors.StatementTooLarge(
@@ -214,33 +222,33 @@ class AccountStatements:
                 reverses_id=r.reverses_id,
             )
             for r in rows
-            if r.entry_id is not None
+            if r.part == "line" and r.entry_id is not None
         )
         closing = lines[-1].balance if lines else first.opening
         # The same rule twice (the closing sum and the running balance): they agree or the
         # statement is wrong.
         if closing != first.closing:  # pragma: no cover - a broken invariant
             raise AssertionError(f"closing {first.closing} != running balance {closing}")
-        held_rows = conn.execute(text(_HELD), {**params, "limit": max_lines + 1}).all()
-        if len(held_rows) > max_lines:
-            raise errors.StatementTooLarge(
-                f"more than {max_lines} pending debits are open at the statement's end: ask an "
-                "earlier period",
-                max_lines=max_lines,
-            )
         held = tuple(
             HeldEntry(
                 entry_id=r.entry_id,
                 transaction_id=r.transaction_id,
                 amount=r.amount,
-                created_at=r.created_at,
+                created_at=r.since,
                 effective_at=r.effective_at,
                 external_id=r.external_id,
                 description=r.description,
                 metadata=r.metadata,
             )
-            for r in held_rows
+            for r in rows
+            if r.part == "held"
         )
+        if len(held) > max_lines:
+            raise errors.StatementTooLarge(
+                f"more than {max_lines} pending debits are open at the statement's end: ask an "
+                "earlier period",
+                max_lines=max_lines,
+            )
         return AccountStatement(
             account_id=account_id,
             start=start,
