@@ -59,20 +59,23 @@ CASE WHEN t.posted_at > t.created_at THEN greatest(t.effective_at, t.posted_at)
 # Credit-normal: a credit is +; debit-normal: a debit is +.
 _SIGNED = "CASE WHEN e.direction = a.normal_balance THEN e.amount ELSE -e.amount END"
 
-# One statement, so one snapshot: the opening, the closing and the count (one pass over the
-# account's posted entries), the window's lines (at most :limit) with their running balance, and
-# what is held at the close (at most :limit): the entries against the account's normal balance (a
-# debit of a credit-normal account) written pending before the end and neither posted (by their
-# statement time) nor archived by then. The totals come with every line (and once without a line,
-# when there is none).
+# One statement, so one snapshot, and one pass over the account's entries: the opening, the
+# closing and the count (of its posted entries), the window's lines (at most :limit) with their
+# running balance, and what is held at the close (at most :limit): the entries against the
+# account's normal balance (a debit of a credit-normal account) written pending before the end
+# and neither posted (by their statement time) nor archived by then. The totals come with every
+# line (and once without a line, when there is none).
 _STATEMENT = f"""
-WITH x AS MATERIALIZED (
-    SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount,
-           {_STATEMENT_AT} AS statement_at
+WITH every AS MATERIALIZED (
+    SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount, t.status,
+           {_STATEMENT_AT} AS statement_at, e.direction <> a.normal_balance AS against,
+           t.created_at, t.posted_at, t.archived_at
       FROM ledger_entries e
       JOIN ledger_accounts a ON a.id = e.account_id
       JOIN ledger_transactions t ON t.id = e.transaction_id
-     WHERE e.account_id = :account AND t.status = 'posted'
+     WHERE e.account_id = :account
+), x AS (
+    SELECT entry_id, transaction_id, amount, statement_at FROM every WHERE status = 'posted'
 ), totals AS (
     SELECT coalesce(sum(amount) FILTER (WHERE statement_at < :start), 0)::bigint AS opening,
            coalesce(sum(amount) FILTER (WHERE statement_at < :end), 0)::bigint AS closing,
@@ -87,19 +90,17 @@ WITH x AS MATERIALIZED (
              LIMIT :limit) x
       JOIN ledger_transactions t ON t.id = x.transaction_id
 ), held AS (
-    SELECT e.id AS entry_id, e.transaction_id, {_SIGNED} AS amount, t.created_at,
-           t.effective_at, t.external_id, t.description, t.metadata
-      FROM ledger_entries e
-      JOIN ledger_accounts a ON a.id = e.account_id
-      JOIN ledger_transactions t ON t.id = e.transaction_id
-     WHERE e.account_id = :account
-       AND e.direction <> a.normal_balance
-       AND t.created_at < :end
-       AND (t.posted_at IS NULL OR t.posted_at > t.created_at)
-       AND (t.posted_at IS NULL OR {_STATEMENT_AT} >= :end)
-       AND (t.archived_at IS NULL OR t.archived_at >= :end)
-     ORDER BY t.created_at, e.id
-     LIMIT :limit
+    SELECT h.entry_id, h.transaction_id, h.amount, h.created_at, t.effective_at,
+           t.external_id, t.description, t.metadata
+      FROM (SELECT * FROM every
+             WHERE against
+               AND created_at < :end
+               AND (posted_at IS NULL OR posted_at > created_at)
+               AND (status <> 'posted' OR statement_at >= :end)
+               AND (archived_at IS NULL OR archived_at >= :end)
+             ORDER BY created_at, entry_id
+             LIMIT :limit) h
+      JOIN ledger_transactions t ON t.id = h.transaction_id
 )
 SELECT 'line' AS part, totals.opening, totals.closing, totals.n_lines,
        lines.entry_id, lines.transaction_id, lines.amount, lines.statement_at,
