@@ -104,8 +104,9 @@ def paid_payout(
 def seller_story(engine: Engine, mp: Marketplace, uid: str) -> SellerStory:
     """Every kind of seller line: earnings posted after their hold (one with a rolling reserve
     held and released; one, ``o4``, booked in the first period and still on hold), a refund
-    after posting, a lost dispute and a won one, a paid payout, a
-    returned payout, a failed payout, an adjustment through the ledger, and a backdated one."""
+    after posting, a lost dispute and a won one, a paid payout, a returned payout, a failed
+    payout, an adjustment through the ledger, and a backdated one; held at the end: two
+    reserves, a payout in transit and an open dispute."""
     payouts = Payouts(mp)
     refunds = Refunds(mp)
     seller = f"s-{uid}"
@@ -165,8 +166,16 @@ def seller_story(engine: Engine, mp: Marketplace, uid: str) -> SellerStory:
     platform_adjustment(
         engine, mp, seller, 125, effective_at=backdated_at, external_id=f"fix-{uid}"
     )
-    with engine.begin() as conn:  # held at the close: a reserve (o2, o3) and an open payout
+    with engine.begin() as conn:  # held at the close: the reserves (o2, o3), a payout, a dispute
         payouts.reserve_payout(conn, payout_id=f"p4-{uid}", seller_id=seller, amount=400)
+        mp.open_dispute(
+            conn,
+            dispute_id=f"d3-{uid}",
+            seller_id=seller,
+            order_id=f"o3/{uid}",
+            amount=300,
+            deadline=utc_now() + timedelta(days=7),
+        )
     t2 = utc_now()
     return SellerStory(seller, t0, t1, t2, backdated_at)
 

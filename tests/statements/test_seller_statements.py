@@ -67,6 +67,7 @@ def test_every_kind_of_seller_line_adds_up_and_periods_chain(
     assert goodwill.amount == 250 and goodwill.reference == str(goodwill.ledger_transaction_id)
     assert second.closing == 9_575
     assert sorted((h.kind, h.reference, h.amount) for h in second.held_at_close) == [
+        (K.CHARGEBACK, f"d3-{uid}", -300),
         (K.PAYOUT, f"p4-{uid}", -400),
         (K.RESERVE, f"o2-{uid}", -450),
         (K.RESERVE, f"o3/{uid}", -200),
