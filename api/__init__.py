@@ -11,7 +11,8 @@ What lives here:
   seller a key sees), ``routing`` (unit of work, admission, idempotency), ``idempotency``,
   ``pagination``, ``problems`` (every error as ``application/problem+json``), ``links``,
   ``booking`` (group commit of earnings), ``workflow_calls`` (a Temporal call's failures as
-  problems), ``observability``, ``dependencies`` and ``tables``.
+  problems), ``observability``, ``dependencies`` and ``tables``;
+* ``statement_formats``: a statement as JSON, CSV or PDF, chosen by ``Accept``.
 
 What it may import: ``ledger_core`` (reads and synchronous ledger writes), ``marketplace`` (the
 domain services), the Temporal callers (the functions that start, signal, update and query

@@ -33,6 +33,7 @@ from api.routers import (
     reconciliation,
     refunds,
     sellers,
+    statements,
     wallets,
     webhooks,
 )
@@ -140,6 +141,7 @@ def create_app(
         ledger_entries,
         webhooks,
         wallets,
+        statements,
     ):
         app.include_router(module.router)
     app.include_router(wallets.transfers)

@@ -41,6 +41,7 @@ LEDGER_ERROR_STATUS: Mapping[str, int] = {
     "idempotency_conflict": 409,
     "already_reversed": 409,
     "immutable": 409,
+    "statement_too_large": 422,
 }
 
 # Marketplace domain errors (marketplace.errors) and the codes the workflows answer with

@@ -2,7 +2,8 @@
 
 What lives here: the schema (``schema``); ``LedgerService`` (``ledger``), its operations by
 subject: ledgers and accounts (``accounts``), reads of transactions and entries (``reads``), the
-write of one transaction (``writes``), status changes, set-based writes and reversals
+write of one transaction (``writes``), an account's statement over a window (``statements``),
+status changes, set-based writes and reversals
 (``ledger``); the domain types (``types``), the domain errors with stable codes (``errors``) and
 the database's own errors translated to them (``database_errors``); the checks, clock and page
 helpers the domains on top share (``checks``), rows as types (``rows``); currencies, ids (UUIDv7)
@@ -24,10 +25,12 @@ from ledger_core.errors import (
     InvalidStateTransition,
     LedgerError,
     NotFound,
+    StatementTooLarge,
     Unbalanced,
     ValidationFailed,
 )
 from ledger_core.ledger import LedgerService, translate_database_error
+from ledger_core.statements import AccountStatement, HeldEntry, StatementLine
 from ledger_core.types import (
     Balance,
     BalanceCondition,
@@ -48,6 +51,7 @@ from ledger_core.types import (
 )
 
 __all__ = [
+    "AccountStatement",
     "AlreadyReversed",
     "Balance",
     "BalanceCondition",
@@ -57,6 +61,7 @@ __all__ = [
     "ConditionOp",
     "CurrencyMismatch",
     "Direction",
+    "HeldEntry",
     "IdempotencyConflict",
     "ImmutableRecord",
     "InvalidStateTransition",
@@ -72,6 +77,8 @@ __all__ = [
     "NotFound",
     "Page",
     "RunningTotals",
+    "StatementLine",
+    "StatementTooLarge",
     "TransactionStatus",
     "Unbalanced",
     "ValidationFailed",

@@ -58,3 +58,9 @@ class AlreadyReversed(LedgerError):
 
 class ImmutableRecord(LedgerError):
     code = "immutable"
+
+
+class StatementTooLarge(ValidationFailed):
+    """A statement would hold more lines than a read may load: ask a shorter period."""
+
+    code = "statement_too_large"

@@ -28,6 +28,7 @@ from ledger_core.checks import (
 from ledger_core.database_errors import translate_database_error
 from ledger_core.deferred import Statement, run
 from ledger_core.schema import ledger_accounts, ledger_transactions
+from ledger_core.statements import AccountStatements
 from ledger_core.types import (
     Direction,
     LedgerTransaction,
@@ -66,13 +67,14 @@ def _json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, default=str, separators=(",", ":"))
 
 
-class LedgerService(TransactionWrites):
+class LedgerService(TransactionWrites, AccountStatements):
     """The ledger API for Python callers. One instance per process; it caches only the
     immutable parts of accounts.
 
     Its operations live by subject: ledgers and accounts (``ledger_core.accounts``), reads of
     transactions and entries (``ledger_core.reads``), the write of one transaction
-    (``ledger_core.writes``); here: changing a transaction's status, set-based writes, locks and
+    (``ledger_core.writes``), an account's statement over a window (``ledger_core.statements``);
+    here: changing a transaction's status, set-based writes, locks and
     reversals."""
 
     def update_transaction(

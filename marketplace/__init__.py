@@ -28,6 +28,8 @@ commits. One module per kind of money movement:
 ``refunds``              ``Refunds``: refunds of an order's earning
 ``payout_runs``          what a scheduled payout run decided
 ``reconciliation``       bank statements against the payouts
+``statements``           ``Statements``: a seller's or a wallet's statement over a period (the
+                         ledger's account statement, each line's kind and reference)
 ``events``               the outbox: recording events, ``Events`` to read them
 ``webhooks``             ``Webhooks``: endpoints, deliveries, attempts
 ``tables``               every marketplace table, under one ``MetaData``
