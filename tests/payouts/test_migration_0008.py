@@ -50,7 +50,7 @@ def test_0008_upgrades_and_downgrades(fresh_url: str) -> None:
         with db.begin() as conn:
             # The seller as 0007 knew it, in SQL: the head's tables have columns added since.
             m = payouts.marketplace
-            ledger_id = m.platform_ledger(conn, "USD").ledger_id
+            ledger_id = m.platform_ledger(conn, "USD", livemode=True).ledger_id
             account = m.ledger.create_account(
                 conn, ledger_id=ledger_id, name="Seller s-old", normal_balance=NormalBalance.CREDIT
             )
