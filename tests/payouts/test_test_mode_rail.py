@@ -68,9 +68,7 @@ def simulated_bank() -> Iterator[SimulatedBank]:
 def _seller_with_money(engine: Engine, payouts: Payouts, seller_id: str, livemode: bool) -> None:
     m = payouts.marketplace
     with engine.begin() as conn:
-        m.create_seller(
-            conn, seller_id=seller_id, name="Shop", currency="USD", livemode=livemode
-        )
+        m.create_seller(conn, seller_id=seller_id, name="Shop", currency="USD", livemode=livemode)
         payouts.set_payout_account(conn, seller_id, ACCOUNT, ROUTING, "Jane Doe")
         m.book_earning(conn, seller_id=seller_id, order_id="o-1", amount=5_000)
         m.post_earning(conn, seller_id, "o-1")
