@@ -246,6 +246,9 @@ def build_world(client: TestClient, engine: Engine, livemode: bool, uid: str) ->
         201,
     )
     ids["transfer_id"] = transfer["id"]
+    # Whatever a key creates is of its mode, and says so from the first answer.
+    for made in (seller, earning, ledger, *accounts, txn, *wallets, top_up, spend, transfer):
+        assert made["livemode"] is livemode, made
     return World(livemode, ids)
 
 
