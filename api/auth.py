@@ -35,7 +35,7 @@ from api.problems import Problem
 from api.tables import api_keys
 from ledger_core.ids import uuid7
 
-KEY_PREFIX = "sk_"
+KEY_PREFIX = "sk_"  # every key's; keys made before test mode have only this (live)
 LIVE_KEY_PREFIX = "sk_live_"
 TEST_KEY_PREFIX = "sk_test_"
 DISPLAY_PREFIX_LENGTH = 12
