@@ -1,9 +1,11 @@
 """Test-mode payouts go to the test rail (always a simulated bank), whatever rail live payouts use:
 the payout activities pick the rail by the payout's mode (its seller's). Here the live rail is a
-stand-in for a real bank that records what it is sent; a test-mode payout must never reach it."""
+stand-in for a real bank that records what it is sent; a test-mode payout must never reach it,
+neither activity by activity nor through the payout workflow end to end."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -11,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from activities.payouts import PayoutActivities
+from activities.registry import build_activities
 from contracts.payouts import PayoutIdInput, ReservePayoutInput
 from marketplace import Marketplace, Payouts
 from payment_rail import (
@@ -24,6 +27,10 @@ from payment_rail import (
     open_test_payment_rail,
 )
 from payment_rail.client import HttpPaymentRail
+from temporal_calls.payouts import start_payout
+from tests.helpers import eventually
+from tests.payouts.conftest import PayoutEnv
+from tests.temporal_env import running_worker
 
 ACCOUNT = "000123456789"
 ROUTING = "110000000"
@@ -113,3 +120,34 @@ def test_the_test_rail_is_a_simulated_bank_whatever_the_live_rail_is() -> None:
         assert isinstance(rail, HttpPaymentRail) and rail.base_url == "http://127.0.0.1:9"
     finally:
         rail.close()
+
+
+async def test_a_test_mode_payout_is_paid_by_the_simulated_bank_end_to_end(
+    payout_env: PayoutEnv, uid: str
+) -> None:
+    """The platform's worker with a real bank stand-in as its live rail and the simulated bank
+    as its test rail: a test seller's payout runs through the payout workflow and is paid."""
+    real_bank = RealBankStandIn()
+    seller, payout_id = f"test-shop-{uid}", f"po-test-{uid}"
+    _seller_with_money(payout_env.engine, payout_env.payouts, seller, livemode=False)
+    payout_env.webhooks.client = payout_env.client
+    payout_env.webhooks.loop = asyncio.get_running_loop()
+    activities = build_activities(
+        payout_env.engine, rail=real_bank, test_rail=payout_env.bank, client=payout_env.client
+    )
+    async with running_worker(
+        payout_env.client,
+        payout_env.engine,
+        task_queue=payout_env.task_queue,
+        activities=activities,
+    ):
+        await start_payout(
+            payout_env.client, payout_id, seller, 2_000, task_queue=payout_env.task_queue
+        )
+
+        async def paid() -> None:
+            assert payout_env.payout_status(payout_id) == "paid"
+
+        await eventually(paid)
+    assert payout_env.bank.paid_count(payout_id) == 1
+    assert real_bank.submitted == [] and real_bank.asked == []
