@@ -1,7 +1,8 @@
 """Sellers and what every part of the marketplace builds on.
 
 ``MarketCore`` is the shared core: the ledger service it writes through, the platform's ledger
-per currency with its system accounts (created on first use), a seller's ledger account, the
+per currency and mode (live, test) with its system accounts (created on first use), a seller's
+ledger account and mode, the
 seller's lock that every writer of a seller's money takes first, reading a seller, and the
 balance event after a change. ``Sellers`` adds the sellers' life cycle (create, list, update) and
 their balances. The other domains (``marketplace.earnings``, ``marketplace.disputes``) subclass
