@@ -10,11 +10,8 @@ schema's response models.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,16 +19,22 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from api.auth import ApiKeyRole, create_api_key, hash_api_key
+from api.auth import create_api_key, hash_api_key
 from api.modes import LIVE_ONLY_PARAMS, PATH_ROOTS, WITHIN_ROOT
-from marketplace import Marketplace, Payouts
 from server import cli
 from server.settings import get_settings
 from tests.api.conftest import client_for
+from tests.api.mode_world import (
+    PARAM,
+    World,
+    build_world,
+    fill,
+    make_key,
+    ok,
+    same_shape,
+    unknown_ids,
+)
 from tests.api.test_route_security import POLICY, app_routes
-
-PARAM = re.compile(r"{([^}]+)}")
-ACCOUNT, ROUTING = "000123456789", "110000000"
 
 # What a route answers for an unknown object of each kind named in its path.
 NOT_FOUND_CODES = {
@@ -49,12 +52,6 @@ NOT_FOUND_CODES = {
 }
 
 
-def make_key(engine: Engine, *, livemode: bool, role: ApiKeyRole = ApiKeyRole.ADMIN) -> str:
-    with engine.begin() as conn:
-        key, _ = create_api_key(conn, role=role, name="modes test", livemode=livemode)
-    return key
-
-
 @pytest.fixture(scope="module")
 def live(app: FastAPI, engine: Engine) -> Iterator[TestClient]:
     with client_for(app, make_key(engine, livemode=True)) as c:
@@ -65,12 +62,6 @@ def live(app: FastAPI, engine: Engine) -> Iterator[TestClient]:
 def test(app: FastAPI, engine: Engine) -> Iterator[TestClient]:
     with client_for(app, make_key(engine, livemode=False)) as c:
         yield c
-
-
-def ok(response: Any, status: int = 200) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 # ------------------------------------------------------------------------------------- keys
@@ -125,133 +116,6 @@ def test_the_cli_makes_test_keys_with_mode_test(
 # ------------------------------------------------------------------------------- a world
 
 
-@dataclass
-class World:
-    """One object of every kind named in a path, all of one mode."""
-
-    livemode: bool
-    ids: dict[str, str]
-
-
-def build_world(client: TestClient, engine: Engine, livemode: bool, uid: str) -> World:
-    tag = ("live" if livemode else "test") + f"-{uid}"
-    ids: dict[str, str] = {}
-    ok(
-        client.post(
-            "/v1/webhook_endpoints",
-            json={"url": f"https://example.com/{tag}", "event_types": ["*"]},
-        ),
-        201,
-    )
-    endpoint = ok(client.get("/v1/webhook_endpoints", params={"per_page": 100}))["items"][-1]
-    ids["endpoint_id"] = endpoint["id"]
-    seller = ok(
-        client.post("/v1/sellers", json={"id": f"s-{tag}", "name": "S", "currency": "USD"}), 201
-    )
-    ids["seller_id"] = seller["id"]
-    earning = ok(
-        client.post(
-            f"/v1/sellers/{seller['id']}/earnings", json={"order_id": "o-1", "amount": 900}
-        ),
-        201,
-    )
-    ids["order_id"] = earning["order_id"]
-    market = Marketplace()
-    payouts = Payouts(market)
-    with engine.begin() as conn:
-        payouts.set_payout_account(conn, seller["id"], ACCOUNT, ROUTING, "Jane")
-        market.post_earning(conn, seller["id"], "o-1")
-        ids["payout_id"] = payouts.reserve_payout(
-            conn, payout_id=f"po-{tag}", seller_id=seller["id"], amount=100
-        ).id
-        ids["dispute_id"] = market.open_dispute(
-            conn,
-            dispute_id=f"dp-{tag}",
-            seller_id=seller["id"],
-            order_id="o-1",
-            amount=50,
-            deadline=datetime.now(UTC) + timedelta(days=7),
-        ).id
-    events = ok(client.get("/v1/events", params={"seller_id": seller["id"]}))["items"]
-    ids["event_id"] = events[0]["id"]
-    deliveries = ok(
-        client.get("/v1/webhook_deliveries", params={"endpoint_id": ids["endpoint_id"]})
-    )["items"]
-    ids["delivery_id"] = deliveries[0]["id"]
-
-    ledger = ok(client.post("/v1/ledgers", json={"name": tag, "currency": "USD"}), 201)
-    ids["ledger_id"] = ledger["id"]
-    accounts = [
-        ok(
-            client.post(
-                "/v1/ledger_accounts",
-                json={"ledger_id": ledger["id"], "name": n, "normal_balance": n},
-            ),
-            201,
-        )
-        for n in ("debit", "credit")
-    ]
-    ids["ledger_account_id"] = accounts[0]["id"]
-    txn = ok(
-        client.post(
-            "/v1/ledger_transactions",
-            json={
-                "ledger_id": ledger["id"],
-                "status": "pending",
-                "ledger_entries": [
-                    {"ledger_account_id": accounts[0]["id"], "direction": "debit", "amount": 5},
-                    {"ledger_account_id": accounts[1]["id"], "direction": "credit", "amount": 5},
-                ],
-            },
-        ),
-        201,
-    )
-    ids["ledger_transaction_id"] = txn["id"]
-
-    wallets = [
-        ok(
-            client.post(
-                "/v1/wallets",
-                json={"id": f"w{n}-{tag}", "owner": "u", "name": "W", "currency": "USD"},
-            ),
-            201,
-        )
-        for n in (1, 2)
-    ]
-    ids["wallet_id"] = wallets[0]["id"]
-    ids["other_wallet_id"] = wallets[1]["id"]
-    top_up = ok(
-        client.post(
-            f"/v1/wallets/{wallets[0]['id']}/top_ups", json={"amount": 500, "settled": True}
-        ),
-        201,
-    )
-    ids["top_up_id"] = top_up["id"]
-    spend = ok(
-        client.post(
-            f"/v1/wallets/{wallets[0]['id']}/spends", json={"amount": 100, "description": "x"}
-        ),
-        201,
-    )
-    ids["spend_id"] = spend["id"]
-    transfer = ok(
-        client.post(
-            "/v1/wallet_transfers",
-            json={
-                "from_wallet_id": wallets[0]["id"],
-                "to_wallet_id": wallets[1]["id"],
-                "amount": 50,
-            },
-        ),
-        201,
-    )
-    ids["transfer_id"] = transfer["id"]
-    # Whatever a key creates is of its mode, and says so from the first answer.
-    for made in (seller, earning, ledger, *accounts, txn, *wallets, top_up, spend, transfer):
-        assert made["livemode"] is livemode, made
-    return World(livemode, ids)
-
-
 @pytest.fixture(scope="module")
 def worlds(live: TestClient, test: TestClient, engine: Engine) -> dict[bool, World]:
     uid = uuid.uuid4().hex[:8]
@@ -259,19 +123,6 @@ def worlds(live: TestClient, test: TestClient, engine: Engine) -> dict[bool, Wor
         True: build_world(live, engine, True, uid),
         False: build_world(test, engine, False, uid),
     }
-
-
-def fill(path: str, ids: dict[str, str]) -> str:
-    return PARAM.sub(lambda m: ids[m.group(1)], path)
-
-
-def unknown_ids(world: World) -> dict[str, str]:
-    ids = {k: f"nothing-{uuid.uuid4().hex[:6]}" for k in world.ids}
-    for name, root in PATH_ROOTS.items():
-        if root.is_uuid:
-            ids[name] = str(uuid.uuid4())
-    ids["statement_id"] = "stmt_nothing"
-    return ids
 
 
 # ------------------------------------------------------------------------------ the routes
@@ -312,7 +163,7 @@ def test_every_route_keeps_the_modes_apart(
             assert answer.json()["code"] == NOT_FOUND_CODES[root], (method, path, answer.text)
             if method == "GET":
                 unknown = unknown_ids(other)
-                unknown[root] = _same_shape(other.ids[root])
+                unknown[root] = same_shape(other.ids[root])
                 expected = client.get(fill(path, unknown))
                 assert expected.status_code == 404
                 got, want = answer.json(), expected.json()
@@ -322,14 +173,6 @@ def test_every_route_keeps_the_modes_apart(
                 )
             checked += 1
     assert checked > 50
-
-
-def _same_shape(value: str) -> str:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return f"nothing-{uuid.uuid4().hex[:6]}"
-    return str(uuid.uuid4())
 
 
 def test_each_key_reads_its_own_world(
