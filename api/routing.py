@@ -5,7 +5,8 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
 1. reads the bearer token (401 without one, before any database work or body parsing) and
    authenticates it: from the app's key cache (``api.auth.KeyCache``, no query while the key is
    fresh there; a revoked or new key takes effect within ``PAYOUTS_API_KEY_CACHE_SECONDS``), else
-   with one query;
+   with one query; then scopes the request to the key's mode, live or test (``api.modes``: an
+   object of the other mode named in the path is a 404 before anything runs);
 2. runs the endpoint (dependencies and all). Its database connection (``DbConnection``) is opened
    in the endpoint's own thread, as the endpoint starts: for a request that writes (every method
    but GET and HEAD) inside a database transaction, for a read in autocommit mode (no BEGIN, no
