@@ -3,7 +3,9 @@ rail, settle (paid, failed, returned), cancel, pause the seller's payout schedul
 
 Each database step is one transaction through ``marketplace.Payouts``, idempotent by the payout
 (or refund) id, so a retried or replayed activity never moves money twice. The rail is called with
-the payout id as its idempotency key: a retry after a lost answer never pays twice.
+the payout id as its idempotency key: a retry after a lost answer never pays twice. A test-mode
+payout (its seller's mode) goes to the test rail, always a simulated bank
+(``open_test_payment_rail``), whatever rail live payouts use.
 
 Errors: domain errors are non-retryable ``ApplicationError``s with their code; ``RailUnavailable``
 and database trouble propagate as ordinary exceptions and Temporal retries them; ``RailRejected``
@@ -63,6 +65,7 @@ from payment_rail import (
     RailMethod,
     RailPayoutNotFound,
     RailRejected,
+    open_test_payment_rail,
 )
 from temporal_calls.errors import WorkflowRequestError
 from temporal_calls.schedules import pause_payout_schedule
@@ -96,14 +99,16 @@ class LazyRail:
 
 
 class PayoutActivities(DatabaseActivities):
-    """Built once per worker with its engine, the payment rail and a Temporal client (to pause
-    a seller's payout schedule). Sync methods except ``pause_schedule``."""
+    """Built once per worker with its engine, the payment rails (live and test mode) and a
+    Temporal client (to pause a seller's payout schedule). Sync methods except
+    ``pause_schedule``."""
 
     def __init__(
         self,
         engine: Engine,
         rail: PaymentRail | LazyRail,
         *,
+        test_rail: PaymentRail | LazyRail | None = None,
         marketplace: Marketplace | None = None,
         client: Client | None = None,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
@@ -116,13 +121,21 @@ class PayoutActivities(DatabaseActivities):
         self.instant_poll_seconds = instant_poll_seconds
         self.refunds = Refunds(self.marketplace)
         self._rail = rail
+        self._test_rail = test_rail if test_rail is not None else LazyRail(open_test_payment_rail)
         self.client = client
         self.poll_seconds = poll_seconds
         self.return_window_seconds = return_window_seconds
 
-    @property
-    def rail(self) -> PaymentRail:
-        return self._rail.get() if isinstance(self._rail, LazyRail) else self._rail
+    def rail_for(self, livemode: bool) -> PaymentRail:
+        """The live rail, or for test mode the test rail (a simulated bank)."""
+        rail = self._rail if livemode else self._test_rail
+        return rail.get() if isinstance(rail, LazyRail) else rail
+
+    def _seller_rail(self, seller_id: str) -> PaymentRail:
+        livemode = in_transaction(
+            self.engine, lambda conn: self.marketplace.seller_livemode(conn, seller_id)
+        )
+        return self.rail_for(livemode)
 
     @activity.defn(name=RESERVE_PAYOUT)
     def reserve_payout(self, input: ReservePayoutInput) -> ReservePayoutResult:
@@ -161,7 +174,7 @@ class PayoutActivities(DatabaseActivities):
             holder_name=account.holder_name,
         )
         try:
-            return self.rail.supports_instant(destination)
+            return self._seller_rail(account.seller_id).supports_instant(destination)
         except RailRejected as exc:  # a number the rail cannot read takes no instant payments
             log.warning("rail refused the eligibility check of %s: %s", account, exc.code)
             return False
@@ -170,8 +183,12 @@ class PayoutActivities(DatabaseActivities):
     def submit_to_rail(self, input: PayoutIdInput) -> PayoutResult:
         """Submit the payout to the rail (idempotency key: the payout id) -> processing. A
         cancelled payout is not submitted; a rejected one is marked failed."""
-        payout = in_transaction(
-            self.engine, lambda conn: self.payouts.begin_submission(conn, input.payout_id)
+        payout, livemode = in_transaction(
+            self.engine,
+            lambda conn: (
+                self.payouts.begin_submission(conn, input.payout_id),
+                self.payouts.payout_livemode(conn, input.payout_id),
+            ),
         )
         if payout.status is not PayoutState.PENDING:
             return payout_result(payout)  # cancelled, or submitted by an earlier attempt
@@ -189,7 +206,7 @@ class PayoutActivities(DatabaseActivities):
             method=RailMethod(payout.method),
         )
         try:
-            submission = self.rail.submit_payout(request)
+            submission = self.rail_for(livemode).submit_payout(request)
         except RailRejected as exc:
             log.warning("rail rejected payout %s: %s", payout.id, exc.code)
             code, reason = exc.code, exc.message
@@ -208,8 +225,11 @@ class PayoutActivities(DatabaseActivities):
     @activity.defn(name=GET_RAIL_STATUS)
     def get_rail_status(self, input: PayoutIdInput) -> RailStatusResult:
         """What the rail says now (the fallback when no webhook arrives)."""
+        livemode = in_transaction(
+            self.engine, lambda conn: self.payouts.payout_livemode(conn, input.payout_id)
+        )
         try:
-            status = self.rail.get_payout(input.payout_id)
+            status = self.rail_for(livemode).get_payout(input.payout_id)
         except RailPayoutNotFound:
             return RailStatusResult(status="unknown")
         return RailStatusResult(status=str(status.status), code=status.code, reason=status.reason)

@@ -23,13 +23,14 @@ from activities.wallets import WalletActivities
 from activities.webhooks import WebhookActivities
 from marketplace import InstantTerms, Marketplace
 from observability.metrics import MeteredLedgerService
-from payment_rail import PaymentRail, open_payment_rail
+from payment_rail import PaymentRail, open_payment_rail, open_test_payment_rail
 
 
 def build_activities(
     engine: Engine,
     *,
     rail: PaymentRail | LazyRail | None = None,
+    test_rail: PaymentRail | LazyRail | None = None,
     client: Client | None = None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
     return_window_seconds: float = DEFAULT_RETURN_WINDOW_SECONDS,
@@ -39,12 +40,14 @@ def build_activities(
 ) -> list[Callable[..., Any]]:
     """Bound activity methods of the classes that hold the worker's database engine, payment
     rail (default: ``open_payment_rail()`` from the ``PAYOUTS_RAIL_*`` settings, opened on first
-    use) and Temporal client (to pause payout schedules)."""
+    use), test-mode rail (default: ``open_test_payment_rail()``, a simulated bank, opened on
+    first use) and Temporal client (to pause payout schedules)."""
     # Counts ledger writes (observability.metrics), served on the worker's metrics port.
     marketplace = Marketplace(MeteredLedgerService())
     payouts = PayoutActivities(
         engine,
         rail if rail is not None else LazyRail(open_payment_rail),
+        test_rail=test_rail if test_rail is not None else LazyRail(open_test_payment_rail),
         marketplace=marketplace,
         client=client,
         poll_seconds=poll_seconds,

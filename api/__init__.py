@@ -7,11 +7,12 @@ What lives here:
 * ``api.schemas``: every request and response model, one module per resource, the shared field
   types and base models in ``api.schemas.common``; response models are built from domain objects
   by attribute;
-* the cross-cutting parts every route uses: ``auth`` (API keys and roles), ``scoping`` (which
-  seller a key sees), ``routing`` (unit of work, admission, idempotency), ``idempotency``,
-  ``pagination``, ``problems`` (every error as ``application/problem+json``), ``links``,
-  ``booking`` (group commit of earnings), ``workflow_calls`` (a Temporal call's failures as
-  problems), ``observability``, ``dependencies`` and ``tables``;
+* the cross-cutting parts every route uses: ``auth`` (API keys and roles), ``modes`` (live and
+  test mode: a key sees the objects of its mode only), ``scoping`` (which seller a key sees),
+  ``routing`` (unit of work, admission, idempotency), ``idempotency``, ``pagination``,
+  ``problems`` (every error as ``application/problem+json``), ``links``, ``booking`` (group
+  commit of earnings), ``workflow_calls`` (a Temporal call's failures as problems),
+  ``observability``, ``dependencies`` and ``tables``;
 * ``statement_formats``: a statement as JSON, CSV or PDF, chosen by ``Accept``.
 
 What it may import: ``ledger_core`` (reads and synchronous ledger writes), ``marketplace`` (the

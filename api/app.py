@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from api.auth import KeyCache
 from api.booking import BookingBatcher
 from api.links import document_links
+from api.modes import ModeCache
 from api.observability import install_observability, readiness
 from api.problems import (
     document_problems,
@@ -102,6 +103,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.key_cache = KeyCache(key_cache_seconds)
+    app.state.mode_cache = ModeCache()
     app.state.admission = Admission(max_in_flight, request_timeout)
     app.state.ledger = ledger if ledger is not None else MeteredLedgerService()
     app.state.marketplace = Marketplace(app.state.ledger)

@@ -1,7 +1,9 @@
 """API keys: creation, bootstrap of the first admin key, authentication and role checks.
 
-A key is ``sk_`` followed by 43 URL-safe random characters (256 bits); only its SHA-256 is stored,
-with its first characters for display. A request authenticates with
+A key is ``sk_live_`` or ``sk_test_`` followed by 43 URL-safe random characters (256 bits); only
+its SHA-256 is stored, with its first characters for display. A live key reads and writes live
+objects only, a test key test-mode objects only (``api.modes``); keys made before test mode
+(plain ``sk_...``) and the configured admin key are live. A request authenticates with
 ``Authorization: Bearer <key>``; ``ApiRoute`` does that before anything else and leaves the key's
 record on the request, where the ``CurrentPrincipal`` dependency and ``require_roles`` find it.
 
@@ -33,8 +35,10 @@ from api.problems import Problem
 from api.tables import api_keys
 from ledger_core.ids import uuid7
 
-KEY_PREFIX = "sk_"
-DISPLAY_PREFIX_LENGTH = 10
+KEY_PREFIX = "sk_"  # every key's; keys made before test mode have only this (live)
+LIVE_KEY_PREFIX = "sk_live_"
+TEST_KEY_PREFIX = "sk_test_"
+DISPLAY_PREFIX_LENGTH = 12
 MIN_CONFIGURED_KEY_LENGTH = 24
 ADMIN_BOOTSTRAP_LOCK_ID = 7_340_002
 
@@ -62,14 +66,23 @@ class ApiKeyRecord:
     revoked_at: datetime | None
     wallet_id: str | None = None
     """The wallet a wallet key reads (None for every other role)."""
+    livemode: bool = True
+    """Live key (live objects only) or test key (test-mode objects only)."""
 
 
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def generate_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def generate_api_key(*, livemode: bool = True) -> str:
+    return (LIVE_KEY_PREFIX if livemode else TEST_KEY_PREFIX) + secrets.token_urlsafe(32)
+
+
+def parse_mode(mode: str) -> bool:
+    """``live`` or ``test`` as ``livemode``."""
+    if mode not in ("live", "test"):
+        raise ValueError(f"mode must be live or test; got {mode!r}")
+    return mode == "live"
 
 
 def _record(row: Row[Any]) -> ApiKeyRecord:
@@ -82,6 +95,7 @@ def _record(row: Row[Any]) -> ApiKeyRecord:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         wallet_id=row.wallet_id,
+        livemode=row.livemode,
     )
 
 
@@ -93,6 +107,7 @@ def _insert_key(
     seller_id: str | None,
     name: str,
     wallet_id: str | None = None,
+    livemode: bool = True,
 ) -> ApiKeyRecord:
     row = conn.execute(
         api_keys.insert()
@@ -105,6 +120,7 @@ def _insert_key(
             key_prefix=key[:DISPLAY_PREFIX_LENGTH],
             key_hash=hash_api_key(key),
             created_at=datetime.now(UTC),
+            livemode=livemode,
         )
         .returning(*api_keys.c)
     ).one()
@@ -118,10 +134,12 @@ def create_api_key(
     seller_id: str | None = None,
     name: str,
     wallet_id: str | None = None,
+    livemode: bool = True,
 ) -> tuple[str, ApiKeyRecord]:
     """Create a key in the caller's transaction; returns its plaintext (shown once) and record.
 
     A seller key needs ``seller_id`` and a wallet key ``wallet_id``; no other key has either.
+    ``livemode`` False: a test key (``sk_test_...``), which sees test-mode objects only.
     """
     try:
         key_role = ApiKeyRole(role)
@@ -139,9 +157,15 @@ def create_api_key(
         raise ValueError("a wallet key needs a wallet id")
     if key_role is not ApiKeyRole.WALLET and wallet_id is not None:
         raise ValueError(f"{key_role} keys are not scoped to a wallet; omit the wallet id")
-    key = generate_api_key()
+    key = generate_api_key(livemode=livemode)
     return key, _insert_key(
-        conn, key=key, role=key_role, seller_id=seller_id, wallet_id=wallet_id, name=name
+        conn,
+        key=key,
+        role=key_role,
+        seller_id=seller_id,
+        wallet_id=wallet_id,
+        name=name,
+        livemode=livemode,
     )
 
 
@@ -200,7 +224,11 @@ def ensure_admin_key(engine: Engine, configured: str | None) -> str | None:
             return None
         active_admin = conn.execute(
             select(api_keys.c.id)
-            .where(api_keys.c.role == str(ApiKeyRole.ADMIN), api_keys.c.revoked_at.is_(None))
+            .where(
+                api_keys.c.role == str(ApiKeyRole.ADMIN),
+                api_keys.c.revoked_at.is_(None),
+                api_keys.c.livemode.is_(True),  # a test admin key does not run the platform
+            )
             .limit(1)
         ).first()
         if active_admin is not None:

@@ -5,7 +5,8 @@ Routers opt in with ``APIRouter(route_class=ApiRoute)``. For each request the ro
 1. reads the bearer token (401 without one, before any database work or body parsing) and
    authenticates it: from the app's key cache (``api.auth.KeyCache``, no query while the key is
    fresh there; a revoked or new key takes effect within ``PAYOUTS_API_KEY_CACHE_SECONDS``), else
-   with one query;
+   with one query; then scopes the request to the key's mode, live or test (``api.modes``: an
+   object of the other mode named in the path is a 404 before anything runs);
 2. runs the endpoint (dependencies and all). Its database connection (``DbConnection``) is opened
    in the endpoint's own thread, as the endpoint starts: for a request that writes (every method
    but GET and HEAD) inside a database transaction, for a read in autocommit mode (no BEGIN, no
@@ -47,11 +48,12 @@ The price is one connection per request in flight: size the API's pool
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import psycopg
@@ -66,6 +68,7 @@ from starlette.responses import Response
 from api import idempotency
 from api.auth import ApiKeyRecord, KeyCache, bearer_token, hash_api_key
 from api.dependencies import PENDING_CONNECTION
+from api.modes import enter_mode
 from api.problems import Problem, problem_responses
 from ledger_core import translate_database_error
 from observability.logs import bind_log_context
@@ -368,8 +371,16 @@ async def _authenticate(request: Request, token: str) -> ApiKeyRecord:
     known, record = cache.get(hash_api_key(token))
     if known and record is not None:
         return record
-    try:
+    with _before_the_unit_of_work():
         return await run_in_threadpool(cache.authenticate, request.app.state.engine, token)
+
+
+@contextlib.contextmanager
+def _before_the_unit_of_work() -> Iterator[None]:
+    """A query before the unit of work (the key, an object's mode) that fails for want of the
+    database: the same 503s as in it."""
+    try:
+        yield
     except SQLAlchemyTimeoutError as exc:
         raise no_free_connection() from exc
     except (DBAPIError, psycopg.Error) as exc:
@@ -455,6 +466,9 @@ async def _unit_of_work(
             request_hash=idempotency.body_hash(await request.body()),
         )
     request.state.principal = principal
+    # The key's mode: the request's, and an object of the other mode named in the path is unknown.
+    with _before_the_unit_of_work():
+        await enter_mode(request, principal)
     # Every log line of the request names the seller it concerns (api.observability).
     bind_log_context(seller_id=principal.seller_id or request.path_params.get("seller_id"))
     engine: Engine = request.app.state.engine

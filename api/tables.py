@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, Table, Text, Uuid
+from sqlalchemy import Boolean, Column, DateTime, Integer, LargeBinary, MetaData, Table, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -19,6 +19,7 @@ api_keys = Table(
     Column("key_hash", Text, nullable=False, unique=True, comment="sha256 hex of the key"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("livemode", Boolean, nullable=False, comment="false: a test key (0012)"),
 )
 
 idempotency_keys = Table(

@@ -39,7 +39,7 @@ from ledger_core.types import (
 
 # A hot read, built once (a statement built per call costs more than the read's round trip).
 _ACCOUNT_BY_ID = (
-    select(ledger_accounts, ledgers.c.currency_exponent)
+    select(ledger_accounts, ledgers.c.currency_exponent, ledgers.c.livemode)
     .join(ledgers, ledgers.c.id == ledger_accounts.c.ledger_id)
     .where(ledger_accounts.c.id == bindparam("account_id"))
 )
@@ -67,7 +67,9 @@ class LedgerAccounts:
         currency_exponent: int | None = None,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        livemode: bool = True,
     ) -> Ledger:
+        """A ledger; ``livemode`` False: a test ledger (test money, apart from the live)."""
         exponent = resolve_exponent(currency, currency_exponent)
         if not name.strip():
             raise errors.ValidationFailed("name must not be empty", field="name")
@@ -83,21 +85,32 @@ class LedgerAccounts:
                 metadata=metadata or {},
                 created_at=now,
                 updated_at=now,
+                livemode=livemode,
             )
             .returning(*ledgers.c)
         ).one()
         return ledger_from_row(row)
 
-    def get_ledger(self, conn: Connection, ledger_id: uuid.UUID) -> Ledger:
+    def get_ledger(
+        self, conn: Connection, ledger_id: uuid.UUID, *, livemode: bool | None = None
+    ) -> Ledger:
+        """The ledger; with ``livemode``, a ledger of the other mode is not found either."""
         row = conn.execute(select(ledgers).where(ledgers.c.id == ledger_id)).one_or_none()
-        if row is None:
+        if row is None or (livemode is not None and row.livemode != livemode):
             raise errors.NotFound(f"ledger {ledger_id} not found", resource="ledger")
         return ledger_from_row(row)
 
     def list_ledgers(
-        self, conn: Connection, *, after: uuid.UUID | None = None, limit: int = 25
+        self,
+        conn: Connection,
+        *,
+        livemode: bool | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = 25,
     ) -> Page[Ledger]:
         query = select(ledgers)
+        if livemode is not None:
+            query = query.where(ledgers.c.livemode == livemode)
         return keyset_page(conn, query, ledgers.c.id, after, limit, ledger_from_row)
 
     # ---------------------------------------------------------------- accounts
@@ -113,10 +126,12 @@ class LedgerAccounts:
         external_id: str | None = None,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        livemode: bool | None = None,
     ) -> LedgerAccount:
         """Create an account. With an ``external_id`` that exists in the ledger, the same request
-        returns the existing account and a different one is an ``IdempotencyConflict``."""
-        ledger = self.get_ledger(conn, ledger_id)
+        returns the existing account and a different one is an ``IdempotencyConflict``. With
+        ``livemode``, a ledger of the other mode is not found."""
+        ledger = self.get_ledger(conn, ledger_id, livemode=livemode)
         if currency is not None and currency != ledger.currency:
             raise errors.CurrencyMismatch(
                 f"ledger {ledger_id} is in {ledger.currency}; an account in {currency} needs a "
@@ -160,18 +175,24 @@ class LedgerAccounts:
                     account_id=str(existing.id),
                 )
             return existing
-        return account_from_row(row, ledger.currency_exponent)
+        return account_from_row(row, ledger.currency_exponent, ledger.livemode)
 
     def get_account(
-        self, conn: Connection, account_id: uuid.UUID, *, as_of: datetime | None = None
+        self,
+        conn: Connection,
+        account_id: uuid.UUID,
+        *,
+        as_of: datetime | None = None,
+        livemode: bool | None = None,
     ) -> LedgerAccount:
         """The account with O(1) running-total balances, or, with ``as_of``, balances summed
-        from the entries effective at or before that instant (current statuses)."""
+        from the entries effective at or before that instant (current statuses). With
+        ``livemode``, an account of a ledger of the other mode is not found."""
         check_aware(as_of, "as_of")
         row = conn.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).one_or_none()
-        if row is None:
+        if row is None or (livemode is not None and row.livemode != livemode):
             raise errors.NotFound(f"ledger account {account_id} not found", resource="account")
-        account = account_from_row(row, row.currency_exponent)
+        account = account_from_row(row, row.currency_exponent, row.livemode)
         if as_of is None:
             return account
         totals = self._totals_as_of(conn, account_id, as_of)
@@ -181,7 +202,7 @@ class LedgerAccounts:
         self, conn: Connection, ledger_id: uuid.UUID, external_id: str
     ) -> LedgerAccount:
         row = conn.execute(
-            select(ledger_accounts, ledgers.c.currency_exponent)
+            select(ledger_accounts, ledgers.c.currency_exponent, ledgers.c.livemode)
             .join(ledgers, ledgers.c.id == ledger_accounts.c.ledger_id)
             .where(
                 ledger_accounts.c.ledger_id == ledger_id,
@@ -193,7 +214,7 @@ class LedgerAccounts:
                 f"no account with external_id {external_id!r} in ledger {ledger_id}",
                 resource="account",
             )
-        return account_from_row(row, row.currency_exponent)
+        return account_from_row(row, row.currency_exponent, row.livemode)
 
     def list_accounts(
         self,
@@ -201,12 +222,15 @@ class LedgerAccounts:
         *,
         ledger_id: uuid.UUID | None = None,
         external_id: str | None = None,
+        livemode: bool | None = None,
         after: uuid.UUID | None = None,
         limit: int = 25,
     ) -> Page[LedgerAccount]:
-        query = select(ledger_accounts, ledgers.c.currency_exponent).join(
+        query = select(ledger_accounts, ledgers.c.currency_exponent, ledgers.c.livemode).join(
             ledgers, ledgers.c.id == ledger_accounts.c.ledger_id
         )
+        if livemode is not None:
+            query = query.where(ledgers.c.livemode == livemode)
         if ledger_id is not None:
             query = query.where(ledger_accounts.c.ledger_id == ledger_id)
         if external_id is not None:
@@ -217,7 +241,7 @@ class LedgerAccounts:
             ledger_accounts.c.id,
             after,
             limit,
-            lambda r: account_from_row(r, r.currency_exponent),
+            lambda r: account_from_row(r, r.currency_exponent, r.livemode),
         )
 
     def update_account_metadata(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 from sqlalchemy.engine import Row
 
 from ledger_core import errors
@@ -19,7 +19,7 @@ from ledger_core.rows import (
     entry_from_row,
     transaction_from_row,
 )
-from ledger_core.schema import ledger_entries, ledger_transactions
+from ledger_core.schema import ledger_entries, ledger_transactions, ledgers
 from ledger_core.types import (
     LedgerEntry,
     LedgerTransaction,
@@ -31,10 +31,14 @@ from ledger_core.types import (
 class TransactionReads:
     """Transactions and entries as they are now, one or a page."""
 
-    def get_transaction(self, conn: Connection, transaction_id: uuid.UUID) -> LedgerTransaction:
-        row = conn.execute(
-            select(ledger_transactions).where(ledger_transactions.c.id == transaction_id)
-        ).one_or_none()
+    def get_transaction(
+        self, conn: Connection, transaction_id: uuid.UUID, *, livemode: bool | None = None
+    ) -> LedgerTransaction:
+        """The transaction; with ``livemode``, one in a ledger of the other mode is not found."""
+        query = select(ledger_transactions).where(ledger_transactions.c.id == transaction_id)
+        if livemode is not None:
+            query = query.where(_in_mode(ledger_transactions.c.ledger_id, livemode))
+        row = conn.execute(query).one_or_none()
         if row is None:
             raise errors.NotFound(
                 f"ledger transaction {transaction_id} not found", resource="transaction"
@@ -67,11 +71,14 @@ class TransactionReads:
         external_id: str | None = None,
         effective_at_gte: datetime | None = None,
         effective_at_lt: datetime | None = None,
+        livemode: bool | None = None,
         after: uuid.UUID | None = None,
         limit: int = 25,
     ) -> Page[LedgerTransaction]:
         t = ledger_transactions
         query = select(t)
+        if livemode is not None:
+            query = query.where(_in_mode(t.c.ledger_id, livemode))
         if ledger_id is not None:
             query = query.where(t.c.ledger_id == ledger_id)
         if account_id is not None:
@@ -111,11 +118,14 @@ class TransactionReads:
         status: TransactionStatus | None = None,
         effective_at_gte: datetime | None = None,
         effective_at_lt: datetime | None = None,
+        livemode: bool | None = None,
         after: uuid.UUID | None = None,
         limit: int = 25,
     ) -> Page[LedgerEntry]:
         e, t = ledger_entries, ledger_transactions
         query = select(e, t.c.status, t.c.effective_at).join(t, t.c.id == e.c.transaction_id)
+        if livemode is not None:
+            query = query.where(_in_mode(e.c.ledger_id, livemode))
         if ledger_id is not None:
             query = query.where(e.c.ledger_id == ledger_id)
         if account_id is not None:
@@ -124,6 +134,12 @@ class TransactionReads:
             query = query.where(e.c.transaction_id == transaction_id)
         query = _of_transactions(query, status, effective_at_gte, effective_at_lt)
         return keyset_page(conn, query, e.c.id, after, limit, entry_from_row)
+
+
+def _in_mode(ledger_id: ColumnElement[Any], livemode: bool) -> ColumnElement[bool]:
+    """Rows whose ledger (``ledger_id``) is of ``livemode``: transactions and entries take their
+    ledger's mode."""
+    return ledger_id.in_(select(ledgers.c.id).where(ledgers.c.livemode == livemode))
 
 
 def _of_transactions(

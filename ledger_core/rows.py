@@ -63,10 +63,11 @@ def ledger_from_row(row: Row[Any]) -> Ledger:
     return from_row(Ledger, row)
 
 
-def account_from_row(row: Row[Any], exponent: int) -> LedgerAccount:
+def account_from_row(row: Row[Any], exponent: int, livemode: bool) -> LedgerAccount:
     return from_row(
         LedgerAccount,
         row,
+        livemode=livemode,
         normal_balance=NormalBalance(row.normal_balance),
         currency_exponent=exponent,
         totals=RunningTotals(

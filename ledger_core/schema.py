@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -49,6 +50,8 @@ ledgers = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("livemode", Boolean, nullable=False, comment="false: a test ledger (0012)"),
+    Index("ix_ledgers_livemode", "livemode", "id"),
 )
 
 ledger_accounts = Table(

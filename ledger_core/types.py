@@ -80,6 +80,8 @@ class Ledger:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    livemode: bool = True
+    """False: a test ledger (its accounts, transactions and entries are test money)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,8 @@ class LedgerAccount:
     lock_version: int
     created_at: datetime
     updated_at: datetime
+    livemode: bool = True
+    """Its ledger's mode."""
 
     @property
     def balances(self) -> Balances:

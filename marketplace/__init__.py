@@ -1,6 +1,8 @@
-"""The marketplace domain on top of ledger_core: platform ledgers per currency, sellers, earnings
-with hold periods and rolling reserves, disputes, payouts, refunds, scheduled payout runs, bank
-statement reconciliation, wallets, and the events and webhooks that tell subscribers of each change.
+"""The marketplace domain on top of ledger_core: platform ledgers per currency and mode, sellers,
+earnings with hold periods and rolling reserves, disputes, payouts, refunds, scheduled payout runs,
+bank statement reconciliation, wallets, and the events and webhooks that tell subscribers of each
+change. Sellers, wallets, webhook endpoints and events are live or test mode (``livemode``); what
+they own takes their mode, and test money stays in the test platform ledgers.
 
 Synchronous SQLAlchemy Core; the caller owns the database transaction and the domain code never
 commits. One module per kind of money movement:

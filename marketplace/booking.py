@@ -71,6 +71,8 @@ class EarningRequest:
     """The order's gross amount, minor units."""
     fee: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    livemode: bool | None = None
+    """The caller's mode: a seller of the other mode is not found (None: any mode)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,7 @@ class BookingOutcome:
 _READ = text(
     """
 SELECT r.i, s.id AS seller_id, s.currency, s.ledger_account_id, s.hold_period_seconds,
-       s.reserve_percent_bp, s.reserve_period_seconds, e.order_id AS e_order_id
+       s.reserve_percent_bp, s.reserve_period_seconds, s.livemode, e.order_id AS e_order_id
   FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS r(i int, seller_id text, order_id text)
   LEFT JOIN sellers s ON s.id = r.seller_id
   LEFT JOIN earnings e ON e.seller_id = r.seller_id AND e.order_id = r.order_id
@@ -148,7 +150,7 @@ class Booking:
         for row in rows:
             request = requests[row.i]
             key = (request.seller_id, request.order_id)
-            if row.seller_id is None:
+            if row.seller_id is None or request.livemode not in (None, row.livemode):
                 outcomes[row.i] = BookingOutcome(
                     None,
                     error=errors.SellerNotFound(
@@ -185,7 +187,7 @@ class Booking:
     def _new_earning(
         self, conn: Connection, row: Any, request: EarningRequest, now: datetime
     ) -> tuple[Earning, NewLedgerTransaction]:
-        platform = self.market.platform_ledger(conn, row.currency)
+        platform = self.market.platform_ledger(conn, row.currency, livemode=row.livemode)
         net = request.amount - request.fee
         entries = [
             NewEntry(platform.account(PlatformAccount.CLEARING), Direction.DEBIT, request.amount)

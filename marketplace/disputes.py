@@ -23,7 +23,7 @@ from marketplace.checks import check_amount, check_aware, check_id, check_order_
 from marketplace.events import EventType, dispute_object, record_event
 from marketplace.rows import from_row, page, row_by_id
 from marketplace.sellers import MarketCore
-from marketplace.tables import disputes
+from marketplace.tables import disputes, sellers
 from marketplace.types import Dispute, DisputeOutcome, DisputeStatus, Page, PlatformAccount
 
 
@@ -58,7 +58,7 @@ class Disputes(MarketCore):
         if existing is not None:
             return _same_dispute(existing, seller_id, order_id, amount)
         seller = self.get_seller(conn, seller_id)
-        platform = self.platform_ledger(conn, seller.currency)
+        platform = self.platform_ledger(conn, seller.currency, livemode=seller.livemode)
         self.lock_seller(conn, seller_id)
         try:
             txn = self.ledger.create_transaction(
@@ -166,10 +166,16 @@ class Disputes(MarketCore):
         *,
         seller_id: str | None = None,
         status: DisputeStatus | None = None,
+        livemode: bool | None = None,
         after: str | None = None,
         limit: int = 25,
     ) -> Page[Dispute]:
+        """Disputes by id; with ``livemode``, those of sellers of that mode only."""
         query = select(disputes)
+        if livemode is not None:
+            query = query.join(sellers, sellers.c.id == disputes.c.seller_id).where(
+                sellers.c.livemode == livemode
+            )
         if seller_id is not None:
             query = query.where(disputes.c.seller_id == seller_id)
         if status is not None:

@@ -156,7 +156,7 @@ class Earnings(MarketCore):
             # (older than any seller's) is locked after the seller, and a concurrent release of
             # another reserve of this seller (rolling reserve, then seller) deadlocks with it.
             seller = self.get_seller(conn, seller_id)
-            platform = self.platform_ledger(conn, seller.currency)
+            platform = self.platform_ledger(conn, seller.currency, livemode=seller.livemode)
             self.ledger.lock_accounts(
                 conn,
                 [
@@ -214,8 +214,8 @@ class Earnings(MarketCore):
                 f"reserve {row.reserve_amount})",
                 status=row.status,
             )
-        account_id, currency = self.seller_account(conn, seller_id)
-        platform = self.platform_ledger(conn, currency)
+        account_id, _ = self.seller_account(conn, seller_id)
+        platform = self.seller_platform(conn, seller_id)
         txn = self.ledger.create_transaction(
             conn,
             reserve_transaction(platform, account_id, seller_id, order_id, row.reserve_amount),

@@ -92,6 +92,8 @@ class Event:
     created_at: datetime
     position: int
     """Global order (the list cursor)."""
+    livemode: bool = True
+    """Its seller's or wallet's mode: a test-mode object's events go to test endpoints only."""
 
     @property
     def wallet_id(self) -> str | None:
@@ -111,6 +113,7 @@ class Event:
             "type": self.type,
             **owner,
             "sequence": self.sequence,
+            "livemode": self.livemode,
             "created_at": iso(self.created_at),
             "data": self.data,
         }
@@ -276,13 +279,17 @@ class Events:
         *,
         seller_id: str | None = None,
         types: Iterable[str] = (),
+        livemode: bool | None = None,
         after: int | None = None,
         limit: int = 25,
     ) -> Page[Event]:
         """Events oldest first; ``after`` is a position (the previous page's ``next_after``), so
-        a reader that keeps its cursor sees every event once, new ones as they commit."""
+        a reader that keeps its cursor sees every event once, new ones as they commit. With
+        ``livemode``, the events of that mode only (``ix_events_livemode_position``)."""
         check_limit(limit)
         query = select(events)
+        if livemode is not None:
+            query = query.where(events.c.livemode == livemode)
         if seller_id is not None:
             query = query.where(events.c.seller_id == seller_id)
         wanted = check_event_types(tuple(types), allow_all=False) if types else ()

@@ -251,7 +251,7 @@ class Holds:
             _DUE_RESERVES, {"seller": seller_id, "at": at, "limit": limit}
         ).all()
         account_id, currency = self.market.seller_account(conn, seller_id)
-        platform = self.market.platform_ledger(conn, currency)
+        platform = self.market.seller_platform(conn, seller_id)
         now = utc_now()
         updates: list[dict[str, Any]] = []
         posted: list[Earning] = []

@@ -71,7 +71,7 @@ from marketplace.instant import (
 from marketplace.payout_accounts import PayoutAccounts
 from marketplace.rows import from_row, page, row_by_id
 from marketplace.service import Marketplace
-from marketplace.tables import payouts
+from marketplace.tables import payouts, sellers
 from marketplace.types import (
     Page,
     Payout,
@@ -198,7 +198,7 @@ class Payouts(PayoutAccounts):
         now: datetime,
     ) -> Payout:
         seller_id = seller.id
-        platform = self.marketplace.platform_ledger(conn, seller.currency)
+        platform = self.marketplace.platform_ledger(conn, seller.currency, livemode=seller.livemode)
         # One debit of the seller (amount + fee), checked against available; the fee goes to the
         # platform's revenue in this same (pending) transaction.
         entries = [
@@ -273,12 +273,17 @@ class Payouts(PayoutAccounts):
         *,
         seller_id: str | None = None,
         status: PayoutState | str | None = None,
+        livemode: bool | None = None,
         after: str | None = None,
         limit: int = 25,
     ) -> Page[Payout]:
-        """Payouts by id, optionally of one seller and in one status."""
+        """Payouts by id, optionally of one seller, in one status, of sellers of one mode."""
         check_limit(limit)
         query = select(payouts)
+        if livemode is not None:
+            query = query.join(sellers, sellers.c.id == payouts.c.seller_id).where(
+                sellers.c.livemode == livemode
+            )
         if seller_id is not None:
             query = query.where(payouts.c.seller_id == seller_id)
         if status is not None:
@@ -288,6 +293,15 @@ class Payouts(PayoutAccounts):
                 raise ValidationFailed("unknown payout status", field="status") from None
             query = query.where(payouts.c.status == str(state))
         return page(conn, query, payouts.c.id, after, limit, _payout)
+
+    def payout_livemode(self, conn: Connection, payout_id: str) -> bool:
+        """The payout's mode: its seller's (False: a test-mode payout, for the simulated bank)."""
+        seller_id = conn.execute(
+            select(payouts.c.seller_id).where(payouts.c.id == payout_id)
+        ).scalar_one_or_none()
+        if seller_id is None:
+            raise payout_not_found(payout_id)
+        return self.marketplace.seller_livemode(conn, seller_id)
 
     def begin_submission(self, conn: Connection, payout_id: str) -> Payout:
         """The rail is about to be called: from now on the payout cannot be cancelled. A
@@ -409,7 +423,7 @@ class Payouts(PayoutAccounts):
         transit, credit the seller), the fee stays with the platform: the real-time rail paid the
         money out to the destination the seller gave."""
         seller = self.marketplace.get_seller(conn, row.seller_id)
-        platform = self.marketplace.platform_ledger(conn, seller.currency)
+        platform = self.marketplace.platform_ledger(conn, seller.currency, livemode=seller.livemode)
         return self.ledger.create_transaction(
             conn,
             NewLedgerTransaction(

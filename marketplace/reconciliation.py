@@ -59,7 +59,12 @@ from marketplace.errors import (
     StatementUnreadable,
 )
 from marketplace.rows import from_row, row_by_id
-from marketplace.tables import payouts, reconciliation_lines, reconciliation_statements
+from marketplace.tables import (
+    payouts,
+    reconciliation_lines,
+    reconciliation_statements,
+    sellers,
+)
 
 HEADER = ("date", "amount", "currency", "reference")
 MAX_LINES = 100_000
@@ -204,9 +209,13 @@ def reconcile_statement(
     """Parse ``content``, match it against the payouts, store and return the report."""
     parsed = parse_statement(content)
     references = {p.reference for p in parsed if p.error is None and p.reference}
+    # A bank statement is live money: test-mode payouts (paid by the simulated bank) are
+    # neither matched nor missing from it.
+    live_payouts = select(payouts).join(sellers, sellers.c.id == payouts.c.seller_id)
+    live_payouts = live_payouts.where(sellers.c.livemode.is_(True))
     by_id = {
         row.id: row
-        for row in conn.execute(select(payouts).where(payouts.c.id.in_(sorted(references)))).all()
+        for row in conn.execute(live_payouts.where(payouts.c.id.in_(sorted(references)))).all()
     }
     lines: list[ReconciliationLine] = []
     seen: dict[str, int] = {}
@@ -254,8 +263,7 @@ def reconcile_statement(
     start, end = (min(dates), max(dates)) if dates else (None, None)
     if start is not None and end is not None:
         missing = conn.execute(
-            select(payouts)
-            .where(
+            live_payouts.where(
                 and_(
                     payouts.c.status.in_(PAID_STATUSES),
                     payouts.c.paid_at >= datetime.combine(start, time(), tzinfo=UTC),
@@ -263,8 +271,7 @@ def reconcile_statement(
                     < datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC),
                     payouts.c.id.not_in(sorted(seen)),
                 )
-            )
-            .order_by(payouts.c.paid_at, payouts.c.id)
+            ).order_by(payouts.c.paid_at, payouts.c.id)
         ).all()
         for n, payout in enumerate(missing, start=1):
             lines.append(

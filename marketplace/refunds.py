@@ -115,7 +115,7 @@ class Refunds(OnMarketplace):
         )
         seller_amount = amount - fee_amount
         seller = self.marketplace.get_seller(conn, row.seller_id)
-        platform = self.marketplace.platform_ledger(conn, seller.currency)
+        platform = self.marketplace.platform_ledger(conn, seller.currency, livemode=seller.livemode)
         now = utc_now()
         earning_values: dict[str, Any] = {"refunded_amount": after, "updated_at": now}
         txn_id: uuid.UUID | None

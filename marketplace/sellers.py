@@ -1,7 +1,8 @@
 """Sellers and what every part of the marketplace builds on.
 
 ``MarketCore`` is the shared core: the ledger service it writes through, the platform's ledger
-per currency with its system accounts (created on first use), a seller's ledger account, the
+per currency and mode (live, test) with its system accounts (created on first use), a seller's
+ledger account and mode, the
 seller's lock that every writer of a seller's money takes first, reading a seller, and the
 balance event after a change. ``Sellers`` adds the sellers' life cycle (create, list, update) and
 their balances. The other domains (``marketplace.earnings``, ``marketplace.disputes``) subclass
@@ -65,38 +66,44 @@ class MarketCore:
         self.ledger = ledger or LedgerService()
         # What never changes once created (a platform ledger's accounts; a seller's ledger
         # account and currency): cached per process, so hot paths skip the lookups.
-        self._platforms: dict[str, PlatformLedger] = {}
-        self._seller_accounts: dict[str, tuple[uuid.UUID, str]] = {}
+        self._platforms: dict[tuple[str, bool], PlatformLedger] = {}
+        self._seller_accounts: dict[str, tuple[uuid.UUID, str, bool]] = {}
         self._cache_lock = threading.Lock()
 
-    def platform_ledger(self, conn: Connection, currency: str) -> PlatformLedger:
-        """The platform's ledger for ``currency`` with its system accounts, created on first use.
+    def platform_ledger(self, conn: Connection, currency: str, *, livemode: bool) -> PlatformLedger:
+        """The platform's ledger for ``currency`` in a mode (``livemode`` False: the test
+        ledger, a ledger of its own) with its system accounts, created on first use.
 
-        Race-safe: creation is serialised by a transaction-scoped advisory lock per currency,
-        and the system accounts are created idempotently by external_id.
+        Race-safe: creation is serialised by a transaction-scoped advisory lock per currency and
+        mode, and the system accounts are created idempotently by external_id.
         """
-        cached = self._platforms.get(currency)
+        cached = self._platforms.get((currency, livemode))
         if cached is not None:
             return cached
         resolve_exponent(currency, None)  # validates the code
-        ledger_id = self._platform_ledger_id(conn, currency)
+        ledger_id = self._platform_ledger_id(conn, currency, livemode)
         if ledger_id is None:
             conn.execute(
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"platform_ledger:{currency}"},
+                {"key": f"platform_ledger:{currency}" + ("" if livemode else ":test")},
             )
-            ledger_id = self._platform_ledger_id(conn, currency)
+            ledger_id = self._platform_ledger_id(conn, currency, livemode)
             if ledger_id is None:
+                test = "" if livemode else " (test mode)"
                 ledger = self.ledger.create_ledger(
                     conn,
-                    name=f"Platform {currency}",
+                    name=f"Platform {currency}{test}",
                     currency=currency,
-                    description=f"The marketplace's money in {currency}",
+                    description=f"The marketplace's money in {currency}{test}",
                     metadata={"kind": "platform"},
+                    livemode=livemode,
                 )
                 conn.execute(
                     platform_ledgers.insert().values(
-                        currency=currency, ledger_id=ledger.id, created_at=utc_now()
+                        currency=currency,
+                        livemode=livemode,
+                        ledger_id=ledger.id,
+                        created_at=utc_now(),
                     )
                 )
                 ledger_id = ledger.id
@@ -120,14 +127,16 @@ class MarketCore:
                     metadata={"kind": "platform", "role": role.value},
                 ).id
             accounts[role] = account_id
-        platform = PlatformLedger(currency=currency, ledger_id=ledger_id, accounts=accounts)
+        platform = PlatformLedger(
+            currency=currency, ledger_id=ledger_id, accounts=accounts, livemode=livemode
+        )
         if len(accounts) == len(PlatformAccount) and by_external.keys() >= {
             r.external_id for r in PlatformAccount
         }:
             # Only what was committed before this transaction is cached (a rollback could undo
             # what it created).
             with self._cache_lock:
-                self._platforms[currency] = platform
+                self._platforms[(currency, livemode)] = platform
         return platform
 
     def lock_seller(self, conn: Connection, seller_id: str) -> None:
@@ -140,30 +149,51 @@ class MarketCore:
 
     def seller_account(self, conn: Connection, seller_id: str) -> tuple[uuid.UUID, str]:
         """The seller's ledger account and currency (``SellerNotFound`` if unknown)."""
+        account_id, currency, _ = self._seller_account(conn, seller_id)
+        return account_id, currency
+
+    def seller_platform(self, conn: Connection, seller_id: str) -> PlatformLedger:
+        """The platform ledger of the seller's currency and mode (``SellerNotFound`` if
+        unknown)."""
+        _, currency, livemode = self._seller_account(conn, seller_id)
+        return self.platform_ledger(conn, currency, livemode=livemode)
+
+    def seller_livemode(self, conn: Connection, seller_id: str) -> bool:
+        """The seller's mode (False: test mode), remembered (``SellerNotFound`` if unknown)."""
+        return self._seller_account(conn, seller_id)[2]
+
+    def _seller_account(self, conn: Connection, seller_id: str) -> tuple[uuid.UUID, str, bool]:
         cached = self._seller_accounts.get(seller_id)
         if cached is not None:
             return cached
         row = conn.execute(
-            select(sellers.c.ledger_account_id, sellers.c.currency).where(sellers.c.id == seller_id)
+            select(sellers.c.ledger_account_id, sellers.c.currency, sellers.c.livemode).where(
+                sellers.c.id == seller_id
+            )
         ).one_or_none()
         if row is None:
             raise errors.seller_not_found(seller_id)
         with self._cache_lock:
             if len(self._seller_accounts) > 500_000:
                 self._seller_accounts.clear()
-            self._seller_accounts[seller_id] = (row.ledger_account_id, row.currency)
-        return row.ledger_account_id, row.currency
+            self._seller_accounts[seller_id] = (row.ledger_account_id, row.currency, row.livemode)
+        return row.ledger_account_id, row.currency, row.livemode
 
     @staticmethod
-    def _platform_ledger_id(conn: Connection, currency: str) -> uuid.UUID | None:
+    def _platform_ledger_id(conn: Connection, currency: str, livemode: bool) -> uuid.UUID | None:
         value: uuid.UUID | None = conn.execute(
-            select(platform_ledgers.c.ledger_id).where(platform_ledgers.c.currency == currency)
+            select(platform_ledgers.c.ledger_id).where(
+                platform_ledgers.c.currency == currency, platform_ledgers.c.livemode == livemode
+            )
         ).scalar_one_or_none()
         return value
 
-    def get_seller(self, conn: Connection, seller_id: str) -> Seller:
+    def get_seller(
+        self, conn: Connection, seller_id: str, *, livemode: bool | None = None
+    ) -> Seller:
+        """The seller; with ``livemode``, a seller of the other mode is not found either."""
         row = self._seller_row(conn, seller_id)
-        if row is None:
+        if row is None or (livemode is not None and row.livemode != livemode):
             raise errors.seller_not_found(seller_id)
         return _seller(row)
 
@@ -192,10 +222,13 @@ class Sellers(MarketCore):
         hold_period: timedelta = timedelta(days=7),
         rolling_reserve: RollingReserve | None = None,
         metadata: dict[str, Any] | None = None,
+        livemode: bool = True,
     ) -> Seller:
-        """Create a seller and its credit-normal ledger account (external_id ``seller:<id>``).
+        """Create a seller and its credit-normal ledger account (external_id ``seller:<id>``)
+        in the platform ledger of its currency and mode (``livemode`` False: test mode).
 
-        The same request again returns the seller; other attributes raise ``SellerExists``.
+        The same request again returns the seller; other attributes raise ``SellerExists``, and
+        so does an id taken in the other mode (ids are one namespace).
         """
         check_id(seller_id, "id")
         if not name.strip():
@@ -206,7 +239,7 @@ class Sellers(MarketCore):
 
         existing = self._seller_row(conn, seller_id)
         if existing is None:
-            platform = self.platform_ledger(conn, currency)
+            platform = self.platform_ledger(conn, currency, livemode=livemode)
             account = self.ledger.create_account(
                 conn,
                 ledger_id=platform.ledger_id,
@@ -229,6 +262,7 @@ class Sellers(MarketCore):
                     metadata=metadata,
                     created_at=now,
                     updated_at=now,
+                    livemode=livemode,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(sellers.c.id)
@@ -244,6 +278,7 @@ class Sellers(MarketCore):
             and existing.reserve_percent_bp == reserve_bp
             and existing.reserve_period_seconds == reserve_seconds
             and existing.metadata == metadata
+            and existing.livemode == livemode
         )
         if not same:
             raise errors.SellerExists(
@@ -252,9 +287,18 @@ class Sellers(MarketCore):
         return _seller(existing)
 
     def list_sellers(
-        self, conn: Connection, *, after: str | None = None, limit: int = 25
+        self,
+        conn: Connection,
+        *,
+        livemode: bool | None = None,
+        after: str | None = None,
+        limit: int = 25,
     ) -> Page[Seller]:
-        return page(conn, _seller_query(), sellers.c.id, after, limit, _seller)
+        """Sellers by id; with ``livemode``, those of that mode only (``ix_sellers_livemode``)."""
+        query = _seller_query()
+        if livemode is not None:
+            query = query.where(sellers.c.livemode == livemode)
+        return page(conn, query, sellers.c.id, after, limit, _seller)
 
     def update_seller(
         self,
@@ -385,7 +429,11 @@ def _check_reserve(reserve: RollingReserve | None) -> tuple[int, int | None]:
 def _seller_query() -> Select[Any]:
     return (
         select(sellers, ledgers.c.id.label("ledger_id"), ledgers.c.currency_exponent)
-        .join(platform_ledgers, platform_ledgers.c.currency == sellers.c.currency)
+        .join(
+            platform_ledgers,
+            (platform_ledgers.c.currency == sellers.c.currency)
+            & (platform_ledgers.c.livemode == sellers.c.livemode),
+        )
         .join(ledgers, ledgers.c.id == platform_ledgers.c.ledger_id)
     )
 

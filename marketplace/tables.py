@@ -1,12 +1,23 @@
 """SQLAlchemy Core tables of the marketplace, mirroring the Alembic migrations
 (``server/migrations`` owns the schema: these tables build queries and create nothing):
 sellers and earnings (0003), payouts, refunds, payout runs and reconciliation (0004), events and
-webhooks (0005), wallets (0010). One ``MetaData``, with the ledger's naming convention
-(``ledger_core.schema``)."""
+webhooks (0005), wallets (0010), test mode (0012: ``livemode`` on the roots). One ``MetaData``,
+with the ledger's naming convention (``ledger_core.schema``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, Table, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from ledger_core.schema import metadata as ledger_metadata
@@ -19,6 +30,7 @@ platform_ledgers = Table(
     "platform_ledgers",
     metadata,
     Column("currency", Text, primary_key=True),
+    Column("livemode", Boolean, primary_key=True, comment="one per currency and mode (0012)"),
     Column("ledger_id", Uuid, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
@@ -37,6 +49,7 @@ sellers = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("livemode", Boolean, nullable=False, comment="false: test mode (0012)"),
 )
 
 earnings = Table(
@@ -227,6 +240,7 @@ event_streams = Table(
     Column("seller_id", Text, primary_key=True),
     Column("last_sequence", BigInteger, nullable=False),
     Column("last_available", BigInteger),
+    Column("livemode", Boolean, nullable=False, comment="its owner's mode (0012)"),
 )
 
 events = Table(
@@ -239,6 +253,7 @@ events = Table(
     Column("type", Text, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("livemode", Boolean, nullable=False, comment="its stream's mode (0012)"),
 )
 
 webhook_endpoints = Table(
@@ -251,6 +266,7 @@ webhook_endpoints = Table(
     Column("secret", Text, nullable=False, comment="signs deliveries; shown once"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True)),
+    Column("livemode", Boolean, nullable=False, comment="gets only events of its mode (0012)"),
 )
 
 webhook_deliveries = Table(
@@ -299,6 +315,7 @@ wallets = Table(
     Column("expiry_wake_requested_on", DateTime(timezone=True), comment="when it was asked"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("livemode", Boolean, nullable=False, comment="false: test mode (0012)"),
 )
 
 wallet_lots = Table(

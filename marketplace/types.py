@@ -69,6 +69,8 @@ class PlatformLedger:
     currency: str
     ledger_id: uuid.UUID
     accounts: dict[PlatformAccount, uuid.UUID]
+    livemode: bool = True
+    """The platform keeps a ledger per currency and mode: test money never meets live money."""
 
     def account(self, role: PlatformAccount) -> uuid.UUID:
         return self.accounts[role]
@@ -98,6 +100,8 @@ class Seller:
     updated_at: datetime
     instant_daily_limit: int | None = None
     """The seller's own daily limit of instant payouts (minor units); None: the platform's."""
+    livemode: bool = True
+    """False: a test-mode seller (and everything it owns), seen only by test keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +368,8 @@ class Wallet:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    livemode: bool = True
+    """False: a test-mode wallet (and everything it owns), seen only by test keys."""
 
 
 @dataclass(frozen=True, slots=True)

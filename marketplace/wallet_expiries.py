@@ -52,7 +52,9 @@ class WalletExpiries(WalletCore):
         expired_amount = 0
         new_events: list[tuple[str, EventType, dict[str, Any]]] = []
         if due:
-            ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
+            ledger_id, accounts = self.wallet_system_accounts(
+                conn, wallet.currency, livemode=wallet.livemode
+            )
             for lot in due:
                 count = lot.expiry_count + 1
                 self.ledger.create_transaction(

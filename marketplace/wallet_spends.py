@@ -47,7 +47,9 @@ class WalletSpends(WalletCore):
         now = now or utc_now()
         wallet = self._lock_wallet(conn, wallet_id)
         taken = self._take(conn, wallet, amount, now)
-        ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
+        ledger_id, accounts = self.wallet_system_accounts(
+            conn, wallet.currency, livemode=wallet.livemode
+        )
         spend_id = new_id("wsp")
         txn = self.ledger.create_transaction(
             conn,
@@ -147,7 +149,9 @@ class WalletSpends(WalletCore):
                 back.append((lot.lot_id, n))
                 due -= n
         assert due == 0, "a spend's lots add up to its amount"
-        ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
+        ledger_id, accounts = self.wallet_system_accounts(
+            conn, wallet.currency, livemode=wallet.livemode
+        )
         refund_id = new_id("wrf")
         txn = self.ledger.create_transaction(
             conn,

@@ -53,7 +53,9 @@ class WalletTopUps(WalletCore):
         if expires_at is not None:
             _check_expiry(expires_at, now)
         wallet = self._lock_wallet(conn, wallet_id)
-        ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
+        ledger_id, accounts = self.wallet_system_accounts(
+            conn, wallet.currency, livemode=wallet.livemode
+        )
         lot_id = new_id("wtu")
         txn = self.ledger.create_transaction(
             conn,

@@ -54,6 +54,9 @@ class WalletTransfers(WalletCore):
         # Both wallets locked, in id order (no lock cycle between opposite transfers).
         locked = {w: self._lock_wallet(conn, w) for w in sorted((from_wallet_id, to_wallet_id))}
         sender, receiver = locked[from_wallet_id], locked[to_wallet_id]
+        if sender.livemode != receiver.livemode:
+            # Test money never reaches a live wallet: the other mode's wallet is unknown here.
+            raise errors.wallet_not_found(to_wallet_id)
         if sender.currency != receiver.currency:
             raise CurrencyMismatch(
                 f"wallet {from_wallet_id!r} is in {sender.currency} and wallet {to_wallet_id!r} "
@@ -62,7 +65,7 @@ class WalletTransfers(WalletCore):
                 to_currency=receiver.currency,
             )
         taken = self._take(conn, sender, amount, now)
-        ledger_id, _ = self.wallet_system_accounts(conn, sender.currency)
+        ledger_id, _ = self.wallet_system_accounts(conn, sender.currency, livemode=sender.livemode)
         transfer_id = new_id("wtr")
         txn = self.ledger.create_transaction(
             conn,

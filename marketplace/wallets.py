@@ -126,13 +126,13 @@ class WalletCore(MarketCore):
     # ------------------------------------------------------------ system accounts
 
     def wallet_system_accounts(
-        self, conn: Connection, currency: str
+        self, conn: Connection, currency: str, *, livemode: bool
     ) -> tuple[uuid.UUID, dict[WalletSystemAccount, uuid.UUID]]:
-        """The platform ledger of ``currency`` and its wallet accounts, created on first use
-        (serialised by an advisory lock per currency; created idempotently by external id).
-        Read each time (one indexed query), not cached: an account created by a transaction that
-        rolls back must not be remembered."""
-        platform = self.platform_ledger(conn, currency)
+        """The platform ledger of ``currency`` in a mode and its wallet accounts, created on
+        first use (serialised by an advisory lock per currency and mode; created idempotently by
+        external id). Read each time (one indexed query), not cached: an account created by a
+        transaction that rolls back must not be remembered."""
+        platform = self.platform_ledger(conn, currency, livemode=livemode)
         wanted = [role.external_id for role in WalletSystemAccount]
 
         def existing() -> dict[str, uuid.UUID]:
@@ -148,7 +148,7 @@ class WalletCore(MarketCore):
         if len(found) < len(wanted):
             conn.execute(
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                {"key": f"wallet_accounts:{currency}"},
+                {"key": f"wallet_accounts:{currency}" + ("" if livemode else ":test")},
             )
             found = existing()
         accounts: dict[WalletSystemAccount, uuid.UUID] = {}
@@ -177,11 +177,13 @@ class WalletCore(MarketCore):
         name: str,
         currency: str,
         metadata: dict[str, Any] | None = None,
+        livemode: bool = True,
     ) -> tuple[Wallet, bool]:
         """Create a wallet and its credit-normal ledger account (external id
-        ``wallet:<id>``); returns it and whether it was created. ``wallet_id`` None: a new
+        ``wallet:<id>``) in the platform ledger of its currency and mode (``livemode`` False:
+        test mode); returns it and whether it was created. ``wallet_id`` None: a new
         ``wal_...`` id. The same request again returns the wallet; other attributes raise
-        ``WalletExists``."""
+        ``WalletExists``, and so does an id taken in the other mode."""
         if wallet_id is None:
             wallet_id = new_id("wal")
         check_id(wallet_id, "id")
@@ -192,7 +194,7 @@ class WalletCore(MarketCore):
         metadata = metadata or {}
         existing = self._wallet_row(conn, wallet_id)
         if existing is None:
-            ledger_id, _ = self.wallet_system_accounts(conn, currency)
+            ledger_id, _ = self.wallet_system_accounts(conn, currency, livemode=livemode)
             account = self.ledger.create_account(
                 conn,
                 ledger_id=ledger_id,
@@ -213,6 +215,7 @@ class WalletCore(MarketCore):
                     metadata=metadata,
                     created_at=now,
                     updated_at=now,
+                    livemode=livemode,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
                 .returning(wallets.c.id)
@@ -228,6 +231,7 @@ class WalletCore(MarketCore):
             and existing.name == name
             and existing.currency == currency
             and existing.metadata == metadata
+            and existing.livemode == livemode
         )
         if not same:
             raise errors.WalletExists(
@@ -235,9 +239,12 @@ class WalletCore(MarketCore):
             )
         return _wallet(existing), False
 
-    def get_wallet(self, conn: Connection, wallet_id: str) -> Wallet:
+    def get_wallet(
+        self, conn: Connection, wallet_id: str, *, livemode: bool | None = None
+    ) -> Wallet:
+        """The wallet; with ``livemode``, a wallet of the other mode is not found either."""
         row = self._wallet_row(conn, wallet_id)
-        if row is None:
+        if row is None or (livemode is not None and row.livemode != livemode):
             raise errors.wallet_not_found(wallet_id)
         return _wallet(row)
 
@@ -246,10 +253,13 @@ class WalletCore(MarketCore):
         conn: Connection,
         *,
         owner: str | None = None,
+        livemode: bool | None = None,
         after: str | None = None,
         limit: int = 25,
     ) -> Page[Wallet]:
         query = _wallet_query()
+        if livemode is not None:
+            query = query.where(wallets.c.livemode == livemode)
         if owner is not None:
             query = query.where(wallets.c.owner == owner)
         return page(conn, query, wallets.c.id, after, limit, _wallet)
@@ -411,7 +421,11 @@ SELECT pg_notify('{NOTIFY_CHANNEL}', id) FROM asked
 def _wallet_query() -> Select[Any]:
     return (
         select(wallets, ledgers.c.id.label("ledger_id"), ledgers.c.currency_exponent)
-        .join(platform_ledgers, platform_ledgers.c.currency == wallets.c.currency)
+        .join(
+            platform_ledgers,
+            (platform_ledgers.c.currency == wallets.c.currency)
+            & (platform_ledgers.c.livemode == wallets.c.livemode),
+        )
         .join(ledgers, ledgers.c.id == platform_ledgers.c.ledger_id)
     )
 

@@ -62,6 +62,8 @@ class WebhookEndpoint:
     deleted_at: datetime | None
     secret: str = field(repr=False)
     """Signs the deliveries. Shown once, when the endpoint is created."""
+    livemode: bool = True
+    """It receives the events of this mode only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class WebhookDelivery:
     failed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    livemode: bool = True
+    """Its event's (and endpoint's) mode."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +124,11 @@ class Webhooks:
         url: str,
         event_types: Sequence[str],
         description: str = "",
+        livemode: bool = True,
     ) -> WebhookEndpoint:
         """A new endpoint with a fresh secret (``whsec_``...), subscribed to ``event_types``
-        (``["*"]``: all). It receives the events recorded from now on."""
+        (``["*"]``: all). It receives the events recorded from now on, of its mode only
+        (``livemode`` False: test-mode events)."""
         if not isinstance(url, str) or len(url) > MAX_URL or not _URL.match(url):
             raise ValidationFailed(
                 f"url must be an http:// or https:// URL of at most {MAX_URL} characters",
@@ -142,6 +148,7 @@ class Webhooks:
                 event_types=list(types),
                 secret=f"whsec_{secrets.token_hex(32)}",
                 created_at=utc_now(),
+                livemode=livemode,
             )
             .returning(*webhook_endpoints.c)
         ).one()
@@ -150,7 +157,7 @@ class Webhooks:
     def get_endpoint(self, conn: Connection, endpoint_id: str) -> WebhookEndpoint:
         row = row_by_id(conn, webhook_endpoints, endpoint_id)
         if row is None:
-            raise _endpoint_not_found(endpoint_id)
+            raise endpoint_not_found(endpoint_id)
         return _endpoint(row)
 
     def list_endpoints(
@@ -158,10 +165,13 @@ class Webhooks:
         conn: Connection,
         *,
         include_deleted: bool = False,
+        livemode: bool | None = None,
         after: str | None = None,
         limit: int = 25,
     ) -> Page[WebhookEndpoint]:
         query = select(webhook_endpoints)
+        if livemode is not None:
+            query = query.where(webhook_endpoints.c.livemode == livemode)
         if not include_deleted:
             query = query.where(webhook_endpoints.c.deleted_at.is_(None))
         return page(conn, query, webhook_endpoints.c.id, after, limit, _endpoint)
@@ -171,7 +181,7 @@ class Webhooks:
         deliveries stay listed. Deleting a deleted endpoint is a no-op."""
         row = row_by_id(conn, webhook_endpoints, endpoint_id, for_update=True)
         if row is None:
-            raise _endpoint_not_found(endpoint_id)
+            raise endpoint_not_found(endpoint_id)
         if row.deleted_at is not None:
             return _endpoint(row)
         now = utc_now()
@@ -198,7 +208,7 @@ class Webhooks:
             _delivery_query().where(webhook_deliveries.c.id == delivery_id)
         ).one_or_none()
         if row is None:
-            raise _delivery_not_found(delivery_id)
+            raise delivery_not_found(delivery_id)
         return _delivery(row)
 
     def list_deliveries(
@@ -209,13 +219,17 @@ class Webhooks:
         event_id: str | None = None,
         seller_id: str | None = None,
         status: DeliveryStatus | str | None = None,
+        livemode: bool | None = None,
         after: str | None = None,
         limit: int = 25,
     ) -> Page[WebhookDelivery]:
-        """Deliveries oldest first (ids sort by creation time)."""
+        """Deliveries oldest first (ids sort by creation time); with ``livemode``, those of
+        that mode only (their event's)."""
         check_limit(limit)
         d = webhook_deliveries
         query = _delivery_query()
+        if livemode is not None:
+            query = query.where(events.c.livemode == livemode)
         if endpoint_id is not None:
             query = query.where(d.c.endpoint_id == endpoint_id)
         if event_id is not None:
@@ -252,7 +266,7 @@ class Webhooks:
             .with_for_update(of=d)
         ).one_or_none()
         if row is None:
-            raise _delivery_not_found(delivery_id)
+            raise delivery_not_found(delivery_id)
         if row.deleted_at is not None:
             raise InvalidDeliveryState(
                 f"the endpoint of delivery {delivery_id!r} was deleted", status=row.status
@@ -297,7 +311,7 @@ class Webhooks:
             .where(d.c.id == delivery_id)
         ).one_or_none()
         if row is None:
-            raise _delivery_not_found(delivery_id)
+            raise delivery_not_found(delivery_id)
         if row.status != DeliveryStatus.PENDING:
             return None
         event = event_from_row(row)
@@ -328,7 +342,7 @@ class Webhooks:
             select(d.c.attempts, d.c.status).where(d.c.id == delivery_id).with_for_update()
         ).one_or_none()
         if row is None:
-            raise _delivery_not_found(delivery_id)
+            raise delivery_not_found(delivery_id)
         attempt = row.attempts + 1
         conn.execute(
             webhook_delivery_attempts.insert().values(
@@ -396,13 +410,13 @@ def notify(conn: Connection, streams: Iterable[tuple[str, str]]) -> None:
         )
 
 
-def _endpoint_not_found(endpoint_id: str) -> WebhookEndpointNotFound:
+def endpoint_not_found(endpoint_id: str) -> WebhookEndpointNotFound:
     return WebhookEndpointNotFound(
         f"webhook endpoint {endpoint_id!r} not found", resource="webhook_endpoint"
     )
 
 
-def _delivery_not_found(delivery_id: str) -> WebhookDeliveryNotFound:
+def delivery_not_found(delivery_id: str) -> WebhookDeliveryNotFound:
     return WebhookDeliveryNotFound(
         f"webhook delivery {delivery_id!r} not found", resource="webhook_delivery"
     )
@@ -413,7 +427,7 @@ def _endpoint(row: Row[Any]) -> WebhookEndpoint:
 
 
 def _delivery_query() -> Any:
-    return select(webhook_deliveries, events.c.type.label("event_type")).join(
+    return select(webhook_deliveries, events.c.type.label("event_type"), events.c.livemode).join(
         events, events.c.id == webhook_deliveries.c.event_id
     )
 

@@ -64,6 +64,17 @@ def open_payment_rail(settings: RailSettings | None = None) -> PaymentRail:
     return SimulatedBank(settings).start()
 
 
+def open_test_payment_rail(settings: RailSettings | None = None) -> PaymentRail:
+    """The rail of test-mode payouts, always a simulated bank: the service at
+    ``PAYOUTS_RAIL_TEST_URL`` when set, else one in-process (with the ``PAYOUTS_RAIL_*`` timings
+    and webhook settings). Never ``PAYOUTS_RAIL_URL``: test money is never sent to the live rail.
+    Close it when done."""
+    settings = settings or RailSettings()
+    if settings.test_url:
+        return HttpPaymentRail(settings.test_url, settings.test_api_key)
+    return SimulatedBank(settings.model_copy(update={"url": None, "api_key": None})).start()
+
+
 __all__ = [
     "ACCOUNT_CLOSED",
     "ACCOUNT_INSTANT_FAILS",
@@ -99,6 +110,7 @@ __all__ = [
     "SimulatedPayout",
     "construct_event",
     "open_payment_rail",
+    "open_test_payment_rail",
     "sign_webhook",
     "verify_webhook",
 ]

@@ -28,6 +28,15 @@ class RailSettings(BaseSettings):
         default=None,
         description="Bearer key: the service requires it when set; the client sends it.",
     )
+    test_url: str | None = Field(
+        default=None,
+        description="Where test-mode payouts go: the base URL of a simulated bank service "
+        "(python -m payment_rail). Unset: the simulated bank in-process. Test-mode payouts "
+        "never go to the live rail (url), whatever it is.",
+    )
+    test_api_key: str | None = Field(
+        default=None, description="Bearer key of the test_url service, when it requires one."
+    )
     settle_seconds: float = Field(
         default=2.0, ge=0, description="Delay between acceptance and paid/failed."
     )

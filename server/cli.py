@@ -4,7 +4,7 @@
     payouts worker                 the Temporal worker alone (scale out)
     payouts api                    the HTTP API alone, in PAYOUTS_API_WORKERS processes
     payouts migrate                apply the database migrations and exit
-    payouts api-keys create ...    create an API key and print it once
+    payouts api-keys create ...    create an API key and print it once (--mode test: sk_test_)
     payouts reconcile FILE         reconcile a bank statement CSV and print the report
 
 Configuration comes from the environment (server/settings.py). Without ``DATABASE_URL`` every
@@ -167,7 +167,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    from api.auth import create_api_key
+    from api.auth import create_api_key, parse_mode
 
     if args.role == "seller" and not args.seller:
         print("error: --seller is required for a seller key", file=sys.stderr)
@@ -184,7 +184,8 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
                     role=args.role,
                     seller_id=args.seller,
                     wallet_id=args.wallet_id,
-                    name=args.name or f"{args.role} key (payouts api-keys create)",
+                    name=args.name or f"{args.mode} {args.role} key (payouts api-keys create)",
+                    livemode=parse_mode(args.mode),
                 )
         finally:
             engine.dispose()
@@ -249,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--seller", help="seller id (required for --role seller)")
     create.add_argument("--wallet-id", help="wallet id (required for --role wallet)")
     create.add_argument("--name", help="a label to recognise the key by")
+    create.add_argument(
+        "--mode",
+        choices=["live", "test"],
+        default="live",
+        help="live (default: sk_live_..., live objects only) or test (sk_test_..., test-mode "
+        "objects only: test ledgers, sellers, wallets, payouts to the simulated bank)",
+    )
     create.set_defaults(handler=cmd_api_keys_create)
 
     reconcile = commands.add_parser(

@@ -303,6 +303,8 @@ class Stack:
             "",
             f'  Try: curl -H "Authorization: Bearer {key}" {self.api_base_url}/v1/ledgers',
             "  Then: make demo (a small marketplace, to watch in the Temporal UI)",
+            "  Test mode: .venv/bin/payouts api-keys create --role admin --mode test "
+            "(an sk_test_ key)",
         ]
         if self.quiet:
             lines.append("  Full logs: PAYOUTS_LOG_LEVEL=INFO make run")

@@ -21,7 +21,7 @@ from activities.payouts import LazyRail
 from activities.registry import build_activities
 from contracts.common import TASK_QUEUE
 from contracts.webhooks import WebhookRetry
-from payment_rail import PaymentRail, open_payment_rail
+from payment_rail import PaymentRail, open_payment_rail, open_test_payment_rail
 from server.dispatcher import Dispatcher, HoldChannel, WalletExpiryChannel, WebhookChannel
 from server.settings import get_settings
 from server.worker_observability import ActivityObservabilityInterceptor
@@ -43,6 +43,7 @@ def build_worker(
     activity_executor: ThreadPoolExecutor | None = None,
     max_concurrent_activities: int = 20,
     rail: PaymentRail | LazyRail | None = None,
+    test_rail: PaymentRail | LazyRail | None = None,
 ) -> Worker:
     """A worker for ``workflows`` and ``activities`` (default: the registries) on ``task_queue``.
 
@@ -51,7 +52,8 @@ def build_worker(
     ``activity_executor`` to own the thread pool (and shut it down); otherwise the worker gets a
     pool of ``max_concurrent_activities`` threads, reclaimed when the process exits.
     ``rail`` is the payment rail the payout activities use (default: ``open_payment_rail()``
-    from the ``PAYOUTS_RAIL_*`` settings, opened on first use); the poll interval and return
+    from the ``PAYOUTS_RAIL_*`` settings, opened on first use), ``test_rail`` the one of test-mode
+    payouts (default: ``open_test_payment_rail()``, a simulated bank); the poll interval and return
     window come from the settings (``PAYOUTS_RAIL_POLL_SECONDS``, ``PAYOUTS_RETURN_WINDOW``), and
     so do the instant payouts' terms (``PAYOUTS_INSTANT_*``).
     """
@@ -68,6 +70,7 @@ def build_worker(
             build_activities(
                 engine,
                 rail=rail,
+                test_rail=test_rail,
                 client=client,
                 poll_seconds=settings.payouts_rail_poll_seconds,
                 return_window_seconds=settings.payouts_return_window * 86_400,
@@ -144,6 +147,7 @@ async def run_worker(
         return
 
     rail = LazyRail(open_payment_rail)
+    test_rail = LazyRail(open_test_payment_rail)
     dispatcher = build_dispatcher(client, engine)
     dispatching = asyncio.create_task(dispatcher.run(stop), name="dispatcher")
     with ThreadPoolExecutor(max_concurrent_activities, thread_name_prefix="activity") as pool:
@@ -153,6 +157,7 @@ async def run_worker(
             activity_executor=pool,
             max_concurrent_activities=max_concurrent_activities,
             rail=rail,
+            test_rail=test_rail,
         )
         log.info("worker polling task queue %r with %d workflows", TASK_QUEUE, len(WORKFLOWS))
         async with worker:
@@ -160,4 +165,5 @@ async def run_worker(
             log.info("worker shutting down")
     await dispatching
     rail.close()
+    test_rail.close()
     log.info("worker stopped")

@@ -103,6 +103,10 @@ EXEMPT: dict[str, dict[str, str]] = {
     },
     "rail": {
         "PAYOUTS_RAIL_URL": "the platform's address of the bank; the bank does not read it",
+        "PAYOUTS_RAIL_TEST_URL": "the platform's address of its test-mode bank; the bank does not "
+        "read it",
+        "PAYOUTS_RAIL_TEST_API_KEY": "the platform's key for its test-mode bank; the bank requires "
+        "PAYOUTS_RAIL_API_KEY",
         "PAYOUTS_RAIL_HOST": "given as --host in its command",
         "PAYOUTS_RAIL_PORT": "given as --port in its command",
         "PAYOUTS_DATA_DIR": "the fallback when PAYOUTS_RAIL_DATA_DIR is unset; it is set",
@@ -353,6 +357,9 @@ def test_services_agree_on_shared_values() -> None:
     assert worker["PAYOUTS_RAIL_WEBHOOK_SECRET"] == rail["PAYOUTS_RAIL_WEBHOOK_SECRET"]
     # The key the bank requires is the key the worker sends.
     assert worker["PAYOUTS_RAIL_API_KEY"] == rail["PAYOUTS_RAIL_API_KEY"]
+    # Test-mode payouts go to the same simulated bank, with the key it requires.
+    assert worker["PAYOUTS_RAIL_TEST_URL"] == worker["PAYOUTS_RAIL_URL"]
+    assert worker["PAYOUTS_RAIL_TEST_API_KEY"] == rail["PAYOUTS_RAIL_API_KEY"]
     # One database, migrated by `migrate`, used by api and worker.
     assert api["DATABASE_URL"] == worker["DATABASE_URL"] == migrate["DATABASE_URL"]
     assert api["TEMPORAL_NAMESPACE"] == worker["TEMPORAL_NAMESPACE"]

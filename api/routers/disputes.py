@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.problems import Problem
 from api.routing import ApiRoute
@@ -50,12 +51,12 @@ DEFAULT_RESPONSE_WINDOW = timedelta(days=14)
 
 
 def _existing_dispute(
-    conn: Connection, market: Marketplace, dispute_id: str, body: DisputeCreate
+    conn: Connection, market: Marketplace, dispute_id: str, body: DisputeCreate, livemode: bool
 ) -> Dispute | None:
     """The dispute if it was opened before with these terms (None if new); raises
     SellerNotFound or DisputeConflict. The order need not have an earning of the seller (an
     order from before the platform booked earnings)."""
-    market.get_seller(conn, body.seller_id)
+    market.get_seller(conn, body.seller_id, livemode=livemode)
     try:
         dispute = market.get_dispute(conn, dispute_id)
     except DisputeNotFound:
@@ -85,13 +86,14 @@ async def open_dispute(
     market: MarketplaceDep,
     temporal: WorkflowsDep,
     response: Response,
+    livemode: KeyMode,
 ) -> DisputeOut:
     """Open a chargeback on a seller's order: the disputed amount leaves the seller's available
     balance at once (a pending debit), and the dispute workflow waits for the outcome."""
     dispute_id = body.id or f"dp_{uuid7().hex}"
     deadline = body.deadline or body.respond_by or datetime.now(UTC) + DEFAULT_RESPONSE_WINDOW
     response.headers["Location"] = f"/v1/disputes/{dispute_id}"
-    existing = await run_in_threadpool(_existing_dispute, conn, market, dispute_id, body)
+    existing = await run_in_threadpool(_existing_dispute, conn, market, dispute_id, body, livemode)
     if existing is not None:
         response.status_code = 200
         return DisputeOut.model_validate(existing)
@@ -135,6 +137,7 @@ def list_disputes(
     market: MarketplaceDep,
     principal: CurrentPrincipal,
     response: Response,
+    livemode: KeyMode,
     seller_id: SellerId | None = None,
     status: Literal["open", "won", "lost"] | None = None,
     per_page: PerPage = 25,
@@ -149,6 +152,7 @@ def list_disputes(
             conn,
             seller_id=principal.seller_id if is_seller_key(principal) else seller_id,
             status=DisputeStatus(status) if status else None,
+            livemode=livemode,
             after=after,
             limit=per_page,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.dependencies import DbConnection
+from api.modes import KeyMode
 from api.problems import ledger_error_status
 from api.routing import ApiRoute, commits_in_one_message
 from api.schemas.earnings import (
@@ -31,14 +32,17 @@ router = APIRouter(prefix="/v1/earnings", tags=["earnings and holds"], route_cla
 @router.post("/batch", dependencies=[PlatformAccess])
 @commits_in_one_message
 def book_earnings(
-    body: EarningBatchCreate, conn: DbConnection, market: MarketplaceDep
+    body: EarningBatchCreate, conn: DbConnection, market: MarketplaceDep, livemode: KeyMode
 ) -> EarningBatchOut:
     """Book orders' earnings (pending ledger transactions, each on hold for its seller's hold
-    period); one result per item, in request order."""
+    period); one result per item, in request order. A seller of the other mode than the key's is
+    an item's 404 ``seller_not_found``, as an unknown one."""
     outcomes = market.book_earnings(
         conn,
         [
-            EarningRequest(i.seller_id, i.order_id, i.amount, i.fee, dict(i.metadata))
+            EarningRequest(
+                i.seller_id, i.order_id, i.amount, i.fee, dict(i.metadata), livemode=livemode
+            )
             for i in body.earnings
         ],
         atomic=body.atomic,

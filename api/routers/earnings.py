@@ -31,6 +31,7 @@ from temporalio.client import Client
 from api.auth import CurrentPrincipal
 from api.booking import BookingBatcher
 from api.dependencies import DbConnection
+from api.modes import KeyMode
 from api.pagination import (
     AfterCursor,
     PerPage,
@@ -94,6 +95,7 @@ async def create_earning(
     market: MarketplaceDep,
     bookings: BookingsDep,
     response: Response,
+    livemode: KeyMode,
 ) -> EarningOut:
     """Book an order's earning: a pending ledger transaction (clearing -> seller for
     amount - fee, clearing -> fees revenue for the fee), on hold until ``hold_until`` (now + the
@@ -103,7 +105,16 @@ async def create_earning(
     response.headers["Location"] = (
         f"/v1/sellers/{quote(seller_id, safe='')}/earnings/{quote(body.order_id, safe='')}"
     )
-    request = EarningRequest(seller_id, body.order_id, body.amount, body.fee, dict(body.metadata))
+    # The seller's mode was checked against the key's (api.modes); the booking checks it again
+    # in the read it makes anyway.
+    request = EarningRequest(
+        seller_id,
+        body.order_id,
+        body.amount,
+        body.fee,
+        dict(body.metadata),
+        livemode=livemode,
+    )
     if conn is None:  # no Idempotency-Key: booked with the other requests of the moment
         outcome = await bookings.book(request)
     else:  # its key's record commits with it, in a transaction of its own

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 
 from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ExternalId, ListResponse
@@ -20,7 +21,11 @@ router = APIRouter(prefix="/v1/ledger_accounts", tags=["ledger accounts"], route
 
 @router.post("", status_code=201, dependencies=[WriteAccess])
 def create_ledger_account(
-    body: LedgerAccountCreate, conn: DbConnection, ledger: LedgerServiceDep, response: Response
+    body: LedgerAccountCreate,
+    conn: DbConnection,
+    ledger: LedgerServiceDep,
+    response: Response,
+    livemode: KeyMode,
 ) -> LedgerAccountOut:
     account = ledger.create_account(
         conn,
@@ -31,6 +36,7 @@ def create_ledger_account(
         external_id=body.external_id,
         description=body.description,
         metadata=body.metadata,
+        livemode=livemode,  # a ledger of the other mode is not found
     )
     response.headers["Location"] = f"/v1/ledger_accounts/{account.id}"
     return LedgerAccountOut.model_validate(account)
@@ -58,6 +64,7 @@ def list_ledger_accounts(
     conn: DbConnection,
     ledger: LedgerServiceDep,
     response: Response,
+    livemode: KeyMode,
     ledger_id: uuid.UUID | None = None,
     external_id: Annotated[ExternalId | None, Query()] = None,
     per_page: PerPage = 25,
@@ -67,6 +74,7 @@ def list_ledger_accounts(
         conn,
         ledger_id=ledger_id,
         external_id=external_id,
+        livemode=livemode,
         after=decode_cursor("ledger_accounts", after_cursor),
         limit=per_page,
     )

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 
 from api.auth import ReadAccess
 from api.dependencies import DbConnection, LedgerServiceDep
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
@@ -24,6 +25,7 @@ def list_ledger_entries(
     conn: DbConnection,
     ledger: LedgerServiceDep,
     response: Response,
+    livemode: KeyMode,
     ledger_id: uuid.UUID | None = None,
     ledger_account_id: uuid.UUID | None = None,
     ledger_transaction_id: uuid.UUID | None = None,
@@ -41,6 +43,7 @@ def list_ledger_entries(
         status=TransactionStatus(status) if status else None,
         effective_at_gte=effective_at_gte,
         effective_at_lt=effective_at_lt,
+        livemode=livemode,
         after=decode_cursor("ledger_entries", after_cursor),
         limit=per_page,
     )

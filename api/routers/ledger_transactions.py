@@ -10,6 +10,7 @@ from pydantic import AwareDatetime
 
 from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
+from api.modes import KeyMode, NamedObjectsDep
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ExternalId, ListResponse
@@ -28,9 +29,15 @@ router = APIRouter(
 
 @router.post("", status_code=201, dependencies=[WriteAccess])
 def create_ledger_transaction(
-    body: LedgerTransactionCreate, conn: DbConnection, ledger: LedgerServiceDep, response: Response
+    body: LedgerTransactionCreate,
+    conn: DbConnection,
+    ledger: LedgerServiceDep,
+    response: Response,
+    named: NamedObjectsDep,
 ) -> LedgerTransactionOut:
-    """Write a pending or posted transaction; its balance conditions hold or nothing is written."""
+    """Write a pending or posted transaction; its balance conditions hold or nothing is written.
+    Its ledger must be of the key's mode (its accounts are in it: the database checks that)."""
+    named.check(conn, "ledger_id", str(body.ledger_id))
     txn = ledger.create_transaction(conn, body.to_new_transaction())
     response.headers["Location"] = f"/v1/ledger_transactions/{txn.id}"
     return LedgerTransactionOut.model_validate(txn)
@@ -48,6 +55,7 @@ def list_ledger_transactions(
     conn: DbConnection,
     ledger: LedgerServiceDep,
     response: Response,
+    livemode: KeyMode,
     ledger_id: uuid.UUID | None = None,
     ledger_account_id: uuid.UUID | None = None,
     status: Literal["pending", "posted", "archived"] | None = None,
@@ -65,6 +73,7 @@ def list_ledger_transactions(
         external_id=external_id,
         effective_at_gte=effective_at_gte,
         effective_at_lt=effective_at_lt,
+        livemode=livemode,
         after=decode_cursor("ledger_transactions", after_cursor),
         limit=per_page,
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from api.auth import ReadAccess, WriteAccess
 from api.dependencies import DbConnection, LedgerServiceDep
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
@@ -18,8 +19,13 @@ router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"], route_class=ApiRoute)
 
 @router.post("", status_code=201, dependencies=[WriteAccess])
 def create_ledger(
-    body: LedgerCreate, conn: DbConnection, ledger: LedgerServiceDep, response: Response
+    body: LedgerCreate,
+    conn: DbConnection,
+    ledger: LedgerServiceDep,
+    response: Response,
+    livemode: KeyMode,
 ) -> LedgerOut:
+    """A ledger of the key's mode (a test key makes a test ledger: test money, apart)."""
     created = ledger.create_ledger(
         conn,
         name=body.name,
@@ -27,6 +33,7 @@ def create_ledger(
         currency_exponent=body.currency_exponent,
         description=body.description,
         metadata=body.metadata,
+        livemode=livemode,
     )
     response.headers["Location"] = f"/v1/ledgers/{created.id}"
     return LedgerOut.model_validate(created)
@@ -42,8 +49,14 @@ def list_ledgers(
     conn: DbConnection,
     ledger: LedgerServiceDep,
     response: Response,
+    livemode: KeyMode,
     per_page: PerPage = 25,
     after_cursor: AfterCursor = None,
 ) -> ListResponse[LedgerOut]:
-    page = ledger.list_ledgers(conn, after=decode_cursor("ledgers", after_cursor), limit=per_page)
+    page = ledger.list_ledgers(
+        conn,
+        livemode=livemode,
+        after=decode_cursor("ledgers", after_cursor),
+        limit=per_page,
+    )
     return paginate(response, "ledgers", page, per_page, LedgerOut)

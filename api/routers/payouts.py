@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
 from api.idempotency import key_derived_id
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
@@ -115,6 +116,7 @@ def list_payouts(
     market: MarketplaceDep,
     principal: CurrentPrincipal,
     response: Response,
+    livemode: KeyMode,
     seller_id: str | None = None,
     status: str | None = None,
     per_page: PerPage = 25,
@@ -126,6 +128,7 @@ def list_payouts(
         conn,
         seller_id=seller_id,
         status=status,
+        livemode=livemode,
         after=decode_key_cursor("payouts", after_cursor),
         limit=per_page,
     )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.dependencies import DbConnection
+from api.modes import LiveModeOnly
 from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas.reconciliation import ReconciliationReportOut
@@ -28,7 +29,8 @@ router = APIRouter(
     prefix="/v1/reconciliation/statements",
     tags=["reconciliation"],
     route_class=ApiRoute,
-    dependencies=[PlatformAccess],
+    # Bank statements are about live money: a test key gets a 403 ``live_mode_only``.
+    dependencies=[PlatformAccess, LiveModeOnly],
 )
 
 CSV_TYPES = ("text/csv", "application/csv")

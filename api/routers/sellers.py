@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
@@ -36,11 +37,16 @@ router = APIRouter(prefix="/v1/sellers", tags=["sellers"], route_class=ApiRoute)
     responses={200: {"model": SellerOut, "description": "The seller existed with these terms."}},
 )
 def create_seller(
-    body: SellerCreate, conn: DbConnection, market: MarketplaceDep, response: Response
+    body: SellerCreate,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    response: Response,
+    livemode: KeyMode,
 ) -> SellerOut:
-    """Create a seller and its credit-normal ledger account (in the platform ledger of its
-    currency, created on first use). The same request again returns the seller (200); the same
-    id with other terms is a 409 ``seller_exists``."""
+    """Create a seller of the key's mode and its credit-normal ledger account (in the platform
+    ledger of its currency and mode, created on first use). The same request again returns the
+    seller (200); the same id with other terms, or taken in the other mode (ids are one
+    namespace), is a 409 ``seller_exists``."""
     try:
         market.get_seller(conn, body.id)
         existed = True
@@ -54,6 +60,7 @@ def create_seller(
         hold_period=body.hold_period,
         rolling_reserve=body.rolling_reserve.to_domain() if body.rolling_reserve else None,
         metadata=dict(body.metadata),
+        livemode=livemode,
     )
     if existed:
         response.status_code = 200
@@ -67,6 +74,7 @@ def list_sellers(
     market: MarketplaceDep,
     principal: CurrentPrincipal,
     response: Response,
+    livemode: KeyMode,
     per_page: PerPage = 25,
     after_cursor: AfterCursor = None,
 ) -> ListResponse[SellerOut]:
@@ -76,11 +84,12 @@ def list_sellers(
         assert principal.seller_id is not None
         own = [] if after is not None else [principal.seller_id]
         try:
-            page = Page(items=[market.get_seller(conn, sid) for sid in own], next_after=None)
+            items = [market.get_seller(conn, sid, livemode=livemode) for sid in own]
+            page = Page(items=items, next_after=None)
         except SellerNotFound:  # a key for a seller not created yet
             page = Page(items=[], next_after=None)
     else:
-        page = market.list_sellers(conn, after=after, limit=per_page)
+        page = market.list_sellers(conn, livemode=livemode, after=after, limit=per_page)
     return paginate(response, "sellers", page, per_page, SellerOut)
 
 

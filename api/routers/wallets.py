@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
+from api.modes import KeyMode, NamedObjectsDep
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
@@ -52,11 +53,16 @@ transfers = APIRouter(prefix="/v1/wallet_transfers", tags=["wallets"], route_cla
     responses={200: {"model": WalletOut, "description": "The wallet existed as asked."}},
 )
 def create_wallet(
-    body: WalletCreate, conn: DbConnection, market: MarketplaceDep, response: Response
+    body: WalletCreate,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    response: Response,
+    livemode: KeyMode,
 ) -> WalletOut:
-    """Create a wallet and its credit-normal ledger account (in the platform ledger of its
-    currency). Without an ``id`` one is generated. The same request again returns the wallet
-    (200); the same id with other attributes is a 409 ``wallet_exists``."""
+    """Create a wallet of the key's mode and its credit-normal ledger account (in the platform
+    ledger of its currency and mode). Without an ``id`` one is generated. The same request again
+    returns the wallet (200); the same id with other attributes, or taken in the other mode, is
+    a 409 ``wallet_exists``."""
     wallet, created = market.create_wallet(
         conn,
         wallet_id=body.id,
@@ -64,6 +70,7 @@ def create_wallet(
         name=body.name,
         currency=body.currency,
         metadata=dict(body.metadata),
+        livemode=livemode,
     )
     if not created:
         response.status_code = 200
@@ -77,6 +84,7 @@ def list_wallets(
     market: MarketplaceDep,
     principal: CurrentPrincipal,
     response: Response,
+    livemode: KeyMode,
     owner: str | None = None,
     per_page: PerPage = 25,
     after_cursor: AfterCursor = None,
@@ -87,12 +95,14 @@ def list_wallets(
         assert principal.wallet_id is not None
         own = [] if after is not None else [principal.wallet_id]
         try:
-            items = [market.get_wallet(conn, w) for w in own]
+            items = [market.get_wallet(conn, w, livemode=livemode) for w in own]
         except WalletNotFound:  # a key for a wallet not created yet
             items = []
         page = Page(items=[w for w in items if owner is None or w.owner == owner], next_after=None)
     else:
-        page = market.list_wallets(conn, owner=owner, after=after, limit=per_page)
+        page = market.list_wallets(
+            conn, owner=owner, livemode=livemode, after=after, limit=per_page
+        )
     return paginate(response, "wallets", page, per_page, WalletOut)
 
 
@@ -277,11 +287,18 @@ def refund_spend(
 
 @transfers.post("", status_code=201, dependencies=[PlatformAccess])
 def create_transfer(
-    body: TransferCreate, conn: DbConnection, market: MarketplaceDep, response: Response
+    body: TransferCreate,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    response: Response,
+    named: NamedObjectsDep,
 ) -> TransferOut:
     """Move money from one wallet to another in one ledger transaction (both balances change at
     once). Same currency only (422 ``currency_mismatch``); never beyond what the sender can
-    spend (422 ``insufficient_balance``). The receiver gets the money with its expiry dates."""
+    spend (422 ``insufficient_balance``). The receiver gets the money with its expiry dates.
+    Both wallets are of the key's mode (a wallet of the other mode is a 404 ``wallet_not_found``:
+    test money never reaches a live wallet)."""
+    named.check(conn, "wallet_id", body.from_wallet_id)  # the receiver: by the domain
     transfer = market.transfer(
         conn,
         from_wallet_id=body.from_wallet_id,

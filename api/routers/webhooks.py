@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
+from api.modes import KeyMode
 from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
 from api.problems import Problem
 from api.routing import ApiRoute
@@ -50,13 +51,18 @@ events = Events()
 
 @router.post("/v1/webhook_endpoints", status_code=201, dependencies=[AdminAccess])
 def create_webhook_endpoint(
-    body: WebhookEndpointCreate, conn: DbConnection
+    body: WebhookEndpointCreate, conn: DbConnection, livemode: KeyMode
 ) -> WebhookEndpointCreated:
     """Subscribe a URL to event types. Deliveries are signed with the returned ``secret``
     (shown only in this response): header ``Payouts-Signature: t=<unix seconds>,v1=<hex
-    HMAC-SHA256 of "<t>.<raw body>">``."""
+    HMAC-SHA256 of "<t>.<raw body>">``. The endpoint is of the key's mode and receives the
+    events of that mode only (a test key's endpoint: test-mode events)."""
     endpoint = webhooks.create_endpoint(
-        conn, url=body.url, event_types=list(body.event_types), description=body.description
+        conn,
+        url=body.url,
+        event_types=list(body.event_types),
+        description=body.description,
+        livemode=livemode,
     )
     return WebhookEndpointCreated.model_validate(endpoint)
 
@@ -65,6 +71,7 @@ def create_webhook_endpoint(
 def list_webhook_endpoints(
     conn: DbConnection,
     response: Response,
+    livemode: KeyMode,
     include_deleted: bool = False,
     per_page: PerPage = 25,
     after_cursor: AfterCursor = None,
@@ -72,6 +79,7 @@ def list_webhook_endpoints(
     page = webhooks.list_endpoints(
         conn,
         include_deleted=include_deleted,
+        livemode=livemode,
         after=decode_key_cursor("webhook_endpoints", after_cursor),
         limit=per_page,
     )
@@ -98,6 +106,7 @@ def list_events(
     conn: DbConnection,
     principal: CurrentPrincipal,
     response: Response,
+    livemode: KeyMode,
     seller_id: str | None = None,
     wallet_id: str | None = None,
     type: Annotated[list[EventTypeName] | None, Query(max_length=20)] = None,
@@ -121,6 +130,7 @@ def list_events(
         conn,
         seller_id=seller_id,
         types=type or (),
+        livemode=livemode,
         after=int(after) if after is not None else None,
         limit=per_page,
     )
@@ -141,6 +151,7 @@ def get_event(event_id: str, conn: DbConnection, principal: CurrentPrincipal) ->
 def list_webhook_deliveries(
     conn: DbConnection,
     response: Response,
+    livemode: KeyMode,
     endpoint_id: str | None = None,
     event_id: str | None = None,
     seller_id: str | None = None,
@@ -155,6 +166,7 @@ def list_webhook_deliveries(
         event_id=event_id,
         seller_id=seller_id,
         status=status,
+        livemode=livemode,
         after=decode_key_cursor("webhook_deliveries", after_cursor),
         limit=per_page,
     )

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.modes import request_livemode
 from ledger_core.checks import MAX_AMOUNT
 
 T = TypeVar("T")
@@ -100,6 +101,21 @@ class ResponseModel(BaseModel):
         itself, or an ``Attributes`` view of it with what it lacks. ``context`` is the one given
         to ``model_validate``."""
         return data
+
+
+class ObjectOut(ResponseModel):
+    """The base of every object a route answers with (the models of its 2xx responses and of
+    their lists' items): each says whether it is a live or a test-mode object (``api.modes``).
+    The object's own flag where the domain object has one (a ledger, an account, a seller, a
+    wallet, an event, a webhook endpoint or delivery), else its root's: the request's mode, since
+    a key sees only objects of its own mode."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    livemode: bool = Field(
+        default_factory=request_livemode,
+        description="true: a live object (live keys); false: a test-mode object (test keys).",
+    )
 
 
 class Attributes:

@@ -17,9 +17,9 @@ from api.schemas.common import (
     AsText,
     Attributes,
     Metadata,
+    ObjectOut,
     OrderId,
     RequestModel,
-    ResponseModel,
     SellerId,
     Text,
     as_text,
@@ -59,7 +59,7 @@ class DisputeResolution(RequestModel):
     outcome: Literal["won", "lost"]
 
 
-class DisputeOut(ResponseModel):
+class DisputeOut(ObjectOut):
     id: str
     object: Literal["dispute"] = "dispute"
     seller_id: str

@@ -19,6 +19,7 @@ from api.schemas.common import (
     AsText,
     Fee,
     Metadata,
+    ObjectOut,
     OrderId,
     RequestModel,
     ResponseModel,
@@ -46,7 +47,7 @@ class HoldExtension(RequestModel):
     )
 
 
-class EarningOut(ResponseModel):
+class EarningOut(ObjectOut):
     order_id: str
     object: Literal["earning"] = "earning"
     seller_id: str
@@ -84,7 +85,7 @@ class HoldOut(ResponseModel):
     ledger_transaction_id: AsText
 
 
-class HoldsOut(BaseModel):
+class HoldsOut(ObjectOut):
     """A page of the seller's holds, from the database (``next_cursor`` as in every list)."""
 
     object: Literal["holds"] = "holds"
@@ -137,7 +138,7 @@ class EarningBatchResult(BaseModel):
     error: EarningBatchProblem | None = None
 
 
-class EarningBatchOut(BaseModel):
+class EarningBatchOut(ObjectOut):
     object: Literal["earning_batch"] = "earning_batch"
     results: list[EarningBatchResult] = Field(description="One per item, in request order.")
     created: int

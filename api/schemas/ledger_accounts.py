@@ -14,6 +14,7 @@ from api.schemas.common import (
     ExternalId,
     Metadata,
     Name,
+    ObjectOut,
     RequestModel,
     ResponseModel,
 )
@@ -53,7 +54,7 @@ class AccountBalancesOut(ResponseModel):
     )
 
 
-class LedgerAccountOut(ResponseModel):
+class LedgerAccountOut(ObjectOut):
     id: uuid.UUID
     object: Literal["ledger_account"] = "ledger_account"
     ledger_id: uuid.UUID

@@ -21,8 +21,8 @@ from api.schemas.common import (
     Metadata,
     MetadataKey,
     MetadataValue,
+    ObjectOut,
     RequestModel,
-    ResponseModel,
     SignedAmount,
 )
 from ledger_core import (
@@ -136,7 +136,7 @@ class LedgerTransactionReversal(RequestModel):
     effective_at: AwareDatetime | None = None
 
 
-class LedgerEntryOut(ResponseModel):
+class LedgerEntryOut(ObjectOut):
     id: uuid.UUID
     object: Literal["ledger_entry"] = "ledger_entry"
     ledger_id: uuid.UUID
@@ -149,7 +149,7 @@ class LedgerEntryOut(ResponseModel):
     created_at: datetime
 
 
-class LedgerTransactionOut(ResponseModel):
+class LedgerTransactionOut(ObjectOut):
     id: uuid.UUID
     object: Literal["ledger_transaction"] = "ledger_transaction"
     ledger_id: uuid.UUID

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from api.schemas.common import Description, Metadata, Name, RequestModel, ResponseModel
+from api.schemas.common import Description, Metadata, Name, ObjectOut, RequestModel
 
 
 class LedgerCreate(RequestModel):
@@ -21,7 +21,7 @@ class LedgerCreate(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class LedgerOut(ResponseModel):
+class LedgerOut(ObjectOut):
     id: uuid.UUID
     object: Literal["ledger"] = "ledger"
     name: str

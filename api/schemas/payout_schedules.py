@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from api.schemas.common import Attributes, RequestModel, ResponseModel
+from api.schemas.common import Attributes, ObjectOut, RequestModel, ResponseModel
 
 
 class PayoutScheduleIn(RequestModel):
@@ -53,7 +53,7 @@ class PayoutNow(ResponseModel):
     currency: str
 
 
-class PayoutScheduleOut(ResponseModel):
+class PayoutScheduleOut(ObjectOut):
     seller_id: str
     schedule_id: str
     interval: str

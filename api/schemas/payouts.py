@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from api.schemas.common import AsText, Attributes, RequestModel, ResponseModel
+from api.schemas.common import AsText, Attributes, ObjectOut, RequestModel
 
 
 class PayoutAccountIn(RequestModel):
@@ -17,7 +17,7 @@ class PayoutAccountIn(RequestModel):
     holder_name: str = Field(min_length=1, max_length=200)
 
 
-class PayoutAccountOut(ResponseModel):
+class PayoutAccountOut(ObjectOut):
     seller_id: str
     object: str = "payout_account"
     account_number_masked: str = Field(
@@ -53,7 +53,7 @@ class PayoutCreate(RequestModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class PayoutOut(ResponseModel):
+class PayoutOut(ObjectOut):
     id: str
     object: str = "payout"
     seller_id: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from api.schemas.common import ResponseModel
+from api.schemas.common import ObjectOut, ResponseModel
 
 
 class ReconciliationLineOut(ResponseModel):
@@ -19,7 +19,7 @@ class ReconciliationLineOut(ResponseModel):
     detail: str | None
 
 
-class ReconciliationReportOut(ResponseModel):
+class ReconciliationReportOut(ObjectOut):
     id: str
     filename: str | None
     content_sha256: str

@@ -9,7 +9,7 @@ from pydantic import (
     Field,
 )
 
-from api.schemas.common import AsText, RequestModel, ResponseModel
+from api.schemas.common import AsText, ObjectOut, RequestModel
 
 
 class RefundCreate(RequestModel):
@@ -18,7 +18,7 @@ class RefundCreate(RequestModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class RefundOut(ResponseModel):
+class RefundOut(ObjectOut):
     id: str
     object: str = "refund"
     order_id: str

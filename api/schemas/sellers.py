@@ -15,6 +15,7 @@ from api.schemas.common import (
     Duration,
     Metadata,
     Name,
+    ObjectOut,
     RequestModel,
     ResponseModel,
     SellerId,
@@ -76,7 +77,7 @@ class SellerUpdate(RequestModel):
     )
 
 
-class SellerOut(ResponseModel):
+class SellerOut(ObjectOut):
     id: str
     object: Literal["seller"] = "seller"
     name: str
@@ -107,7 +108,7 @@ class BalanceViewOut(ResponseModel):
     currency_exponent: int
 
 
-class SellerBalancesOut(ResponseModel):
+class SellerBalancesOut(ObjectOut):
     """The seller's ledger account in DESIGN.md's three views, and what keeps money back."""
 
     object: Literal["seller_balances"] = "seller_balances"

@@ -16,6 +16,7 @@ from api.schemas.common import (
     Description,
     Metadata,
     Name,
+    ObjectOut,
     RequestModel,
     ResponseModel,
     SellerId,
@@ -34,7 +35,7 @@ class WalletCreate(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class WalletOut(ResponseModel):
+class WalletOut(ObjectOut):
     id: str
     object: Literal["wallet"] = "wallet"
     owner: str
@@ -53,7 +54,7 @@ class WalletOut(ResponseModel):
         return Attributes(data, expiry_workflow_id=wallet_expiries_workflow_id(data.id))
 
 
-class WalletBalancesOut(ResponseModel):
+class WalletBalancesOut(ObjectOut):
     """The wallet's ledger account in DESIGN.md's three views: available powers spending checks,
     posted the statements."""
 
@@ -102,7 +103,7 @@ class ExpiryChange(RequestModel):
     expires_at: AwareDatetime | None
 
 
-class TopUpOut(ResponseModel):
+class TopUpOut(ObjectOut):
     """A lot of the wallet's money: a top-up (``kind`` top_up) or a transfer in (``kind``
     transfer)."""
 
@@ -137,7 +138,7 @@ class SpentLotOut(ResponseModel):
     expires_at: datetime | None
 
 
-class SpendOut(ResponseModel):
+class SpendOut(ObjectOut):
     id: str
     object: Literal["wallet_spend"] = "wallet_spend"
     wallet_id: str
@@ -157,7 +158,7 @@ class RefundCreate(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class WalletRefundOut(ResponseModel):
+class WalletRefundOut(ObjectOut):
     id: str
     object: Literal["wallet_refund"] = "wallet_refund"
     spend_id: str
@@ -177,7 +178,7 @@ class TransferCreate(RequestModel):
     metadata: Metadata = Field(default_factory=dict)
 
 
-class TransferOut(ResponseModel):
+class TransferOut(ObjectOut):
     id: str
     object: Literal["wallet_transfer"] = "wallet_transfer"
     from_wallet_id: str

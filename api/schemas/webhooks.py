@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BeforeValidator, Field
 
-from api.schemas.common import Attributes, RequestModel, ResponseModel, as_text
+from api.schemas.common import Attributes, ObjectOut, RequestModel, ResponseModel, as_text
 from marketplace.events import EVENT_TYPES
 
 EventTypeName = Literal[
@@ -50,7 +50,7 @@ class WebhookEndpointCreate(RequestModel):
     description: str = Field(default="", max_length=1000)
 
 
-class WebhookEndpointOut(ResponseModel):
+class WebhookEndpointOut(ObjectOut):
     id: str
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     url: str
@@ -72,7 +72,7 @@ class WebhookEndpointCreated(WebhookEndpointOut):
     )
 
 
-class EventOut(ResponseModel):
+class EventOut(ObjectOut):
     id: str
     object: Literal["event"] = "event"
     type: str
@@ -103,7 +103,7 @@ class DeliveryAttemptOut(ResponseModel):
     duration_ms: int
 
 
-class WebhookDeliveryOut(ResponseModel):
+class WebhookDeliveryOut(ObjectOut):
     id: str
     object: Literal["webhook_delivery"] = "webhook_delivery"
     event_id: str

@@ -404,7 +404,7 @@ def test_platform_ledger_is_created_once_under_concurrency_and_sums_to_zero(
         barrier.wait()
         try:
             with engine.begin() as conn:
-                results.append(marketplace.platform_ledger(conn, currency))
+                results.append(marketplace.platform_ledger(conn, currency, livemode=True))
         except Exception as exc:  # collected and asserted below
             results.append(exc)
 
@@ -416,7 +416,7 @@ def test_platform_ledger_is_created_once_under_concurrency_and_sums_to_zero(
     assert len({getattr(r, "ledger_id", r) for r in results}) == 1, results
 
     with engine.begin() as conn:
-        platform = marketplace.platform_ledger(conn, currency)
+        platform = marketplace.platform_ledger(conn, currency, livemode=True)
         marketplace.create_seller(
             conn,
             seller_id=f"z-{uid}",

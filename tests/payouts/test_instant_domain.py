@@ -50,7 +50,7 @@ def instant_now(conn: Connection, payouts: Payouts, seller: str) -> InstantAvail
 def fees_revenue(engine: Engine, payouts: Payouts) -> tuple[int, int]:
     """(pending, posted) of the platform's USD fees revenue account."""
     with engine.begin() as conn:
-        platform = payouts.marketplace.platform_ledger(conn, "USD")
+        platform = payouts.marketplace.platform_ledger(conn, "USD", livemode=True)
         account = payouts.ledger.get_account(conn, platform.account(PlatformAccount.FEES_REVENUE))
     return account.balances.pending.amount, account.balances.posted.amount
 
@@ -83,7 +83,7 @@ def test_an_instant_payout_books_its_fee_in_the_reserving_transaction(
             conn, payout_id=pid, seller_id=seller, amount=4_000, method="instant"
         )
         txn = payouts.ledger.get_transaction(conn, payout.ledger_transaction_id)
-        platform = payouts.marketplace.platform_ledger(conn, "USD")
+        platform = payouts.marketplace.platform_ledger(conn, "USD", livemode=True)
         seller_account = payouts.marketplace.get_seller(conn, seller).ledger_account_id
     assert (payout.method, payout.fee, payout.amount, payout.status) == (
         "instant",

@@ -49,7 +49,7 @@ def bank(webhooks: BankWebhooks) -> Iterator[SimulatedBank]:
 
 def fees_posted(env: PayoutEnv) -> int:
     with env.engine.begin() as conn:
-        platform = env.payouts.marketplace.platform_ledger(conn, "USD")
+        platform = env.payouts.marketplace.platform_ledger(conn, "USD", livemode=True)
         account = env.payouts.ledger.get_account(
             conn, platform.account(PlatformAccount.FEES_REVENUE)
         )
@@ -58,7 +58,7 @@ def fees_posted(env: PayoutEnv) -> int:
 
 def fees_pending(env: PayoutEnv) -> int:
     with env.engine.begin() as conn:
-        platform = env.payouts.marketplace.platform_ledger(conn, "USD")
+        platform = env.payouts.marketplace.platform_ledger(conn, "USD", livemode=True)
         account = env.payouts.ledger.get_account(
             conn, platform.account(PlatformAccount.FEES_REVENUE)
         )

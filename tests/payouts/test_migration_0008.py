@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from ledger_core import NormalBalance
 from marketplace import Marketplace, Payouts
 from server.database import alembic_config, create_db_engine, to_sqlalchemy_url
 
@@ -37,6 +36,28 @@ def fresh_url(engine: Engine) -> Iterator[str]:
         admin.dispose()
 
 
+# A USD platform ledger, a seller's account and the seller as the schema before test mode (0012)
+# knew them, in SQL: the head's domain code writes columns added since.
+OLD_SELLER = """
+INSERT INTO ledgers (id, name, currency, currency_exponent)
+     VALUES ('00000000-0000-7000-8000-000000000001', 'Platform USD', 'USD', 2);
+INSERT INTO platform_ledgers (currency, ledger_id)
+     VALUES ('USD', '00000000-0000-7000-8000-000000000001');
+INSERT INTO ledger_accounts (id, ledger_id, name, normal_balance, currency, external_id)
+     VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001',
+             'Seller {seller}', 'credit', 'USD', 'seller:{seller}');
+INSERT INTO sellers (id, name, currency, hold_period_seconds, reserve_percent_bp,
+                     ledger_account_id, metadata, created_at, updated_at)
+     VALUES ('{seller}', 'Old', 'USD', 0, 0, '00000000-0000-7000-8000-000000000002', '{{}}',
+             now(), now());
+"""
+
+
+def create_old_seller(conn: Connection, seller_id: str) -> None:
+    """A seller (and its USD platform ledger) on a schema from 0003 to 0011, in SQL."""
+    conn.exec_driver_sql(OLD_SELLER.format(seller=seller_id))
+
+
 def account_columns(engine: Engine) -> set[str]:
     return {c["name"] for c in inspect(engine).get_columns("payout_accounts")}
 
@@ -49,19 +70,7 @@ def test_0008_upgrades_and_downgrades(fresh_url: str) -> None:
         payouts = Payouts(Marketplace())
         with db.begin() as conn:
             # The seller as 0007 knew it, in SQL: the head's tables have columns added since.
-            m = payouts.marketplace
-            ledger_id = m.platform_ledger(conn, "USD").ledger_id
-            account = m.ledger.create_account(
-                conn, ledger_id=ledger_id, name="Seller s-old", normal_balance=NormalBalance.CREDIT
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO sellers (id, name, currency, hold_period_seconds, "
-                    "reserve_percent_bp, ledger_account_id, metadata, created_at, updated_at) "
-                    "VALUES ('s-old', 'Old', 'USD', 0, 0, :account, '{}', now(), now())"
-                ),
-                {"account": account.id},
-            )
+            create_old_seller(conn, "s-old")
             conn.execute(
                 text(
                     "INSERT INTO payout_accounts (seller_id, account_number, routing_number, "

@@ -37,16 +37,23 @@ def a_day() -> date:
     return date(2040, 1, 1) + timedelta(days=random.randrange(20_000))
 
 
-def paid_payout(engine: Engine, amount: int, paid_on: date, *, status: str = "paid") -> str:
+def paid_payout(
+    engine: Engine, amount: int, paid_on: date, *, status: str = "paid", livemode: bool = True
+) -> str:
     """A seller with ``amount`` available, paid out through the payouts domain; the payout's
-    paid_at is then set to ``paid_on`` (noon UTC)."""
+    paid_at is then set to ``paid_on`` (noon UTC). ``livemode`` False: a test-mode seller's."""
     market = Marketplace()
     payouts = Payouts(market)
     seller_id = f"rec-{uuid.uuid4().hex[:10]}"
     payout_id = f"po_{uuid.uuid4().hex[:16]}"
     with engine.begin() as conn:
         market.create_seller(
-            conn, seller_id=seller_id, name="Rec", currency="USD", hold_period=timedelta(0)
+            conn,
+            seller_id=seller_id,
+            name="Rec",
+            currency="USD",
+            hold_period=timedelta(0),
+            livemode=livemode,
         )
         order = f"o-{uuid.uuid4().hex[:10]}"
         market.book_earning(conn, seller_id=seller_id, order_id=order, amount=amount)
@@ -208,6 +215,22 @@ def test_statements_over_http(http: TestClient, engine: Engine) -> None:
         headers={"Authorization": f"Bearer {seller_key}"},
     )
     assert refused.status_code == 403
+
+
+def test_a_statement_is_live_money_only(engine: Engine) -> None:
+    """A test-mode payout (paid by the simulated bank) is neither matched by a bank statement
+    nor missing from it."""
+    day = a_day()
+    live = paid_payout(engine, 1_000, day)
+    test = paid_payout(engine, 2_000, day, livemode=False)
+    unlisted = paid_payout(engine, 3_000, day, livemode=False)  # paid that day, not listed
+    with engine.begin() as conn:
+        report = reconcile_statement(
+            conn, csv_of(f"{day},1000,USD,{live}", f"{day},2000,USD,{test}")
+        )
+    results = {line.reference: line.result for line in report.lines}
+    assert results == {live: "matched", test: "unmatched"}
+    assert unlisted not in {line.payout_id for line in report.lines}
 
 
 @pytest.fixture

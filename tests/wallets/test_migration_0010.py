@@ -13,7 +13,10 @@ from api.auth import create_api_key
 from marketplace import Marketplace
 from marketplace.events import EventType, record_event
 from server.database import alembic_config, create_db_engine
-from tests.payouts.test_migration_0008 import fresh_url  # noqa: F401 (a fixture)
+from tests.payouts.test_migration_0008 import (
+    create_old_seller,
+    fresh_url,  # noqa: F401 (a fixture)
+)
 
 BEFORE, AFTER = "0009_instant_payouts", "0010_wallets"
 TABLES = {
@@ -32,13 +35,16 @@ def test_0010_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
     db = create_db_engine(fresh_url)
     market = Marketplace()
     try:
-        with db.begin() as conn:
-            market.create_seller(conn, seller_id="s-old", name="Old", currency="USD")
+        with db.begin() as conn:  # as 0009 knew them, in SQL (the head writes columns since)
+            create_old_seller(conn, "s-old")
             record_event(conn, "s-old", EventType.PAYOUT_CREATED, {"n": 1})
         assert not TABLES & set(inspect(db).get_table_names())
 
         command.upgrade(config, AFTER)
         assert set(inspect(db).get_table_names()) >= TABLES
+        # The head's domain code writes the head's columns (test mode, 0012): the wallet is made
+        # there, and the downgrade below passes back through 0012.
+        command.upgrade(config, "head")
         with db.begin() as conn:
             wallet, _ = market.create_wallet(
                 conn, wallet_id="w-1", owner="u", name="W", currency="USD"
