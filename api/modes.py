@@ -6,17 +6,18 @@ ledger's, a delivery its event's). A live key reads and writes live objects only
 test-mode objects only; to a key, the other mode's objects do not exist.
 
 This module applies that in one place for every route of ``ApiRoute``
-(``api.routing._unit_of_work`` calls ``enter_mode`` once the key is known):
+(``api.routing.run_unit_of_work`` calls ``enter_mode`` once the key is known, and every route
+depends on ``check_path_objects`` after its role checks):
 
 * the request's mode (``request_livemode``) is the key's, for the lists (the domain reads take a
   ``livemode`` filter), for creating objects, and for the ``livemode`` of every response object
   (``api.schemas.common.ModeField``: the object's own flag where it has one, else its root's,
   which is the key's mode since the key sees no other);
 * an object named in the path (``/v1/sellers/{seller_id}/...``, ``/v1/payouts/{payout_id}``, ...)
-  whose root is of the other mode answers the 404 of an unknown one, code and message alike,
-  before the route runs. An object's mode never changes, so it is remembered per process
-  (``ModeCache``): a hot route (booking, balances) pays a dictionary lookup, not a query. A name
-  not found is left to the route (its own 404, or its own rules for what it creates).
+  whose root is of the other mode, or that does not exist, answers the 404 of an unknown one,
+  code and message alike, after the role checks and before the query and body are validated.
+  An object's mode never changes, so it is remembered per process (``ModeCache``): a hot route
+  (booking, balances) pays a dictionary lookup, not a query.
 
 Objects named in a request body (a batch of earnings, a dispute's seller, a transfer's wallets, a
 ledger transaction's ledger) are checked by the route with the domain read of that object, given
@@ -186,10 +187,21 @@ def _key(root: PathRoot, value: str) -> str | None:
         return None
 
 
-async def enter_mode(request: Request, principal: ApiKeyRecord) -> None:
-    """Set the request's mode to its key's, and refuse (as unknown) an object of the other mode
-    named in the path. Called by ``ApiRoute`` for every request, once authenticated."""
+def enter_mode(principal: ApiKeyRecord) -> None:
+    """Set the request's mode to its key's. Called by ``ApiRoute`` for every request, once
+    authenticated."""
     _LIVEMODE.set(principal.livemode)
+
+
+async def check_path_objects(request: Request) -> None:
+    """Refuse an object named in the path that is of the other mode, or unknown, with the 404
+    of an unknown object: the same answer for both, so a key cannot tell that the other mode has
+    it. ``ApiRoute`` runs it after the route's role checks (a role that may not do this gets its
+    403 whatever the object) and before the query and body are validated (a 422 for one and a
+    404 for the other would tell them apart)."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, ApiKeyRecord):
+        return
     cache: ModeCache = request.app.state.mode_cache
     for param, value in request.path_params.items():
         root = PATH_ROOTS.get(param)
@@ -201,7 +213,7 @@ async def enter_mode(request: Request, principal: ApiKeyRecord) -> None:
             engine = request.app.state.engine
             livemode = await run_in_threadpool(_lookup_in_own_connection, engine, root, key)
             if livemode is None:
-                continue  # unknown: the route answers as it does for an unknown object
+                raise root.not_found(value)
             cache.put(param, key, livemode)
         if livemode != principal.livemode:
             raise root.not_found(value)

@@ -68,7 +68,7 @@ from starlette.responses import Response
 from api import idempotency
 from api.auth import ApiKeyRecord, KeyCache, bearer_token, hash_api_key
 from api.dependencies import PENDING_CONNECTION
-from api.modes import enter_mode
+from api.modes import check_path_objects, enter_mode
 from api.problems import Problem, problem_responses
 from ledger_core import translate_database_error
 from observability.logs import bind_log_context
@@ -466,9 +466,9 @@ async def _unit_of_work(
             request_hash=idempotency.body_hash(await request.body()),
         )
     request.state.principal = principal
-    # The key's mode: the request's, and an object of the other mode named in the path is unknown.
-    with _before_the_unit_of_work():
-        await enter_mode(request, principal)
+    # The key's mode is the request's (objects of the other mode named in the path: a
+    # dependency of every route, ``check_path_objects``).
+    enter_mode(principal)
     # Every log line of the request names the seller it concerns (api.observability).
     bind_log_context(seller_id=principal.seller_id or request.path_params.get("seller_id"))
     engine: Engine = request.app.state.engine
@@ -535,9 +535,11 @@ class ApiRoute(APIRoute):
             **problem_responses(DOCUMENTED_ERRORS),
             **(kwargs.get("responses") or {}),
         }
+        # After the route's own dependencies (its role checks), before its parameters.
+        kwargs["dependencies"] = [*(kwargs.get("dependencies") or ()), Depends(check_path_objects)]
         if "POST" in {m.upper() for m in kwargs.get("methods") or ()}:
             kwargs["dependencies"] = [
-                *(kwargs.get("dependencies") or ()),
+                *kwargs["dependencies"],
                 Depends(idempotency.document_idempotency_key),
             ]
         self.one_message = bool(getattr(endpoint, _ONE_MESSAGE, False))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from api.schemas.common import AsText, ResponseModel
+from api.schemas.common import AsText, ObjectOut, ResponseModel
 
 
 class StatementPeriodOut(ResponseModel):
@@ -52,7 +52,7 @@ class HeldAtCloseOut(ResponseModel):
     ledger_transaction_id: AsText
 
 
-class StatementOut(ResponseModel):
+class StatementOut(ObjectOut):
     """Opening + the lines' amounts = closing, to the minor unit. ``held_at_close`` is
     informational: pending debits open at the period's end, not part of that arithmetic."""
 

@@ -72,7 +72,7 @@ def platform_adjustment(
     """A posted credit of the seller through the raw ledger (clearing -> seller)."""
     with engine.begin() as conn:
         seller = mp.get_seller(conn, seller_id)
-        platform = mp.platform_ledger(conn, seller.currency)
+        platform = mp.platform_ledger(conn, seller.currency, livemode=seller.livemode)
         mp.ledger.create_transaction(
             conn,
             NewLedgerTransaction(
