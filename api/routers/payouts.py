@@ -18,9 +18,17 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
 from api.idempotency import key_derived_id
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
+from api.pagination import (
+    AfterCursor,
+    PerPage,
+    decode_key_cursor,
+    encode_key_cursor,
+    paginate,
+)
+from api.problems import Problem
 from api.routing import ApiRoute
 from api.schemas.common import ListResponse
+from api.schemas.payout_items import PayoutItemsOut
 from api.schemas.payouts import PayoutAccountIn, PayoutAccountOut, PayoutCreate, PayoutOut
 from api.scoping import (
     AnyRole,
@@ -32,6 +40,7 @@ from api.scoping import (
 )
 from api.workflow_calls import WorkflowsDep
 from marketplace import Payout, Payouts, payout_not_found
+from marketplace.payout_items import list_items
 from temporal_calls import payouts as payout_calls
 
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
@@ -107,6 +116,42 @@ def get_payout(
     payout = _payouts(market).get_payout(conn, payout_id)
     check_visible(principal, payout.seller_id, payout_not_found(payout_id))
     return PayoutOut.model_validate(payout)
+
+
+@router.get("/v1/payouts/{payout_id}/items", dependencies=[AnyRole])
+def get_payout_items(
+    payout_id: str,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    per_page: PerPage = 25,
+    after_cursor: AfterCursor = None,
+) -> PayoutItemsOut:
+    """What the payout pays out, line by line, fixed when it was reserved: the seller's ledger
+    entries (earnings by order, refunds, chargebacks, returned payouts, adjustments) and the
+    lines of no entry (held back, brought and carried forward, the instant fee). ``total``, the
+    sum of every line, is the payout's amount. A payout made before payouts were itemized
+    answers ``itemized`` false and no lines."""
+    payout = _payouts(market).get_payout(conn, payout_id)
+    check_visible(principal, payout.seller_id, payout_not_found(payout_id))
+    after = decode_key_cursor("payout_items", after_cursor)
+    if after is not None and not after.isdigit():
+        raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.")
+    items = list_items(conn, payout, after=int(after) if after else None, limit=per_page)
+    next_cursor = None
+    if items.next_after is not None:
+        next_cursor = encode_key_cursor("payout_items", str(items.next_after))
+        response.headers["X-After-Cursor"] = next_cursor
+    response.headers["X-Per-Page"] = str(per_page)
+    return PayoutItemsOut.model_validate(
+        {**_fields(items), "items": items.items, "next_cursor": next_cursor}
+    )
+
+
+def _fields(items: Any) -> dict[str, Any]:
+    names = ("payout_id", "seller_id", "currency", "amount", "itemized", "total", "count")
+    return {name: getattr(items, name) for name in names}
 
 
 @router.get("/v1/payouts", dependencies=[AnyRole])
