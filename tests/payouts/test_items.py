@@ -4,11 +4,16 @@ paid, failed, cancelled, returned, partial, instant and scheduled payouts."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from marketplace import DisputeOutcome, InstantTerms, Marketplace, Payouts, Refunds
+from marketplace.payout_items import list_items
 from marketplace.payout_runs import decide_payout_run, run_payout_id
 from tests.payouts.items_helpers import (
     adjust,
@@ -238,8 +243,6 @@ def test_an_instant_payout_shows_its_fee(engine: Engine, payouts: Payouts, uid: 
 
 def test_a_scheduled_run_payout_is_itemized(engine: Engine, payouts: Payouts, uid: str) -> None:
     seller = f"s-{uid}"
-    from datetime import UTC, datetime
-
     with engine.begin() as conn:
         new_seller(conn, payouts, seller)
         earn(conn, payouts, seller, f"o1-{uid}", 3_000)
@@ -301,8 +304,6 @@ def test_a_payout_reserved_before_itemization(engine: Engine, payouts: Payouts, 
             conn.execute(statement, {"p": old.id})
         legacy = payouts.get_payout(conn, old.id)
         assert legacy.item_count is None
-        from marketplace.payout_items import list_items
-
         shown = list_items(conn, legacy)
         assert (shown.itemized, shown.items, shown.total, shown.count) == (False, [], 0, 0)
 
@@ -323,3 +324,34 @@ def test_a_payout_reserved_before_itemization(engine: Engine, payouts: Payouts, 
         third = payouts.reserve_payout(conn, payout_id=f"p3-{uid}", seller_id=seller)
         # Counted once: the third payout does not see the old payout again.
         assert lines(items_of(conn, payouts, third.id)) == [("earning", f"o3-{uid}", 10)]
+
+
+def test_two_payouts_reserved_at_once_itemize_each_entry_once(
+    engine: Engine, payouts: Payouts, uid: str
+) -> None:
+    """The seller's payout lock serialises reservations: the second sees the first's items
+    (committed) and brings forward what the first carried, whichever comes first."""
+    seller = f"s-{uid}"
+    with engine.begin() as conn:
+        new_seller(conn, payouts, seller)
+        for n in range(5):
+            earn(conn, payouts, seller, f"o{n}-{uid}", 2_000)
+    start = threading.Barrier(2)
+
+    def reserve(pid: str) -> None:
+        start.wait()
+        with engine.begin() as conn:
+            payouts.reserve_payout(conn, payout_id=pid, seller_id=seller, amount=3_000)
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(reserve, f"p{n}-{uid}") for n in range(2)]:
+            done.result()
+    with engine.begin() as conn:
+        both = [items_of(conn, payouts, f"p{n}-{uid}") for n in range(2)]
+        first, second = sorted(both, key=lambda i: len(entry_lines(i)), reverse=True)
+        assert len(entry_lines(first)) == 5 and entry_lines(second) == []
+        assert lines(second) == [
+            ("brought_forward", first.payout_id, 7_000),
+            ("carried_forward", None, -4_000),
+        ]
+        assert_each_entry_once(conn, payouts, seller)
