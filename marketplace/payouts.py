@@ -12,17 +12,20 @@ payout id (ledger key ``payout:<id>``):
 ``reserve_payout``      pending debit seller -> payouts_in_transit, written only if the
                         seller's available balance stays >= 0 -> ``pending``; an instant
                         payout's fee in the same transaction (``marketplace.instant``); a
-                        seller without an account, or whose account failed, is not paid
+                        seller without an account, or whose account failed, is not paid;
+                        its items, what it pays out (``marketplace.payout_items``), fixed in
+                        the same transaction
 ``begin_submission``    marks that the rail is about to be called (a cancel is refused
                         from then on, so a payout the rail may have is never archived)
 ``mark_submitted``      the rail accepted it -> ``processing``
 ``mark_paid``           post the debit -> ``paid``
-``mark_failed``         archive the debit (money available again) -> ``failed``; a failure
-                        of the destination also marks the payout account failed, in the
-                        same transaction
+``mark_failed``         archive the debit (money available again), release its items ->
+                        ``failed``; a failure of the destination also marks the payout
+                        account failed, in the same transaction
 ``mark_returned``       reverse the posted debit (``payout:<id>:return``) -> ``returned``;
-                        an instant payout's fee is kept (the rail did pay it out)
-``cancel_payout``       before submission only: archive -> ``cancelled``
+                        an instant payout's fee is kept (the rail did pay it out); its items
+                        stay, the return's credit is an item of a later payout
+``cancel_payout``       before submission only: archive, release its items -> ``cancelled``
 ======================  ===============================================================
 
 Asking for the state a payout is already in is a no-op; an impossible move raises

@@ -170,24 +170,24 @@ def apply(conn: Connection, seller: Seller, op: tuple[Any, ...]) -> None:
             event(f"line {item.kind}")
         assert_each_entry_once(conn, PAYOUTS, seller.id)
     elif name == "pay":
-        pid = seller.payout(conn, op[1], PayoutState.PENDING, PayoutState.PROCESSING)
-        if pid:
-            PAYOUTS.begin_submission(conn, pid)
-            PAYOUTS.mark_submitted(conn, pid, f"rail-{pid}")
-            PAYOUTS.mark_paid(conn, pid)
+        found = seller.payout(conn, op[1], PayoutState.PENDING, PayoutState.PROCESSING)
+        if found:
+            PAYOUTS.begin_submission(conn, found)
+            PAYOUTS.mark_submitted(conn, found, f"rail-{found}")
+            PAYOUTS.mark_paid(conn, found)
     elif name == "fail":
-        pid = seller.payout(conn, op[1], PayoutState.PENDING, PayoutState.PROCESSING)
-        if pid:
-            PAYOUTS.begin_submission(conn, pid)
-            PAYOUTS.mark_failed(conn, pid, "rail_error", "failed")
+        found = seller.payout(conn, op[1], PayoutState.PENDING, PayoutState.PROCESSING)
+        if found:
+            PAYOUTS.begin_submission(conn, found)
+            PAYOUTS.mark_failed(conn, found, "rail_error", "failed")
     elif name == "cancel":
-        pid = seller.payout(conn, op[1], PayoutState.PENDING)
-        if pid and PAYOUTS.get_payout(conn, pid).submitted_at is None:
-            PAYOUTS.cancel_payout(conn, pid)
+        found = seller.payout(conn, op[1], PayoutState.PENDING)
+        if found and PAYOUTS.get_payout(conn, found).submitted_at is None:
+            PAYOUTS.cancel_payout(conn, found)
     elif name == "return":
-        pid = seller.payout(conn, op[1], PayoutState.PAID)
-        if pid:
-            PAYOUTS.mark_returned(conn, pid, "account_closed", "returned")
+        found = seller.payout(conn, op[1], PayoutState.PAID)
+        if found:
+            PAYOUTS.mark_returned(conn, found, "account_closed", "returned")
 
 
 @settings(
