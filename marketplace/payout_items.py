@@ -13,7 +13,9 @@ lines say where each part of it comes from:
                                written through the ledger API (its external id, else its
                                transaction)
 ``brought_forward``            (+) what the seller's earlier payouts held back or carried
-                               forward: it counts again now
+                               forward: it counts again now (negative only after a payout
+                               failed whose held-back amounts a later payout had brought
+                               forward already)
 ``payout_before_itemization``  (-) a payout reserved before payouts were itemized, paid since
                                (its debit is posted, its entries were never itemized)
 ``reserve_held``               (-) the rolling reserves held now, one line

@@ -355,3 +355,38 @@ def test_two_payouts_reserved_at_once_itemize_each_entry_once(
             ("carried_forward", None, -4_000),
         ]
         assert_each_entry_once(conn, payouts, seller)
+
+
+def test_a_failed_payout_whose_hold_was_brought_forward_already(
+    engine: Engine, payouts: Payouts, uid: str
+) -> None:
+    """The first payout holds back a dispute; the dispute is won and the second payout brings
+    the 100 forward; then the first fails. Its earning is payable again, but the seller already
+    had the 100 through the second payout: the third brings forward -100."""
+    seller = f"s-{uid}"
+    m = payouts.marketplace
+    with engine.begin() as conn:
+        new_seller(conn, payouts, seller)
+        earn(conn, payouts, seller, f"o1-{uid}", 1_000)
+        m.open_dispute(
+            conn,
+            dispute_id=f"d-{uid}",
+            seller_id=seller,
+            order_id=f"o1-{uid}",
+            amount=100,
+            deadline=deadline(),
+        )
+        first = payouts.reserve_payout(conn, payout_id=f"p1-{uid}", seller_id=seller)
+        assert first.amount == 900
+        m.resolve_dispute(conn, f"d-{uid}", DisputeOutcome.WON)
+        second = payouts.reserve_payout(conn, payout_id=f"p2-{uid}", seller_id=seller)
+        assert lines(items_of(conn, payouts, second.id)) == [("brought_forward", first.id, 100)]
+        payouts.begin_submission(conn, first.id)
+        payouts.mark_failed(conn, first.id, "could_not_process", "try again")
+        third = payouts.reserve_payout(conn, payout_id=f"p3-{uid}", seller_id=seller)
+        assert lines(items_of(conn, payouts, third.id)) == [
+            ("brought_forward", second.id, -100),
+            ("earning", f"o1-{uid}", 1_000),
+        ]
+        assert third.amount == 900
+        assert_each_entry_once(conn, payouts, seller)
