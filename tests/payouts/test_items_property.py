@@ -169,6 +169,13 @@ def apply(conn: Connection, seller: Seller, op: tuple[Any, ...]) -> None:
         for item in items_of(conn, PAYOUTS, payout.id).items:
             event(f"line {item.kind}")
         assert_each_entry_once(conn, PAYOUTS, seller.id)
+    elif name == "legacy":
+        # A payout reserved before payouts were itemized: no items, ``item_count`` NULL.
+        pid = seller.key("legacy")
+        PAYOUTS.reserve_payout(conn, payout_id=pid, seller_id=seller.id, amount=op[1])
+        conn.execute(text("DELETE FROM payout_items WHERE payout_id = :p"), {"p": pid})
+        conn.execute(text("UPDATE payouts SET item_count = NULL WHERE id = :p"), {"p": pid})
+        seller.payouts.append(pid)
     elif name == "pay":
         found = seller.payout(conn, op[1], PayoutState.PENDING, PayoutState.PROCESSING)
         if found:
@@ -197,25 +204,29 @@ def apply(conn: Connection, seller: Seller, op: tuple[Any, ...]) -> None:
 )
 @given(
     reserve_bp=st.sampled_from([None, 1_000]),
+    legacy=st.lists(st.integers(1, 4_000), max_size=2),
     ops=st.lists(operations, min_size=12, max_size=40),
 )
 def test_every_entry_is_paid_out_once_and_every_payout_adds_up(
-    engine: Engine, reserve_bp: int | None, ops: list[tuple[Any, ...]]
+    engine: Engine, reserve_bp: int | None, legacy: list[int], ops: list[tuple[Any, ...]]
 ) -> None:
+    """``legacy``: payouts made before itemization, first (then paid, failed, returned or left
+    pending by the operations like any other)."""
     with engine.begin() as conn:
         seller = Seller(conn, reserve_bp)
-    for op in [("earn", 10_000, 10), ("earn", 3_000, 0), *ops]:
+    start = [("earn", 10_000, 10), ("earn", 3_000, 0), *(("legacy", n) for n in legacy)]
+    for op in [*start, *ops]:
         try:
             with engine.begin() as conn:
                 apply(conn, seller, op)
             event(f"ok {op[0]}")
         except LedgerError as refused:
-            event(
-                f"refused {op[0]}: {refused.code}"
-            )  # refused (nothing to pay, too much refunded, ...): nothing was written
+            # Refused (nothing to pay, too much refunded, ...): nothing was written.
+            event(f"refused {op[0]}: {refused.code}")
     with engine.begin() as conn:
         for pid in seller.payouts:
-            items_of(conn, PAYOUTS, pid)
+            if PAYOUTS.get_payout(conn, pid).item_count is not None:
+                items_of(conn, PAYOUTS, pid)
         # Whatever is still payable is paid once more, and then every entry is paid out once.
         available = PAYOUTS.marketplace.seller_balances(conn, seller.id).available
         if available > 0:
