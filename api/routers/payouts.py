@@ -1,6 +1,7 @@
 """``/v1/sellers/{id}/payout_account``, ``/v1/sellers/{id}/payouts`` and ``/v1/payouts``: where a
 seller is paid (the account number masked in every response), manual payouts through the payout
-workflow (``payout/<payout id>``), and reading them.
+workflow (``payout/<payout id>``), and reading them and their items (what each paid for,
+``marketplace.payout_items``).
 
 A seller key reads its own payout account and payouts only (others are 404) and creates nothing:
 payouts and destinations are the platform's decisions. A payout's id is derived from the
@@ -9,6 +10,7 @@ payouts and destinations are the platform's decisions. A payout's id is derived 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -27,7 +29,7 @@ from api.pagination import (
 )
 from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas.common import ListResponse
+from api.schemas.common import Attributes, ListResponse
 from api.schemas.payout_items import PayoutItemsOut
 from api.schemas.payouts import PayoutAccountIn, PayoutAccountOut, PayoutCreate, PayoutOut
 from api.scoping import (
@@ -136,22 +138,15 @@ def get_payout_items(
     payout = _payouts(market).get_payout(conn, payout_id)
     check_visible(principal, payout.seller_id, payout_not_found(payout_id))
     after = decode_key_cursor("payout_items", after_cursor)
-    if after is not None and not after.isdigit():
+    if after is not None and not re.fullmatch(r"[0-9]{1,9}", after):
         raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.")
-    items = list_items(conn, payout, after=int(after) if after else None, limit=per_page)
+    items = list_items(conn, payout, after=None if after is None else int(after), limit=per_page)
     next_cursor = None
     if items.next_after is not None:
         next_cursor = encode_key_cursor("payout_items", str(items.next_after))
         response.headers["X-After-Cursor"] = next_cursor
     response.headers["X-Per-Page"] = str(per_page)
-    return PayoutItemsOut.model_validate(
-        {**_fields(items), "items": items.items, "next_cursor": next_cursor}
-    )
-
-
-def _fields(items: Any) -> dict[str, Any]:
-    names = ("payout_id", "seller_id", "currency", "amount", "itemized", "total", "count")
-    return {name: getattr(items, name) for name in names}
+    return PayoutItemsOut.model_validate(Attributes(items, next_cursor=next_cursor))
 
 
 @router.get("/v1/payouts", dependencies=[AnyRole])
