@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.auth import ApiKeyRole
+from api.pagination import encode_key_cursor
 from marketplace import Marketplace, Payouts
 from tests.api.conftest import admin_key, app, client, client_for, make_key  # noqa: F401
 from tests.api.helpers import assert_problem
@@ -68,11 +69,12 @@ def test_the_items_of_a_payout_page_by_page(
             break
         assert page.headers["X-After-Cursor"] == cursor
     assert pages == [[1, 2], [3]]
-    assert_problem(
-        client.get(f"/v1/payouts/{pid}/items", params={"after_cursor": "bm9wZQ"}),
-        422,
-        "invalid_cursor",
-    )
+    for cursor in ("bm9wZQ", encode_key_cursor("payout_items", "²"), encode_key_cursor("x", "1")):
+        assert_problem(
+            client.get(f"/v1/payouts/{pid}/items", params={"after_cursor": cursor}),
+            422,
+            "invalid_cursor",
+        )
     assert_problem(client.get("/v1/payouts/nothing-here/items"), 404, "payout_not_found")
 
     # A seller's key sees its own payouts' items only.
