@@ -39,7 +39,9 @@ brought forward - payouts before itemization - held back, and the payout takes a
 it (``carried_forward`` is minus what is left). The reservation checks that identity against
 the ledger's balances, read after the payout's debit is written (which locks the seller's ledger
 account: no writer changes it meanwhile), and refuses to reserve a payout whose lines would not
-add up (``PayoutItemsDoNotAddUp``).
+add up (``PayoutItemsDoNotAddUp``). PostgreSQL checks the sum too (the 0011 migration's
+``payout_items_add_up``, after the one statement that writes a payout's lines), and refuses any
+change to a line but its release.
 
 A failed or cancelled payout paid nothing: ``release_items`` marks its items released in the
 transaction that marks it so, and its entries (and what it brought forward) go to the next
@@ -54,6 +56,7 @@ answers them with ``itemized`` false.
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -302,29 +305,47 @@ def _held_line(row: Any, now: datetime) -> _Line:
     )
 
 
+# One statement for all the lines, so that the check that they add up (the 0011 migration's
+# statement trigger ``payout_items_add_up``) sees them all.
+_WRITE = text(
+    """
+INSERT INTO payout_items (payout_id, line, seller_id, kind, reference, ledger_entry_id,
+                          ledger_transaction_id, amount, effective_at, created_at)
+SELECT :payout, x.line, :seller, x.kind, x.reference, x.ledger_entry_id,
+       x.ledger_transaction_id, x.amount, x.effective_at, :now
+  FROM jsonb_to_recordset(CAST(:lines AS jsonb))
+       AS x(line integer, kind text, reference text, ledger_entry_id uuid,
+            ledger_transaction_id uuid, amount bigint, effective_at timestamptz)
+"""
+)
+
+
 def write_items(
     conn: Connection, payout_id: str, seller_id: str, lines: list[_Line], now: datetime
 ) -> None:
-    """Insert the payout's lines (the unique index refuses an entry already in a live item)."""
-    if not lines:
-        return
+    """Insert the payout's lines in one statement: PostgreSQL refuses an entry already in a live
+    item (``uq_payout_items_live_entry``) and lines that do not add up to the payout's amount
+    (``ck_payout_items_add_up``)."""
+    rows = [
+        {
+            "line": n,
+            "kind": str(line.kind),
+            "reference": line.reference,
+            "ledger_entry_id": line.ledger_entry_id,
+            "ledger_transaction_id": line.ledger_transaction_id,
+            "amount": line.amount,
+            "effective_at": line.effective_at.isoformat(),
+        }
+        for n, line in enumerate(lines, start=1)
+    ]
     conn.execute(
-        payout_items.insert(),
-        [
-            {
-                "payout_id": payout_id,
-                "line": n,
-                "seller_id": seller_id,
-                "kind": str(line.kind),
-                "reference": line.reference,
-                "ledger_entry_id": line.ledger_entry_id,
-                "ledger_transaction_id": line.ledger_transaction_id,
-                "amount": line.amount,
-                "effective_at": line.effective_at,
-                "created_at": now,
-            }
-            for n, line in enumerate(lines, start=1)
-        ],
+        _WRITE,
+        {
+            "payout": payout_id,
+            "seller": seller_id,
+            "now": now,
+            "lines": json.dumps(rows, default=str),
+        },
     )
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from marketplace import DisputeOutcome, InstantTerms, Marketplace, Payouts, Refunds
 from marketplace.payout_items import list_items
@@ -279,12 +279,24 @@ SELECT :thief, 99, seller_id, kind, reference, ledger_entry_id, amount, effectiv
     )
     with pytest.raises(IntegrityError, match="uq_payout_items_live_entry"), engine.begin() as conn:
         conn.execute(steal, {"thief": f"p2-{uid}", "owner": f"p1-{uid}"})
-    # Once the first payout's items are released (it failed), the entry may be paid again.
     with engine.begin() as conn:
         payouts.cancel_payout(conn, f"p1-{uid}")
+    # Released (the first payout was cancelled), the entry may be paid again, but a line added
+    # to a payout must still add up to its amount, and a line never changes but for its release.
+    with (
+        pytest.raises(IntegrityError, match="add up to 1100, not to its amount 100"),
+        engine.begin() as conn,
+    ):
         conn.execute(steal, {"thief": f"p2-{uid}", "owner": f"p1-{uid}"})
+    with pytest.raises(DBAPIError, match="is fixed"), engine.begin() as conn:
         conn.execute(
-            text("DELETE FROM payout_items WHERE payout_id = :p AND line = 99"), {"p": f"p2-{uid}"}
+            text("UPDATE payout_items SET amount = amount + 1 WHERE payout_id = :p"),
+            {"p": f"p2-{uid}"},
+        )
+    with pytest.raises(DBAPIError, match="is fixed"), engine.begin() as conn:
+        conn.execute(
+            text("UPDATE payout_items SET released_at = NULL WHERE payout_id = :p"),
+            {"p": f"p1-{uid}"},
         )
 
 

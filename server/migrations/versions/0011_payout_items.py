@@ -10,6 +10,11 @@
   (``released_at``) in the transaction that marks it so, and the entries can be paid again.
 * ``payouts.item_count``: the number of the payout's lines; NULL for a payout reserved before
   this revision (its items were not recorded).
+* The lines add up, checked by PostgreSQL too: after every INSERT statement into
+  ``payout_items`` (a payout's lines are written in one), each payout it touched must have
+  ``item_count`` lines summing to its amount (``payout_items_add_up``, SQLSTATE 23514
+  ``ck_payout_items_add_up``). A line never changes, except ``released_at`` set once
+  (``payout_items_fixed``).
 
 Revision ID: 0011_payout_items
 Revises: 0010_wallets
@@ -73,6 +78,43 @@ CREATE INDEX ix_payout_items_seller_id ON payout_items (seller_id, kind)
 ALTER TABLE payouts
     ADD COLUMN item_count integer
         CONSTRAINT ck_payouts_item_count CHECK (item_count >= 0);
+
+CREATE FUNCTION payout_items_add_up() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+        SELECT p.id, p.amount, p.item_count, sum(i.amount) AS total, count(*) AS lines
+          FROM (SELECT DISTINCT payout_id FROM added) a
+          JOIN payouts p ON p.id = a.payout_id
+          JOIN payout_items i ON i.payout_id = p.id
+         GROUP BY p.id, p.amount, p.item_count
+        HAVING sum(i.amount) <> p.amount OR count(*) IS DISTINCT FROM p.item_count
+    LOOP
+        RAISE EXCEPTION 'the % lines of payout % add up to %, not to its amount % in % lines',
+            v.lines, v.id, v.total, v.amount, v.item_count
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'ck_payout_items_add_up';
+    END LOOP;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER payout_items_add_up AFTER INSERT ON payout_items
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION payout_items_add_up();
+
+CREATE FUNCTION payout_items_fixed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.released_at IS NOT NULL OR NEW.released_at IS NULL
+       OR (NEW.payout_id, NEW.line, NEW.seller_id, NEW.kind, NEW.reference, NEW.ledger_entry_id,
+           NEW.ledger_transaction_id, NEW.amount, NEW.effective_at, NEW.created_at)
+          IS DISTINCT FROM
+          (OLD.payout_id, OLD.line, OLD.seller_id, OLD.kind, OLD.reference, OLD.ledger_entry_id,
+           OLD.ledger_transaction_id, OLD.amount, OLD.effective_at, OLD.created_at) THEN
+        RAISE EXCEPTION 'line % of payout % is fixed; only its release is written, once',
+            OLD.line, OLD.payout_id USING ERRCODE = 'LC002';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER payout_items_fixed BEFORE UPDATE ON payout_items
+    FOR EACH ROW EXECUTE FUNCTION payout_items_fixed();
 """
     )
 
@@ -82,5 +124,7 @@ def downgrade() -> None:
         """
 ALTER TABLE payouts DROP COLUMN item_count;
 DROP TABLE payout_items;
+DROP FUNCTION payout_items_fixed();
+DROP FUNCTION payout_items_add_up();
 """
     )
