@@ -8,7 +8,7 @@ lines say where each part of it comes from:
 ``earning``                    a posted earning's credit (reference: the order)
 ``refund``                     a refund's debit of a posted earning (the refund)
 ``chargeback``                 a lost dispute's debit (the dispute)
-``payout_return``              a returned payout's credit (the returned payout)
+``payout_returned``            a returned payout's credit (the returned payout)
 ``adjustment``                 any other posted entry of the seller's account, such as one
                                written through the ledger API (its external id, else its
                                transaction)
@@ -73,7 +73,7 @@ class ItemKind(enum.StrEnum):
     EARNING = "earning"
     REFUND = "refund"
     CHARGEBACK = "chargeback"
-    PAYOUT_RETURN = "payout_return"
+    PAYOUT_RETURNED = "payout_returned"
     ADJUSTMENT = "adjustment"
     BROUGHT_FORWARD = "brought_forward"
     PAYOUT_BEFORE_ITEMIZATION = "payout_before_itemization"
@@ -100,7 +100,7 @@ _ENTRY_KINDS: dict[str, tuple[ItemKind, str]] = {
     "earning": (ItemKind.EARNING, "order_id"),
     "refund": (ItemKind.REFUND, "refund_id"),
     "dispute": (ItemKind.CHARGEBACK, "dispute_id"),
-    "payout_return": (ItemKind.PAYOUT_RETURN, "payout_id"),
+    "payout_return": (ItemKind.PAYOUT_RETURNED, "payout_id"),
 }
 
 

@@ -14,7 +14,7 @@ class PayoutItemOut(ResponseModel):
     object: str = "payout_item"
     line: int = Field(description="1, 2, ... in the payout.")
     kind: str = Field(
-        description="An entry: earning, refund, chargeback, payout_return, adjustment. No "
+        description="An entry: earning, refund, chargeback, payout_returned, adjustment. No "
         "entry: brought_forward, payout_before_itemization, reserve_held, dispute_open, "
         "payout_in_transit, pending_debit, instant_fee, carried_forward."
     )

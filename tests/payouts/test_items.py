@@ -174,7 +174,7 @@ def test_a_returned_payout_keeps_its_items_and_the_return_is_paid_next(
         # ... the money that came back is.
         assert second.amount == 8_100
         assert lines(items_of(conn, payouts, second.id)) == [
-            ("payout_return", first.id, 8_000),
+            ("payout_returned", first.id, 8_000),
             ("earning", f"o2-{uid}", 100),
         ]
         assert_each_entry_once(conn, payouts, seller)
@@ -233,7 +233,7 @@ def test_an_instant_payout_shows_its_fee(engine: Engine, payouts: Payouts, uid: 
         )
         assert some.fee == 50
         assert lines(items_of(conn, payouts, some.id)) == [
-            ("payout_return", largest.id, 9_852),
+            ("payout_returned", largest.id, 9_852),
             ("earning", f"o2-{uid}", 5_000),
             ("instant_fee", None, -50),
             ("carried_forward", None, -(14_852 - 1_050)),

@@ -30,7 +30,7 @@ down_revision: str | None = "0010_wallets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ENTRY_KINDS = ("earning", "refund", "chargeback", "payout_return", "adjustment")
+ENTRY_KINDS = ("earning", "refund", "chargeback", "payout_returned", "adjustment")
 OTHER_KINDS = (
     "reserve_held",
     "dispute_open",
