@@ -25,6 +25,7 @@ commits. One module per kind of money movement:
 ``payout_accounts``      ``PayoutAccounts``: where a seller is paid, an account's status
                          (active, or failed by a failure of its destination)
 ``payouts``              ``Payouts``: the payout life cycle, on ``PayoutAccounts``
+``payout_items``         what each payout pays out, line by line (fixed when it is reserved)
 ``instant``              instant payouts: the fee, the daily limit, an instant reservation's
                          amount and fee, what a seller can be paid instantly now
 ``refunds``              ``Refunds``: refunds of an order's earning

@@ -12,17 +12,20 @@ payout id (ledger key ``payout:<id>``):
 ``reserve_payout``      pending debit seller -> payouts_in_transit, written only if the
                         seller's available balance stays >= 0 -> ``pending``; an instant
                         payout's fee in the same transaction (``marketplace.instant``); a
-                        seller without an account, or whose account failed, is not paid
+                        seller without an account, or whose account failed, is not paid;
+                        its items, what it pays out (``marketplace.payout_items``), fixed in
+                        the same transaction
 ``begin_submission``    marks that the rail is about to be called (a cancel is refused
                         from then on, so a payout the rail may have is never archived)
 ``mark_submitted``      the rail accepted it -> ``processing``
 ``mark_paid``           post the debit -> ``paid``
-``mark_failed``         archive the debit (money available again) -> ``failed``; a failure
-                        of the destination also marks the payout account failed, in the
-                        same transaction
+``mark_failed``         archive the debit (money available again), release its items ->
+                        ``failed``; a failure of the destination also marks the payout
+                        account failed, in the same transaction
 ``mark_returned``       reverse the posted debit (``payout:<id>:return``) -> ``returned``;
-                        an instant payout's fee is kept (the rail did pay it out)
-``cancel_payout``       before submission only: archive -> ``cancelled``
+                        an instant payout's fee is kept (the rail did pay it out); its items
+                        stay, the return's credit is an item of a later payout
+``cancel_payout``       before submission only: archive, release its items -> ``cancelled``
 ======================  ===============================================================
 
 Asking for the state a payout is already in is a no-op; an impossible move raises
@@ -69,6 +72,7 @@ from marketplace.instant import (
     uncount_instant_payout,
 )
 from marketplace.payout_accounts import PayoutAccounts
+from marketplace.payout_items import items_link, payout_lines, release_items, write_items
 from marketplace.rows import from_row, page, row_by_id
 from marketplace.service import Marketplace
 from marketplace.tables import payouts, sellers
@@ -235,6 +239,18 @@ class Payouts(PayoutAccounts):
                 },
             ),
         )
+        # The lines it pays out, read now that the debit is written: its ledger account lock keeps
+        # every other writer of the seller's account out until this transaction ends.
+        lines = payout_lines(
+            conn,
+            seller_id=seller_id,
+            account_id=seller.ledger_account_id,
+            own_transaction_id=txn.id,
+            amount=amount,
+            fee=fee,
+            available_after=self.marketplace.seller_balances(conn, seller_id).available,
+            now=now,
+        )
         meta = dict(metadata or {})
         if run_id is not None:
             meta["run_id"] = run_id
@@ -254,11 +270,13 @@ class Payouts(PayoutAccounts):
                 holder_name=account.holder_name,
                 ledger_transaction_id=txn.id,
                 metadata=meta,
+                item_count=len(lines),
                 created_at=now,
                 updated_at=now,
             )
             .returning(*payouts.c)
         ).one()
+        write_items(conn, payout_id, seller_id, lines, now)
         return self._event(conn, _payout(row), EventType.PAYOUT_CREATED)
 
     def get_payout(self, conn: Connection, payout_id: str) -> Payout:
@@ -334,8 +352,10 @@ class Payouts(PayoutAccounts):
                 raise _invalid(row, "paid")
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
             paid = self._update(conn, payout_id, status=str(PayoutState.PAID), paid_at=utc_now())
-            # Posting the reserved debit moves posted, not available: no balance event.
-            return self._event(conn, paid, EventType.PAYOUT_PAID, balance=False)
+            # Posting the reserved debit moves posted, not available: no balance event. The
+            # event links to what the payout paid for (an itemized payout's lines).
+            links = items_link(paid) if paid.item_count is not None else {}
+            return self._event(conn, paid, EventType.PAYOUT_PAID, balance=False, **links)
         if row.status in (PayoutState.PAID, PayoutState.RETURNED):
             return _payout(row)
         raise _invalid(row, "paid")
@@ -359,11 +379,13 @@ class Payouts(PayoutAccounts):
                 self._fail_account(conn, row, code)
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             uncount_instant_payout(conn, row)
+            now = utc_now()
+            release_items(conn, payout_id, now)
             failed = self._update(
                 conn,
                 payout_id,
                 status=str(PayoutState.FAILED),
-                failed_at=utc_now(),
+                failed_at=now,
                 failure_code=code,
                 failure_reason=reason,
             )
@@ -406,8 +428,10 @@ class Payouts(PayoutAccounts):
         if row.status == PayoutState.PENDING and row.submitted_at is None:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             uncount_instant_payout(conn, row)
+            now = utc_now()
+            release_items(conn, payout_id, now)
             cancelled = self._update(
-                conn, payout_id, status=str(PayoutState.CANCELLED), cancelled_at=utc_now()
+                conn, payout_id, status=str(PayoutState.CANCELLED), cancelled_at=now
             )
             return self._event(conn, cancelled, EventType.PAYOUT_CANCELLED)
         if row.status == PayoutState.CANCELLED:
@@ -444,11 +468,17 @@ class Payouts(PayoutAccounts):
         )
 
     def _event(
-        self, conn: Connection, payout: Payout, type: EventType, *, balance: bool = True
+        self,
+        conn: Connection,
+        payout: Payout,
+        type: EventType,
+        *,
+        balance: bool = True,
+        **data: Any,
     ) -> Payout:
-        """Record the payout's event (marketplace.events) and, if its money moved in or out of
-        available, the seller's balance event."""
-        record_event(conn, payout.seller_id, type, {"object": payout_object(payout)})
+        """Record the payout's event (marketplace.events; ``data`` beside its object) and, if
+        its money moved in or out of available, the seller's balance event."""
+        record_event(conn, payout.seller_id, type, {"object": payout_object(payout), **data})
         if balance:
             self.marketplace.note_available_balance(conn, payout.seller_id)
         return payout

@@ -58,6 +58,7 @@ from marketplace.errors import (
     StatementNotFound,
     StatementUnreadable,
 )
+from marketplace.payout_items import items_url
 from marketplace.rows import from_row, row_by_id
 from marketplace.tables import (
     payouts,
@@ -95,6 +96,10 @@ class ReconciliationLine:
     payout_id: str | None = None
     expected_amount: int | None = None
     detail: str | None = None
+    items_url: str | None = None
+    """Matched: what the payout paid for (``GET /v1/payouts/{id}/items``)."""
+    item_count: int | None = None
+    """Matched: the number of its lines (None: made before payouts were itemized)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +334,7 @@ def reconcile_statement(
             for line in lines
         ],
     )
-    return dataclasses.replace(report, created_at=created_at)
+    return dataclasses.replace(report, created_at=created_at, lines=_with_items(conn, lines))
 
 
 def _compare(payout: Row[Any], line: _Parsed) -> tuple[str, str | None]:
@@ -375,9 +380,34 @@ def get_statement(conn: Connection, statement_id: str) -> ReconciliationReport:
         else None,
         period_end=date.fromisoformat(summary["period_end"]) if summary.get("period_end") else None,
         counts={r: int(summary["counts"].get(r, 0)) for r in RESULTS},
-        lines=[from_row(ReconciliationLine, r) for r in line_rows],
+        lines=_with_items(
+            conn,
+            [from_row(ReconciliationLine, r, items_url=None, item_count=None) for r in line_rows],
+        ),
         created_at=row.created_at,
     )
+
+
+def _with_items(conn: Connection, lines: list[ReconciliationLine]) -> list[ReconciliationLine]:
+    """The lines, each matched one linked to its payout's items (``marketplace.payout_items``),
+    as the ``payout.paid`` event links them."""
+    matched = sorted({ln.payout_id for ln in lines if ln.result == "matched" and ln.payout_id})
+    if not matched:
+        return lines
+    counts = {
+        row.id: row.item_count
+        for row in conn.execute(
+            select(payouts.c.id, payouts.c.item_count).where(payouts.c.id.in_(matched))
+        ).all()
+    }
+    return [
+        dataclasses.replace(
+            ln, items_url=items_url(ln.payout_id), item_count=counts.get(ln.payout_id)
+        )
+        if ln.result == "matched" and ln.payout_id
+        else ln
+        for ln in lines
+    ]
 
 
 def format_report(report: ReconciliationReport) -> str:

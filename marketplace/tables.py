@@ -1,8 +1,8 @@
 """SQLAlchemy Core tables of the marketplace, mirroring the Alembic migrations
 (``server/migrations`` owns the schema: these tables build queries and create nothing):
 sellers and earnings (0003), payouts, refunds, payout runs and reconciliation (0004), events and
-webhooks (0005), wallets (0010), test mode (0012: ``livemode`` on the roots). One ``MetaData``,
-with the ledger's naming convention (``ledger_core.schema``)."""
+webhooks (0005), wallets (0010), payout items (0011), test mode (0012: ``livemode`` on the
+roots). One ``MetaData``, with the ledger's naming convention (``ledger_core.schema``)."""
 
 from __future__ import annotations
 
@@ -165,6 +165,7 @@ payouts = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("item_count", Integer, comment="its lines (0011); NULL: reserved before itemization"),
 )
 
 refunds = Table(
@@ -387,4 +388,22 @@ wallet_transfers = Table(
     Column("ledger_transaction_id", Uuid, nullable=False),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# -------------------------------------------------------------------------- payout items (0011)
+
+payout_items = Table(
+    "payout_items",
+    metadata,
+    Column("payout_id", Text, primary_key=True),
+    Column("line", Integer, primary_key=True, comment="1, 2, ... in the payout"),
+    Column("seller_id", Text, nullable=False),
+    Column("kind", Text, nullable=False, comment="earning, refund, ..., carried_forward"),
+    Column("reference", Text, comment="order, refund, dispute or payout id"),
+    Column("ledger_entry_id", Uuid, comment="the entry it pays out; NULL: a line of no entry"),
+    Column("ledger_transaction_id", Uuid),
+    Column("amount", BigInteger, nullable=False, comment="signed, minor units"),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True), comment="its payout failed or was cancelled"),
 )

@@ -288,6 +288,8 @@ class Payout:
     """standard (the batch rail) | instant (a real-time rail, for ``fee``)."""
     fee: int = 0
     """Instant: the fee, minor units, debited from the seller on top of ``amount``."""
+    item_count: int | None = None
+    """Its lines (``marketplace.payout_items``); None: reserved before payouts were itemized."""
 
     @property
     def masked_account_number(self) -> str:

@@ -1,6 +1,7 @@
 """``/v1/sellers/{id}/payout_account``, ``/v1/sellers/{id}/payouts`` and ``/v1/payouts``: where a
 seller is paid (the account number masked in every response), manual payouts through the payout
-workflow (``payout/<payout id>``), and reading them.
+workflow (``payout/<payout id>``), and reading them and their items (what each paid for,
+``marketplace.payout_items``).
 
 A seller key reads its own payout account and payouts only (others are 404) and creates nothing:
 payouts and destinations are the platform's decisions. A payout's id is derived from the
@@ -9,6 +10,7 @@ payouts and destinations are the platform's decisions. A payout's id is derived 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -19,9 +21,17 @@ from api.auth import CurrentPrincipal
 from api.dependencies import DbConnection
 from api.idempotency import key_derived_id
 from api.modes import KeyMode
-from api.pagination import AfterCursor, PerPage, decode_key_cursor, paginate
+from api.pagination import (
+    AfterCursor,
+    PerPage,
+    decode_key_cursor,
+    encode_key_cursor,
+    paginate,
+)
+from api.problems import Problem
 from api.routing import ApiRoute
-from api.schemas.common import ListResponse
+from api.schemas.common import Attributes, ListResponse
+from api.schemas.payout_items import PayoutItemsOut
 from api.schemas.payouts import PayoutAccountIn, PayoutAccountOut, PayoutCreate, PayoutOut
 from api.scoping import (
     AnyRole,
@@ -33,6 +43,7 @@ from api.scoping import (
 )
 from api.workflow_calls import WorkflowsDep
 from marketplace import Payout, Payouts, payout_not_found
+from marketplace.payout_items import list_items
 from temporal_calls import payouts as payout_calls
 
 router = APIRouter(tags=["payouts"], route_class=ApiRoute)
@@ -108,6 +119,35 @@ def get_payout(
     payout = _payouts(market).get_payout(conn, payout_id)
     check_visible(principal, payout.seller_id, payout_not_found(payout_id))
     return PayoutOut.model_validate(payout)
+
+
+@router.get("/v1/payouts/{payout_id}/items", dependencies=[AnyRole])
+def get_payout_items(
+    payout_id: str,
+    conn: DbConnection,
+    market: MarketplaceDep,
+    principal: CurrentPrincipal,
+    response: Response,
+    per_page: PerPage = 25,
+    after_cursor: AfterCursor = None,
+) -> PayoutItemsOut:
+    """What the payout pays out, line by line, fixed when it was reserved: the seller's ledger
+    entries (earnings by order, refunds, chargebacks, returned payouts, adjustments) and the
+    lines of no entry (held back, brought and carried forward, the instant fee). ``total``, the
+    sum of every line, is the payout's amount. A payout made before payouts were itemized
+    answers ``itemized`` false and no lines."""
+    payout = _payouts(market).get_payout(conn, payout_id)
+    check_visible(principal, payout.seller_id, payout_not_found(payout_id))
+    after = decode_key_cursor("payout_items", after_cursor)
+    if after is not None and not re.fullmatch(r"[0-9]{1,9}", after):
+        raise Problem(422, "invalid_cursor", "after_cursor is not a cursor of this list.")
+    items = list_items(conn, payout, after=None if after is None else int(after), limit=per_page)
+    next_cursor = None
+    if items.next_after is not None:
+        next_cursor = encode_key_cursor("payout_items", str(items.next_after))
+        response.headers["X-After-Cursor"] = next_cursor
+    response.headers["X-Per-Page"] = str(per_page)
+    return PayoutItemsOut.model_validate(Attributes(items, next_cursor=next_cursor))
 
 
 @router.get("/v1/payouts", dependencies=[AnyRole])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from pydantic import Field
+
 from api.schemas.common import ObjectOut, ResponseModel
 
 
@@ -17,6 +19,12 @@ class ReconciliationLineOut(ResponseModel):
     payout_id: str | None
     expected_amount: int | None
     detail: str | None
+    items_url: str | None = Field(
+        default=None, description="Matched: what the payout paid for (its items)."
+    )
+    item_count: int | None = Field(
+        default=None, description="Matched: its number of items (null: not itemized)."
+    )
 
 
 class ReconciliationReportOut(ObjectOut):

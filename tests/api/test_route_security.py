@@ -73,6 +73,7 @@ POLICY: dict[tuple[str, str], frozenset[ApiKeyRole]] = {
     ("POST", "/v1/sellers/{seller_id}/payouts"): PLATFORM,
     ("GET", "/v1/payouts"): ANY_ROLE,
     ("GET", "/v1/payouts/{payout_id}"): ANY_ROLE,
+    ("GET", "/v1/payouts/{payout_id}/items"): ANY_ROLE,
     ("POST", "/v1/payouts/{payout_id}/cancel"): PLATFORM,
     ("POST", "/v1/sellers/{seller_id}/earnings/{order_id}/refund"): PLATFORM,
     ("POST", "/v1/disputes"): PLATFORM,

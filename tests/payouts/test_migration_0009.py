@@ -42,8 +42,8 @@ def test_0009_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
         assert "instant_daily_limit" in columns(db, "sellers")
         assert columns(db, "instant_payout_days") == {"seller_id", "day", "amount"}
         assert "amount + fee" in in_transit_rule(db)
-        # The head's domain code writes the head's columns (test mode, 0012): the payouts are
-        # made there, and the downgrade below passes back through 0012.
+        # The head's domain code writes the head's columns (payout items, 0011; test mode,
+        # 0012): the payouts are made there, and the downgrade below passes back through them.
         command.upgrade(config, "head")
         payouts = Payouts(Marketplace(), InstantTerms(fee_bp=100, fee_minimum=25))
         with db.begin() as conn:

@@ -12,7 +12,7 @@ seller's or wallet's ledger account must be in a ledger of the object's mode. Ev
 exists before this migration is live.
 
 Revision ID: 0012_test_mode
-Revises: 0010_wallets
+Revises: 0011_payout_items
 Create Date: 2026-12-06
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0012_test_mode"
-down_revision: str | None = "0010_wallets"
+down_revision: str | None = "0011_payout_items"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
