@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from api.schemas.common import AsText, ResponseModel
+from api.schemas.common import AsText, ObjectOut, ResponseModel
 
 
 class PayoutItemOut(ResponseModel):
@@ -36,7 +36,7 @@ class PayoutItemOut(ResponseModel):
     )
 
 
-class PayoutItemsOut(ResponseModel):
+class PayoutItemsOut(ObjectOut):
     object: str = "list"
     payout_id: str
     seller_id: str

@@ -39,13 +39,13 @@ def adjust(conn: Connection, payouts: Payouts, seller_id: str, amount: int, key:
     seller against the platform's clearing account."""
     m = payouts.marketplace
     account_id, currency = m.seller_account(conn, seller_id)
-    clearing = m.platform_ledger(conn, currency).account(PlatformAccount.CLEARING)
+    clearing = m.platform_ledger(conn, currency, livemode=True).account(PlatformAccount.CLEARING)
     seller_side = Direction.CREDIT if amount > 0 else Direction.DEBIT
     other_side = Direction.DEBIT if amount > 0 else Direction.CREDIT
     m.ledger.create_transaction(
         conn,
         NewLedgerTransaction(
-            ledger_id=m.platform_ledger(conn, currency).ledger_id,
+            ledger_id=m.platform_ledger(conn, currency, livemode=True).ledger_id,
             entries=(
                 NewEntry(account_id, seller_side, abs(amount)),
                 NewEntry(clearing, other_side, abs(amount)),

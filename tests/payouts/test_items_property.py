@@ -136,7 +136,7 @@ def apply(conn: Connection, seller: Seller, op: tuple[Any, ...]) -> None:
         adjust(conn, PAYOUTS, seller.id, op[1] if op[2] else -op[1], seller.key("adj"))
     elif name == "pending_debit":
         account_id, currency = m.seller_account(conn, seller.id)
-        platform = m.platform_ledger(conn, currency)
+        platform = m.platform_ledger(conn, currency, livemode=True)
         m.ledger.create_transaction(
             conn,
             NewLedgerTransaction(
