@@ -168,7 +168,7 @@ class Earnings(MarketCore):
             )
         if posting:
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, seller_id)
             _set(
                 conn,
                 seller_id,
@@ -220,14 +220,15 @@ class Earnings(MarketCore):
             conn,
             reserve_transaction(platform, account_id, seller_id, order_id, row.reserve_amount),
         )
-        release_at = (at or utc_now()) + timedelta(seconds=row.reserve_period_seconds)
+        now = self.seller_now(conn, seller_id)
+        release_at = (at or now) + timedelta(seconds=row.reserve_period_seconds)
         _set(
             conn,
             seller_id,
             order_id,
             reserve_transaction_id=txn.id,
             reserve_release_at=release_at,
-            updated_at=utc_now(),
+            updated_at=now,
         )
         return self.get_earning(conn, seller_id, order_id)
 
@@ -241,7 +242,7 @@ class Earnings(MarketCore):
             )
         if row.reserve_released_at is None:
             self.ledger.archive_transaction(conn, row.reserve_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, seller_id)
             _set(conn, seller_id, order_id, reserve_released_at=now, updated_at=now)
             self.note_available_balance(conn, seller_id)
         return self.get_earning(conn, seller_id, order_id)
@@ -257,7 +258,7 @@ class Earnings(MarketCore):
             raise _hold_ended(order_id, row.status)
         if row.status == EarningStatus.ON_HOLD:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, seller_id)
             _set(
                 conn,
                 seller_id,

@@ -156,8 +156,10 @@ UPDATE earnings e
 
 _CLOCK_READ = text(
     """
-SELECT c.timer_at, c.not_before, b.on_hold, b.on_hold_count, b.in_reserve, b.in_reserve_count
+SELECT c.timer_at, c.not_before, b.on_hold, b.on_hold_count, b.in_reserve, b.in_reserve_count,
+       s.test_clock_id
   FROM seller_balances b LEFT JOIN seller_hold_clocks c ON c.seller_id = b.seller_id
+  JOIN sellers s ON s.id = b.seller_id
  WHERE b.seller_id = :seller
 """
 )
@@ -169,7 +171,11 @@ SELECT seller_id FROM (
     SELECT seller_id, wake_requested_on AS since FROM seller_hold_clocks
      WHERE wake_requested_on < now() - :grace
     UNION ALL
-    SELECT seller_id, timer_at FROM seller_hold_clocks WHERE timer_at < now() - :grace
+    -- A timer in a test clock's time is no wall time: the clock's advance wakes its sellers.
+    SELECT seller_id, timer_at FROM seller_hold_clocks c
+     WHERE timer_at < now() - :grace
+       AND NOT EXISTS (SELECT 1 FROM sellers s
+                        WHERE s.id = c.seller_id AND s.test_clock_id IS NOT NULL)
 ) late
 WHERE starts_with(seller_id, :prefix)
 GROUP BY seller_id
@@ -221,6 +227,8 @@ class HoldClock:
     on_hold_count: int
     in_reserve: int
     in_reserve_count: int
+    test_clock_id: str | None = None
+    """The seller's test clock: its timer is in the clock's time, and an advance wakes it."""
 
 
 class Holds:
@@ -246,13 +254,16 @@ class Holds:
         commit (``ledger_core.deferred``). Rows another transaction holds (a refund, an
         operator's release) are left for the next turn."""
         check_aware(at, "at")
+        # A seller on a test clock settles what is due by the clock's time, at that time.
+        clock_time = self.market.seller_clock_time(conn, seller_id)
+        at = clock_time or at
         due = conn.execute(_DUE_HOLDS, {"seller": seller_id, "at": at, "limit": limit}).all()
         reserves = conn.execute(
             _DUE_RESERVES, {"seller": seller_id, "at": at, "limit": limit}
         ).all()
         account_id, currency = self.market.seller_account(conn, seller_id)
         platform = self.market.platform_ledger(conn, currency)
-        now = utc_now()
+        now = clock_time or utc_now()
         updates: list[dict[str, Any]] = []
         posted: list[Earning] = []
         reserve_txns: list[NewLedgerTransaction] = []
@@ -377,6 +388,7 @@ class Holds:
             on_hold_count=int(row.on_hold_count),
             in_reserve=int(row.in_reserve),
             in_reserve_count=int(row.in_reserve_count),
+            test_clock_id=row.test_clock_id,
         )
 
     def sellers_to_wake(

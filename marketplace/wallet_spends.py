@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 
 from ledger_core import Direction, NewEntry, NewLedgerTransaction
 from marketplace import errors
-from marketplace.checks import check_amount, check_amount_or_none, utc_now
+from marketplace.checks import check_amount, check_amount_or_none
 from marketplace.events import EventType
 from marketplace.rows import from_row, page
 from marketplace.tables import wallet_refunds, wallet_spend_lots, wallet_spends
@@ -44,8 +44,8 @@ class WalletSpends(WalletCore):
         is less than ``amount``; the ledger's condition (available >= 0) holds it too."""
         check_amount(amount, "amount")
         check_description(description)
-        now = now or utc_now()
         wallet = self._lock_wallet(conn, wallet_id)
+        now = self.wallet_now(conn, wallet, now)
         taken = self._take(conn, wallet, amount, now)
         ledger_id, accounts = self.wallet_system_accounts(conn, wallet.currency)
         spend_id = new_id("wsp")
@@ -123,8 +123,8 @@ class WalletSpends(WalletCore):
         the spend (``RefundExceedsSpend``). The money goes back to the lots the spend took from,
         the latest-expiring first (see ``marketplace.wallets``)."""
         check_amount_or_none(amount)
-        now = now or utc_now()
         wallet = self._lock_wallet(conn, wallet_id)
+        now = self.wallet_now(conn, wallet, now)
         spend = self.get_spend(conn, wallet_id, spend_id)
         left = spend.amount - spend.refunded_amount
         if amount is None:
