@@ -26,6 +26,9 @@ from marketplace.test_clocks import AdvanceNotRecorded, TestClocks
 from temporal_calls.holds import wake_seller_holds
 from temporal_calls.wallets import wake_wallet_expiries
 
+# How often a step looks for its advance's request to have committed (about three minutes).
+RECORD_ATTEMPTS = 25
+
 
 class TestClockActivities:
     """Built once per worker with its engine and Temporal client (to wake workflows)."""
@@ -50,7 +53,12 @@ class TestClockActivities:
                 lambda conn: self.clocks.advance_step(conn, input.clock_id, input.advance),
             )
         except AdvanceNotRecorded as exc:
-            raise ApplicationError(str(exc), type="advance_not_recorded") from exc
+            # Its request has not committed yet: retried (STEP_RETRY) for a few minutes, then
+            # given up (the request rolled back; a new request starts its advance again).
+            given_up = activity.info().attempt >= RECORD_ATTEMPTS
+            raise ApplicationError(
+                str(exc), type="advance_not_recorded", non_retryable=given_up
+            ) from exc
         return AdvanceTestClockResult(str(step.outcome), step.frozen_time, step.outstanding)
 
     @activity.defn(name=WAKE_TEST_CLOCK_OBJECTS)

@@ -33,6 +33,7 @@ from api.routers import (
     reconciliation,
     refunds,
     sellers,
+    test_clocks,
     wallets,
     webhooks,
 )
@@ -140,6 +141,7 @@ def create_app(
         ledger_entries,
         webhooks,
         wallets,
+        test_clocks,
     ):
         app.include_router(module.router)
     app.include_router(wallets.transfers)

@@ -40,7 +40,8 @@ def create_seller(
 ) -> SellerOut:
     """Create a seller and its credit-normal ledger account (in the platform ledger of its
     currency, created on first use). The same request again returns the seller (200); the same
-    id with other terms is a 409 ``seller_exists``."""
+    id with other terms is a 409 ``seller_exists``. ``test_clock``: the seller lives on that test
+    clock's time (404 ``test_clock_not_found``)."""
     try:
         market.get_seller(conn, body.id)
         existed = True
@@ -54,6 +55,7 @@ def create_seller(
         hold_period=body.hold_period,
         rolling_reserve=body.rolling_reserve.to_domain() if body.rolling_reserve else None,
         metadata=dict(body.metadata),
+        test_clock_id=body.test_clock,
     )
     if existed:
         response.status_code = 200

@@ -56,7 +56,8 @@ def create_wallet(
 ) -> WalletOut:
     """Create a wallet and its credit-normal ledger account (in the platform ledger of its
     currency). Without an ``id`` one is generated. The same request again returns the wallet
-    (200); the same id with other attributes is a 409 ``wallet_exists``."""
+    (200); the same id with other attributes is a 409 ``wallet_exists``. ``test_clock``: the
+    wallet lives on that test clock's time (404 ``test_clock_not_found``)."""
     wallet, created = market.create_wallet(
         conn,
         wallet_id=body.id,
@@ -64,6 +65,7 @@ def create_wallet(
         name=body.name,
         currency=body.currency,
         metadata=dict(body.metadata),
+        test_clock_id=body.test_clock,
     )
     if not created:
         response.status_code = 200

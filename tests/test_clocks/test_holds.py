@@ -1,0 +1,44 @@
+"""A test clock over a seller's holds, end to end through the API and the real hold workflow: a
+7-day hold ends when the clock passes it (posted at the clock's time), a rolling reserve is
+released when its period has passed on the clock, and a seller on the wall clock, booked at the
+same moment, is untouched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.e2e.conftest import add_earning, balances, create_seller, money
+from tests.test_clocks.conftest import START, advance, at, create_clock
+
+
+async def test_a_seven_day_hold_ends_when_the_clock_passes_it(
+    admin: httpx.AsyncClient, uid: str
+) -> None:
+    clock_id, seller, live = f"clock-{uid}", f"clocked-{uid}", f"live-{uid}"
+    await create_clock(admin, clock_id)
+    created = await create_seller(admin, seller, hold_period="P7D", test_clock=clock_id)
+    assert created["test_clock"] == clock_id
+    await create_seller(admin, live, hold_period="P7D")
+
+    earning = await add_earning(admin, seller, "order-1", 10_000, fee=1_000)
+    # Booked at the clock's time: the hold ends 7 days after it.
+    assert at(earning["hold_until"]) == at(START) + timedelta(days=7)
+    live_earning = await add_earning(admin, live, "order-1", 10_000, fee=1_000)
+    assert at(live_earning["hold_until"]) > datetime.now(UTC) + timedelta(days=6)
+
+    # Six days on: still on hold.
+    await advance(admin, clock_id, "2030-01-13T09:00:00+00:00")
+    assert await balances(admin, seller) == money(9_000, 0, 0, on_hold=9_000)
+
+    # A day and an hour more: the hold ended at the clock's 14th, 09:00, and posted then.
+    await advance(admin, clock_id, "2030-01-14T10:00:00+00:00")
+    assert await balances(admin, seller) == money(9_000, 9_000, 9_000)
+    posted = (await admin.get(f"/v1/sellers/{seller}/earnings/order-1")).json()
+    assert posted["status"] == "posted"
+    assert at(posted["posted_at"]) == at("2030-01-14T09:00:00+00:00")
+
+    # The seller on the wall clock is untouched.
+    assert await balances(admin, live) == money(9_000, 0, 0, on_hold=9_000)
+    assert (await admin.get(f"/v1/sellers/{live}/earnings/order-1")).json()["status"] == "on_hold"
