@@ -42,3 +42,28 @@ async def test_a_seven_day_hold_ends_when_the_clock_passes_it(
     # The seller on the wall clock is untouched.
     assert await balances(admin, live) == money(9_000, 0, 0, on_hold=9_000)
     assert (await admin.get(f"/v1/sellers/{live}/earnings/order-1")).json()["status"] == "on_hold"
+
+
+async def test_a_rolling_reserve_is_released_when_its_period_passed_on_the_clock(
+    admin: httpx.AsyncClient, uid: str
+) -> None:
+    clock_id, seller = f"clock-{uid}", f"reserved-{uid}"
+    await create_clock(admin, clock_id)
+    await create_seller(
+        admin,
+        seller,
+        hold_period="P7D",
+        rolling_reserve={"percent": 10, "period": "P30D"},
+        test_clock=clock_id,
+    )
+    await add_earning(admin, seller, "order-1", 10_000)
+
+    # The hold ends on day 7 and a tenth is held back for 30 days from then.
+    await advance(admin, clock_id, "2030-01-15T09:00:00+00:00")
+    assert await balances(admin, seller) == money(9_000, 10_000, 9_000, in_reserve=1_000)
+    earning = (await admin.get(f"/v1/sellers/{seller}/earnings/order-1")).json()
+    assert at(earning["reserve_release_at"]) == at(START) + timedelta(days=37)
+
+    # Day 38: the reserve's period has passed on the clock; all of it is available.
+    await advance(admin, clock_id, "2030-02-14T09:00:00+00:00")
+    assert await balances(admin, seller) == money(10_000, 10_000, 10_000)
