@@ -1,11 +1,13 @@
 """The activities of a test clock's advance (``workflows.test_clocks``): a step of the advance in
-the database (``marketplace.test_clocks``), and waking the workflows of the clock's objects that
-have something due by its time (signal-with-start through ``temporal_calls``)."""
+the database (``marketplace.test_clocks``), waking the workflows of the clock's objects that have
+something due by its time (signal-with-start through ``temporal_calls``), and running its
+sellers' payout schedules by its time (``temporal_calls.schedules``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -16,14 +18,24 @@ from temporalio.exceptions import ApplicationError
 from activities.database import in_transaction
 from contracts.test_clocks import (
     ADVANCE_TEST_CLOCK,
+    RUN_TEST_CLOCK_SCHEDULES,
     WAKE_TEST_CLOCK_OBJECTS,
     AdvanceTestClockInput,
     AdvanceTestClockResult,
+    RunTestClockSchedulesInput,
+    RunTestClockSchedulesResult,
     WakeTestClockObjectsInput,
     WakeTestClockObjectsResult,
 )
 from marketplace.test_clocks import AdvanceNotRecorded, TestClocks
+from temporal_calls.errors import WorkflowRequestError
 from temporal_calls.holds import wake_seller_holds
+from temporal_calls.schedules import (
+    PayoutScheduleInfo,
+    describe_payout_schedule,
+    next_firing,
+    start_clock_payout_run,
+)
 from temporal_calls.wallets import wake_wallet_expiries
 
 # How often a step looks for its advance's request to have committed (about three minutes).
@@ -41,7 +53,19 @@ class TestClockActivities:
         self.clocks = TestClocks()
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.advance_test_clock, self.wake_test_clock_objects]
+        return [
+            self.advance_test_clock,
+            self.wake_test_clock_objects,
+            self.run_test_clock_schedules,
+        ]
+
+    def _client(self) -> Client:
+        if self.client is None:
+            raise ApplicationError(
+                "the worker has no Temporal client to start workflows with",
+                type="no_temporal_client",
+            )
+        return self.client
 
     @activity.defn(name=ADVANCE_TEST_CLOCK)
     def advance_test_clock(self, input: AdvanceTestClockInput) -> AdvanceTestClockResult:
@@ -50,7 +74,13 @@ class TestClockActivities:
         try:
             step = in_transaction(
                 self.engine,
-                lambda conn: self.clocks.advance_step(conn, input.clock_id, input.advance),
+                lambda conn: self.clocks.advance_step(
+                    conn,
+                    input.clock_id,
+                    input.advance,
+                    move=input.move,
+                    scheduled=input.scheduled,
+                ),
             )
         except AdvanceNotRecorded as exc:
             # Its request has not committed yet: retried (STEP_RETRY) for a few minutes, then
@@ -68,12 +98,7 @@ class TestClockActivities:
         """Wake the hold workflow of every seller and the expiry workflow of every wallet of the
         clock with something due by its time (each signal-with-start: idempotent, a workflow
         that is not running starts)."""
-        if self.client is None:
-            raise ApplicationError(
-                "the worker has no Temporal client to wake workflows with",
-                type="no_temporal_client",
-            )
-        client = self.client
+        client = self._client()
 
         def read() -> tuple[list[str], list[str]]:
             due = in_transaction(
@@ -90,3 +115,57 @@ class TestClockActivities:
             ),
         )
         return WakeTestClockObjectsResult(sellers=len(sellers), wallets=len(wallets))
+
+    @activity.defn(name=RUN_TEST_CLOCK_SCHEDULES)
+    async def run_test_clock_schedules(
+        self, input: RunTestClockSchedulesInput
+    ) -> RunTestClockSchedulesResult:
+        """The payout schedules of the clock's sellers, by the clock's time: with ``run_due``,
+        run every firing at the clock's time of a schedule that is not paused (the schedule's
+        own run workflow, keyed by the firing: a retry runs nothing twice) and wait for its
+        decision to be recorded; and say when the next firing after it comes."""
+        client = self._client()
+
+        def read() -> tuple[datetime, list[str]]:
+            with self.engine.connect() as conn:
+                return (
+                    self.clocks.clock_time(conn, input.clock_id),
+                    self.clocks.clock_sellers(conn, input.clock_id),
+                )
+
+        now, sellers = await asyncio.to_thread(read)
+        infos = await asyncio.gather(*(self._schedule(client, s) for s in sellers))
+        schedules = [
+            info
+            for info in infos
+            if info is not None and not info.paused and info.test_clock_id == input.clock_id
+        ]
+        due = [
+            info
+            for info in schedules
+            if input.run_due and next_firing(info.spec, now - timedelta(microseconds=1)) == now
+        ]
+        await asyncio.gather(
+            *(
+                start_clock_payout_run(
+                    client,
+                    info.seller_id,
+                    info.spec,
+                    test_clock_id=input.clock_id,
+                    scheduled_at=now,
+                    task_queue=activity.info().task_queue,
+                )
+                for info in due
+            )
+        )
+        firings = [f for info in schedules if (f := next_firing(info.spec, now)) is not None]
+        return RunTestClockSchedulesResult(runs=len(due), next_firing=min(firings, default=None))
+
+    @staticmethod
+    async def _schedule(client: Client, seller_id: str) -> PayoutScheduleInfo | None:
+        try:
+            return await describe_payout_schedule(client, seller_id)
+        except WorkflowRequestError as err:
+            if err.code == "payout_schedule_not_found":
+                return None
+            raise

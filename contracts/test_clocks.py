@@ -16,6 +16,7 @@ STATE_QUERY = "state"
 # Activity names (the workflow calls them by name, never importing the database-bound class).
 ADVANCE_TEST_CLOCK = "advance_test_clock"
 WAKE_TEST_CLOCK_OBJECTS = "wake_test_clock_objects"
+RUN_TEST_CLOCK_SCHEDULES = "run_test_clock_schedules"
 
 # Continue as new when the server suggests it or the history reaches this many events.
 DEFAULT_HISTORY_LIMIT = 2_000
@@ -35,18 +36,25 @@ class TestClockAdvanceInput:
     history_limit: int = DEFAULT_HISTORY_LIMIT
     steps: int = 0
     """Steps taken so far by this advance (runs it continued included): a counter."""
+    payout_runs: int = 0
+    started: bool = False
+    """A run continued from another: the firings at the clock's time have run."""
 
 
 @dataclass
 class AdvanceTestClockInput:
     clock_id: str
     advance: int
+    move: bool = True
+    """False: only look whether everything due by the clock's time is done."""
+    scheduled: datetime | None = None
+    """The clock's sellers' next payout schedule firing after its time."""
 
 
 @dataclass
 class AdvanceTestClockResult:
     outcome: str
-    """waiting | moved | ready (``marketplace.test_clocks.StepOutcome``)"""
+    """waiting | settled | moved | ready (``marketplace.test_clocks.StepOutcome``)"""
     frozen_time: datetime
     outstanding: int = 0
     """What is due by ``frozen_time`` and not done yet (waiting)."""
@@ -64,6 +72,21 @@ class WakeTestClockObjectsResult:
 
 
 @dataclass
+class RunTestClockSchedulesInput:
+    clock_id: str
+    run_due: bool
+    """Run the firings at the clock's time (False at an advance's start: they ran already)."""
+
+
+@dataclass
+class RunTestClockSchedulesResult:
+    runs: int
+    """Payout runs of firings at the clock's time, recorded (started or skipped)."""
+    next_firing: datetime | None
+    """The first firing after the clock's time of its sellers' schedules (not paused)."""
+
+
+@dataclass
 class TestClockAdvanceState:
     """What the advance workflow shows of itself (its ``state`` query)."""
 
@@ -74,3 +97,4 @@ class TestClockAdvanceState:
     frozen_time: datetime | None = None
     outcome: str = "starting"
     steps: int = 0
+    payout_runs: int = 0

@@ -10,9 +10,10 @@ An advance (``request_advance``) records its target (``advance_to``) and the clo
 the clock is ``ready`` again. Each step either finds something due at or before ``frozen_time``
 not done yet (``waiting``: the workflow wakes the objects' workflows, ``due_objects``, and
 polls), or moves ``frozen_time`` to the earliest moment something of the clock's objects falls
-due (a hold's end, a reserve's release, a lot's expiry), never past the target (``moved``), or,
-with nothing left before the target, sets ``frozen_time`` to the target (``ready``). So
-everything happens in time order: a 7-day hold ends before the next one starts counting.
+due (a hold's end, a reserve's release, a lot's expiry, a payout schedule's firing, which the
+caller computes), never past the target (``moved``), or, with nothing left before the target,
+sets ``frozen_time`` to the target (``ready``). So everything happens in time order: a 7-day hold
+ends before the weekly payout that pays it out.
 
 Every method takes a SQLAlchemy ``Connection`` inside a database transaction the caller owns.
 """
@@ -42,6 +43,7 @@ WAKE_LIMIT = 1000
 
 class StepOutcome(enum.StrEnum):
     WAITING = "waiting"  # something due by frozen_time is not done yet
+    SETTLED = "settled"  # everything due by frozen_time is done (asked not to move)
     MOVED = "moved"  # frozen_time moved to the next moment something falls due
     READY = "ready"  # the advance is over (frozen_time is the target)
 
@@ -186,11 +188,18 @@ class TestClocks:
         return _clock(updated), True
 
     def advance_step(
-        self, conn: Connection, clock_id: str, advance: int, *, scheduled: datetime | None = None
+        self,
+        conn: Connection,
+        clock_id: str,
+        advance: int,
+        *,
+        move: bool = True,
+        scheduled: datetime | None = None,
     ) -> AdvanceStep:
-        """One step of the clock's advance number ``advance`` (module docstring). ``scheduled``:
-        a moment after ``frozen_time`` the caller knows of (what lives in Temporal, not in the
-        database), a moment like the others."""
+        """One step of the clock's advance number ``advance`` (module docstring); ``move``
+        False: only look (``settled`` instead of moving on). ``scheduled``: a moment after
+        ``frozen_time`` the caller knows of (a payout schedule's firing: it lives in Temporal,
+        not in the database), a moment like the others."""
         row = row_by_id(conn, test_clocks, clock_id, for_update=True)
         if row is None:
             raise errors.clock_not_found(clock_id)
@@ -202,6 +211,8 @@ class TestClocks:
         outstanding = int(conn.execute(_OUTSTANDING, params).scalar_one())
         if outstanding:
             return AdvanceStep(StepOutcome.WAITING, row.frozen_time, outstanding)
+        if not move:
+            return AdvanceStep(StepOutcome.SETTLED, row.frozen_time)
         moments = [conn.execute(_NEXT_DUE, params).scalar_one_or_none(), scheduled]
         due = [m for m in moments if m is not None and row.frozen_time < m <= row.advance_to]
         values: dict[str, Any] = {"updated_at": utc_now()}
@@ -215,6 +226,9 @@ class TestClocks:
             outcome = StepOutcome.READY
         conn.execute(test_clocks.update().where(test_clocks.c.id == clock_id).values(**values))
         return AdvanceStep(outcome, values["frozen_time"])
+
+    def clock_time(self, conn: Connection, clock_id: str) -> datetime:
+        return self.get_clock(conn, clock_id).frozen_time
 
     def due_objects(self, conn: Connection, clock_id: str) -> DueObjects:
         """The clock's sellers and wallets with something due by its time and not done: the

@@ -39,9 +39,9 @@ async def advance(client: httpx.AsyncClient, clock_id: str, frozen_time: str) ->
     assert response.json()["status"] == "advancing"
 
     async def ready() -> dict[str, Any]:
-        clock = (await client.get(f"/v1/test_clocks/{clock_id}")).json()
+        clock: dict[str, Any] = (await client.get(f"/v1/test_clocks/{clock_id}")).json()
         assert clock["status"] == "ready", clock
-        return clock  # type: ignore[no-any-return]
+        return clock
 
     clock = await eventually(ready, timeout=60, interval=0.1)
     assert at(clock["frozen_time"]) == at(frozen_time)
