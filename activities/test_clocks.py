@@ -27,7 +27,8 @@ from contracts.test_clocks import (
     WakeTestClockObjectsInput,
     WakeTestClockObjectsResult,
 )
-from marketplace.test_clocks import AdvanceNotRecorded, TestClocks
+from marketplace.test_clocks import AdvanceNotRecorded, DueObjects, TestClocks
+from temporal_calls.disputes import tell_deadline_passed
 from temporal_calls.errors import WorkflowRequestError
 from temporal_calls.holds import wake_seller_holds
 from temporal_calls.schedules import (
@@ -97,24 +98,27 @@ class TestClockActivities:
     ) -> WakeTestClockObjectsResult:
         """Wake the hold workflow of every seller and the expiry workflow of every wallet of the
         clock with something due by its time (each signal-with-start: idempotent, a workflow
-        that is not running starts)."""
+        that is not running starts), and tell every open dispute whose deadline passed."""
         client = self._client()
 
-        def read() -> tuple[list[str], list[str]]:
-            due = in_transaction(
+        def read() -> DueObjects:
+            return in_transaction(
                 self.engine, lambda conn: self.clocks.due_objects(conn, input.clock_id)
             )
-            return due.seller_ids, due.wallet_ids
 
-        sellers, wallets = await asyncio.to_thread(read)
+        due = await asyncio.to_thread(read)
+        sellers, wallets = due.seller_ids, due.wallet_ids
         await asyncio.gather(
+            *(tell_deadline_passed(client, d) for d in due.dispute_ids),
             *(wake_seller_holds(client, s, task_queue=activity.info().task_queue) for s in sellers),
             *(
                 wake_wallet_expiries(client, w, task_queue=activity.info().task_queue)
                 for w in wallets
             ),
         )
-        return WakeTestClockObjectsResult(sellers=len(sellers), wallets=len(wallets))
+        return WakeTestClockObjectsResult(
+            sellers=len(sellers), wallets=len(wallets), disputes=len(due.dispute_ids)
+        )
 
     @activity.defn(name=RUN_TEST_CLOCK_SCHEDULES)
     async def run_test_clock_schedules(

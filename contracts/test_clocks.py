@@ -69,6 +69,7 @@ class WakeTestClockObjectsInput:
 class WakeTestClockObjectsResult:
     sellers: int
     wallets: int
+    disputes: int = 0
 
 
 @dataclass

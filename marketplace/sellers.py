@@ -157,8 +157,8 @@ class MarketCore:
             self._seller_accounts[seller_id] = (row.ledger_account_id, row.currency)
         return row.ledger_account_id, row.currency
 
-    def seller_clock_time(self, conn: Connection, seller_id: str) -> datetime | None:
-        """The time of the seller's test clock (``marketplace.test_clocks``), or None for a
+    def seller_clock(self, conn: Connection, seller_id: str) -> tuple[str, datetime] | None:
+        """The seller's test clock and its time (``marketplace.test_clocks``), or None for a
         seller on the wall clock (or unknown). The one place a seller's now is resolved."""
         if seller_id in self._unclocked:
             return None
@@ -171,8 +171,12 @@ class MarketCore:
                     self._unclocked.clear()
                 self._unclocked.add(seller_id)
             return None
-        frozen: datetime = row.frozen_time
-        return frozen
+        return row.test_clock_id, row.frozen_time
+
+    def seller_clock_time(self, conn: Connection, seller_id: str) -> datetime | None:
+        """The time of the seller's test clock, or None for a seller on the wall clock."""
+        clock = self.seller_clock(conn, seller_id)
+        return clock[1] if clock is not None else None
 
     def seller_now(self, conn: Connection, seller_id: str) -> datetime:
         """The seller's now: its test clock's time, else the wall clock's."""

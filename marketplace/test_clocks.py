@@ -10,10 +10,10 @@ An advance (``request_advance``) records its target (``advance_to``) and the clo
 the clock is ``ready`` again. Each step either finds something due at or before ``frozen_time``
 not done yet (``waiting``: the workflow wakes the objects' workflows, ``due_objects``, and
 polls), or moves ``frozen_time`` to the earliest moment something of the clock's objects falls
-due (a hold's end, a reserve's release, a lot's expiry, a payout schedule's firing, which the
-caller computes), never past the target (``moved``), or, with nothing left before the target,
-sets ``frozen_time`` to the target (``ready``). So everything happens in time order: a 7-day hold
-ends before the weekly payout that pays it out.
+due (a hold's end, a reserve's release, a lot's expiry, a dispute's deadline, a payout
+schedule's firing, which the caller computes), never past the target (``moved``), or, with
+nothing left before the target, sets ``frozen_time`` to the target (``ready``). So everything
+happens in time order: a 7-day hold ends before the weekly payout that pays it out.
 
 Every method takes a SQLAlchemy ``Connection`` inside a database transaction the caller owns.
 """
@@ -63,6 +63,7 @@ class DueObjects:
     frozen_time: datetime
     seller_ids: list[str]
     wallet_ids: list[str]
+    dispute_ids: list[str]
 
 
 class AdvanceNotRecorded(Exception):
@@ -231,8 +232,9 @@ class TestClocks:
         return self.get_clock(conn, clock_id).frozen_time
 
     def due_objects(self, conn: Connection, clock_id: str) -> DueObjects:
-        """The clock's sellers and wallets with something due by its time and not done: the
-        workflows an advance wakes (at most ``WAKE_LIMIT`` of each)."""
+        """The clock's sellers and wallets with something due by its time and not done, and its
+        open disputes whose deadline passed: the workflows an advance wakes (at most
+        ``WAKE_LIMIT`` of each)."""
         row = row_by_id(conn, test_clocks, clock_id)
         if row is None:
             raise errors.clock_not_found(clock_id)
@@ -241,6 +243,7 @@ class TestClocks:
             frozen_time=row.frozen_time,
             seller_ids=list(conn.execute(_DUE_SELLERS, params).scalars()),
             wallet_ids=list(conn.execute(_DUE_WALLETS, params).scalars()),
+            dispute_ids=list(conn.execute(_DUE_DISPUTES, params).scalars()),
         )
 
     def clock_sellers(self, conn: Connection, clock_id: str) -> list[str]:
@@ -279,7 +282,7 @@ def _clock(row: Row[Any]) -> TestClock:
 
 # -------------------------------------------------------------------- SQL
 # What falls due for a clock's objects, each kind by its own index-backed condition (the same as
-# the workflows' turns: marketplace.holds, marketplace.wallet_expiries),
+# the workflows' turns: marketplace.holds, marketplace.wallet_expiries, marketplace.disputes),
 # composed from these constants only.
 
 _DUE_HOLDS = """
@@ -296,20 +299,30 @@ SELECT l.wallet_id, l.expires_at AS due FROM wallet_lots l JOIN wallets w ON w.i
    AND l.expires_at IS NOT NULL
 """
 
+_DUE_DISPUTES_SQL = """
+SELECT d.id, d.deadline AS due FROM disputes d JOIN sellers s ON s.id = d.seller_id
+ WHERE s.test_clock_id = :clock AND d.status = 'open'
+"""
+
 _OUTSTANDING = text(
     f"""
 SELECT (SELECT count(*) FROM ({_DUE_HOLDS}) h WHERE due <= :at)
      + (SELECT count(*) FROM ({_DUE_LOTS}) l WHERE due <= :at)
+     + (SELECT count(*) FROM ({_DUE_DISPUTES_SQL}) d WHERE due <= :at)
 """  # noqa: S608 (constants)
 )
 _NEXT_DUE = text(
     f"""
 SELECT least((SELECT min(due) FROM ({_DUE_HOLDS}) h WHERE due > :at),
-             (SELECT min(due) FROM ({_DUE_LOTS}) l WHERE due > :at))
+             (SELECT min(due) FROM ({_DUE_LOTS}) l WHERE due > :at),
+             (SELECT min(due) FROM ({_DUE_DISPUTES_SQL}) d WHERE due > :at))
 """  # noqa: S608 (constants)
 )
 _DUE_SELLERS = text(
     f"SELECT DISTINCT seller_id FROM ({_DUE_HOLDS}) h WHERE due <= :at ORDER BY 1 LIMIT :limit"  # noqa: S608
+)
+_DUE_DISPUTES = text(
+    f"SELECT id FROM ({_DUE_DISPUTES_SQL}) d WHERE due <= :at ORDER BY 1 LIMIT :limit"  # noqa: S608
 )
 _DUE_WALLETS = text(
     f"SELECT DISTINCT wallet_id FROM ({_DUE_LOTS}) l WHERE due <= :at ORDER BY 1 LIMIT :limit"  # noqa: S608

@@ -8,9 +8,10 @@ not done yet, the workflow looks again after a short sleep (``advance_test_clock
 schedules at that time run (``run_test_clock_schedules``: the schedule's own payout-run workflow,
 with the firing's time on the clock; ``ready`` does not wait for the bank); (3) the clock moves to
 the next moment something falls due (a hold's end, a reserve's release, a lot's expiry, a
-firing), never past the target, and the workflow wakes the workflows of the objects with
-something due then (``wake_test_clock_objects``: the sellers' hold workflows and the wallets'
-expiry workflows, which take their now from the clock). With nothing left before the target, the
+firing, a dispute's deadline), never past the target, and the workflow wakes the workflows of the
+objects with something due then (``wake_test_clock_objects``: the sellers' hold workflows and the
+wallets' expiry workflows, which take their now from the clock, and the disputes whose deadline
+passed). With nothing left before the target, the
 clock is at the target and ``ready``.
 
 The state is a step counter, never a list of objects; the run continues as new before its
