@@ -42,6 +42,7 @@ def test_0009_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
         assert "instant_daily_limit" in columns(db, "sellers")
         assert columns(db, "instant_payout_days") == {"seller_id", "day", "amount"}
         assert "amount + fee" in in_transit_rule(db)
+        command.upgrade(config, "head")  # the domain code below is the head's
         payouts = Payouts(Marketplace(), InstantTerms(fee_bp=100, fee_minimum=25))
         with db.begin() as conn:
             m = payouts.marketplace

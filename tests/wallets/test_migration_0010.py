@@ -10,6 +10,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import create_api_key
+from ledger_core import NormalBalance
 from marketplace import Marketplace
 from marketplace.events import EventType, record_event
 from server.database import alembic_config, create_db_engine
@@ -33,12 +34,25 @@ def test_0010_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
     market = Marketplace()
     try:
         with db.begin() as conn:
-            market.create_seller(conn, seller_id="s-old", name="Old", currency="USD")
+            # The seller as 0009 knew it, in SQL: the head's tables have columns added since.
+            ledger_id = market.platform_ledger(conn, "USD").ledger_id
+            account = market.ledger.create_account(
+                conn, ledger_id=ledger_id, name="Seller s-old", normal_balance=NormalBalance.CREDIT
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO sellers (id, name, currency, hold_period_seconds, "
+                    "reserve_percent_bp, ledger_account_id, metadata, created_at, updated_at) "
+                    "VALUES ('s-old', 'Old', 'USD', 0, 0, :account, '{}', now(), now())"
+                ),
+                {"account": account.id},
+            )
             record_event(conn, "s-old", EventType.PAYOUT_CREATED, {"n": 1})
         assert not TABLES & set(inspect(db).get_table_names())
 
         command.upgrade(config, AFTER)
         assert set(inspect(db).get_table_names()) >= TABLES
+        command.upgrade(config, "head")  # the domain code below is the head's
         with db.begin() as conn:
             wallet, _ = market.create_wallet(
                 conn, wallet_id="w-1", owner="u", name="W", currency="USD"
