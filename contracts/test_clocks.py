@@ -22,7 +22,7 @@ RUN_TEST_CLOCK_SCHEDULES = "run_test_clock_schedules"
 DEFAULT_HISTORY_LIMIT = 2_000
 
 
-def test_clock_advance_workflow_id(clock_id: str, advance: int) -> str:
+def clock_advance_workflow_id(clock_id: str, advance: int) -> str:
     return f"test-clock/{clock_id}/{advance}"
 
 
@@ -37,8 +37,9 @@ class TestClockAdvanceInput:
     steps: int = 0
     """Steps taken so far by this advance (runs it continued included): a counter."""
     payout_runs: int = 0
-    started: bool = False
-    """A run continued from another: the firings at the clock's time have run."""
+    run_firings: bool = False
+    """The payout schedules' firings at the clock's time are still to run (a run continued
+    after moving the clock; at an advance's start they ran with the advance that got it there)."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, or_, select, text
+from sqlalchemy import Connection, exists, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 
@@ -256,16 +256,6 @@ class TestClocks:
                 .limit(WAKE_LIMIT)
             ).scalars()
         )
-
-    def count_objects(self, conn: Connection, clock_id: str) -> tuple[int, int]:
-        """(sellers, wallets) on the clock."""
-        n_sellers = conn.execute(
-            select(func.count()).where(sellers.c.test_clock_id == clock_id)
-        ).scalar_one()
-        n_wallets = conn.execute(
-            select(func.count()).where(wallets.c.test_clock_id == clock_id)
-        ).scalar_one()
-        return int(n_sellers), int(n_wallets)
 
 
 def _advancing(row: Row[Any]) -> errors.TestClockAdvancing:

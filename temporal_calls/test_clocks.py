@@ -16,7 +16,7 @@ from contracts.common import TASK_QUEUE
 from contracts.test_clocks import (
     TEST_CLOCK_ADVANCE_WORKFLOW,
     TestClockAdvanceInput,
-    test_clock_advance_workflow_id,
+    clock_advance_workflow_id,
 )
 
 
@@ -28,7 +28,7 @@ async def start_test_clock_advance(
     return await client.start_workflow(
         TEST_CLOCK_ADVANCE_WORKFLOW,
         TestClockAdvanceInput(clock_id=clock_id, advance=advance),
-        id=test_clock_advance_workflow_id(clock_id, advance),
+        id=clock_advance_workflow_id(clock_id, advance),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -80,22 +80,13 @@ class TestClockAdvanceWorkflow:
 
     @workflow.run
     async def run(self, input: TestClockAdvanceInput) -> TestClockAdvanceState:
-        started = input.started
+        run_firings = input.run_firings
         while True:
-            if history_too_long(input.history_limit):
-                workflow.continue_as_new(
-                    TestClockAdvanceInput(
-                        clock_id=input.clock_id,
-                        advance=input.advance,
-                        history_limit=input.history_limit,
-                        steps=self._state.steps,
-                        payout_runs=self._state.payout_runs,
-                        started=started,
-                    )
-                )
+            self._continue_as_new_if_long(input, run_firings)
             # 1. Everything due by the clock's time is done (the objects' workflows do it).
             looks = 0
             while (step := await self._step(input, move=False)).outcome == "waiting":
+                self._continue_as_new_if_long(input, run_firings)
                 looks += 1
                 if looks % WAKE_AGAIN_AFTER == 0:
                     await self._wake(input.clock_id)
@@ -107,19 +98,36 @@ class TestClockAdvanceWorkflow:
             #    they ran already, with the advance that got the clock here.
             schedules: RunTestClockSchedulesResult = await workflow.execute_activity(
                 RUN_TEST_CLOCK_SCHEDULES,
-                RunTestClockSchedulesInput(clock_id=input.clock_id, run_due=started),
+                RunTestClockSchedulesInput(clock_id=input.clock_id, run_due=run_firings),
                 result_type=RunTestClockSchedulesResult,
                 start_to_close_timeout=SCHEDULES_TIMEOUT,
                 retry_policy=DURABLE_RETRY,
             )
-            started = True
+            run_firings = False
             self._state.payout_runs += schedules.runs
-            # 3. On to the next moment something falls due (or the target: ready).
+            # 3. On to the next moment something falls due (or the target: ready); "waiting":
+            #    something fell due at this time meanwhile (a booking with no hold), back to 1.
             step = await self._step(input, move=True, scheduled=schedules.next_firing)
             if step.outcome == "ready":
                 return self._state
             if step.outcome == "moved":
+                run_firings = True
                 await self._wake(input.clock_id)
+
+    def _continue_as_new_if_long(self, input: TestClockAdvanceInput, run_firings: bool) -> None:
+        """Before the history grows large: the same advance goes on in a new run, with its
+        counters (every step is idempotent, so it starts again at step 1)."""
+        if history_too_long(input.history_limit):
+            workflow.continue_as_new(
+                TestClockAdvanceInput(
+                    clock_id=input.clock_id,
+                    advance=input.advance,
+                    history_limit=input.history_limit,
+                    steps=self._state.steps,
+                    payout_runs=self._state.payout_runs,
+                    run_firings=run_firings,
+                )
+            )
 
     async def _step(
         self, input: TestClockAdvanceInput, *, move: bool, scheduled: datetime | None = None

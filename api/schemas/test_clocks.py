@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 
 from api.schemas.common import Attributes, Metadata, Name, RequestModel, ResponseModel, SellerId
-from contracts.test_clocks import test_clock_advance_workflow_id
+from contracts.test_clocks import clock_advance_workflow_id
 
 
 class TestClockCreate(RequestModel):
@@ -49,8 +49,6 @@ class TestClockOut(ResponseModel):
     @classmethod
     def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
         workflow_id = (
-            test_clock_advance_workflow_id(data.id, data.advance_count)
-            if data.advance_count
-            else None
+            clock_advance_workflow_id(data.id, data.advance_count) if data.advance_count else None
         )
         return Attributes(data, status=str(data.status), advance_workflow_id=workflow_id)

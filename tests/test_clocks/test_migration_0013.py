@@ -35,7 +35,7 @@ def test_0013_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
         market, clocks = Marketplace(), TestClocks()
         with db.begin() as conn:
             market.create_seller(conn, seller_id="s-live", name="Live", currency="USD")
-            clock, _ = clocks.create_clock(
+            clocks.create_clock(
                 conn, clock_id="c-1", name="C", frozen_time=datetime(2030, 1, 1, tzinfo=UTC)
             )
             seller = market.create_seller(
