@@ -73,3 +73,36 @@ async def test_four_weekly_payout_runs_over_a_month(admin: httpx.AsyncClient, ui
     await add_earning(admin, seller, "order-late", 5_000)
     await advance(admin, clock_id, (start + timedelta(weeks=6)).isoformat())
     assert len((await schedule(admin, seller))["recent_runs"]) == 4
+
+
+async def test_one_advance_runs_a_month_of_weekly_firings_in_order(
+    admin: httpx.AsyncClient, uid: str
+) -> None:
+    clock_id, seller = f"clock-{uid}", f"monthly-{uid}"
+    await create_clock(admin, clock_id)
+    await create_seller(admin, seller, hold_period="P7D", test_clock=clock_id)
+    await admin.put(
+        f"/v1/sellers/{seller}/payout_account",
+        json={
+            "account_number": ACCOUNT_PAID,
+            "routing_number": TEST_ROUTING_NUMBER,
+            "holder_name": "Jane Doe",
+        },
+    )
+    put = await admin.put(
+        f"/v1/sellers/{seller}/payout_schedule",
+        json={"interval": "weekly", "weekly_anchor": "monday", "time_of_day": "09:00"},
+    )
+    assert put.status_code == 200, put.text
+    # Booked on Monday 09:00: the hold ends the next Monday at 09:00, the time of the first run.
+    await add_earning(admin, seller, "order-1", 7_500)
+    start = at(START)
+    await advance(admin, clock_id, (start + timedelta(days=29)).isoformat())
+
+    runs = sorted((await schedule(admin, seller))["recent_runs"], key=lambda r: r["scheduled_at"])
+    assert [(at(r["scheduled_at"]), r["outcome"], r["amount"], r["reason"]) for r in runs] == [
+        (start + timedelta(weeks=1), "started", 7_500, None),
+        (start + timedelta(weeks=2), "skipped", None, "nothing_available"),
+        (start + timedelta(weeks=3), "skipped", None, "nothing_available"),
+        (start + timedelta(weeks=4), "skipped", None, "nothing_available"),
+    ]
