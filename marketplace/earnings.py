@@ -147,6 +147,7 @@ class Earnings(MarketCore):
         """
         check_aware(at, "at")
         row = self.locked_earning(conn, seller_id, order_id)
+        at = self.seller_clock_time(conn, seller_id) or at  # a test clock's seller: its time
         posting = row.status == EarningStatus.ON_HOLD
         if require_on_hold and not posting:
             raise _hold_ended(order_id, row.status)

@@ -67,3 +67,12 @@ async def test_a_rolling_reserve_is_released_when_its_period_passed_on_the_clock
     # Day 38: the reserve's period has passed on the clock; all of it is available.
     await advance(admin, clock_id, "2030-02-14T09:00:00+00:00")
     assert await balances(admin, seller) == money(10_000, 10_000, 10_000)
+
+    # An operator's early release on the clock: posted at the clock's time, its reserve held
+    # for the period from then.
+    await add_earning(admin, seller, "order-2", 5_000)
+    released = await admin.post(f"/v1/sellers/{seller}/holds/order-2/release")
+    assert released.status_code == 200, released.text
+    early = (await admin.get(f"/v1/sellers/{seller}/earnings/order-2")).json()
+    assert at(early["posted_at"]) == at("2030-02-14T09:00:00+00:00")
+    assert at(early["reserve_release_at"]) == at("2030-03-16T09:00:00+00:00")
