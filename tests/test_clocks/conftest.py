@@ -3,15 +3,27 @@ session's Temporal dev server and PostgreSQL), and helpers to drive a test clock
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import WorkflowHandle
 
 from tests.e2e.conftest import admin, stack  # noqa: F401 (fixtures)
 from tests.helpers import eventually
 
 START = "2030-01-07T09:00:00+00:00"  # a Monday
+HISTORIES = Path(__file__).parent.parent / "workflows" / "histories"
+
+
+async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With ``RECORD_HISTORIES=1``: keep the workflow's history for the replay tests
+    (``tests/workflows/test_replay.py``); re-record only after an intended, compatible change."""
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 def at(value: str) -> datetime:

@@ -18,7 +18,7 @@ from contracts.test_clocks import (
 from marketplace import Marketplace
 from marketplace.test_clocks import TestClocks
 from tests.e2e.conftest import Stack
-from tests.test_clocks.conftest import START, at
+from tests.test_clocks.conftest import START, at, record_history
 
 HOLDS = 6
 
@@ -48,9 +48,13 @@ async def test_an_advance_continues_as_new_and_reaches_its_target(
     )
     state = await handle.result()
     assert state.outcome == "ready" and state.steps > HOLDS
-    described = await temporal_env.client.get_workflow_handle(handle.id).describe()
+    last = temporal_env.client.get_workflow_handle(handle.id)
+    described = await last.describe()
     assert described.status == WorkflowExecutionStatus.COMPLETED
     assert described.run_id != handle.first_execution_run_id  # it continued as new
+    first = temporal_env.client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+    await record_history(first, "test_clock_advance_continue_as_new")
+    await record_history(last, "test_clock_advance_after_continue_as_new")
     with engine.connect() as conn:
         assert clocks.get_clock(conn, clock_id).frozen_time == start + timedelta(days=8)
         posted = [market.get_earning(conn, seller, f"o-{n}").posted_at for n in range(HOLDS)]

@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+from temporalio.testing import WorkflowEnvironment
 
 from tests.e2e.conftest import add_earning, balances, create_seller, money
-from tests.test_clocks.conftest import START, advance, at, create_clock
+from tests.test_clocks.conftest import START, advance, at, create_clock, record_history
 
 
 async def test_an_unresolved_dispute_is_lost_when_the_clock_passes_its_deadline(
-    admin: httpx.AsyncClient, uid: str
+    admin: httpx.AsyncClient, temporal_env: WorkflowEnvironment, uid: str
 ) -> None:
     clock_id, seller = f"clock-{uid}", f"disputed-{uid}"
     start = at(START)
@@ -57,3 +58,7 @@ async def test_an_unresolved_dispute_is_lost_when_the_clock_passes_its_deadline(
     assert dispute["status"] == "lost"
     assert at(dispute["resolved_at"]) == deadline
     assert await balances(admin, seller) == money(7_000, 7_000, 7_000)
+    await record_history(
+        temporal_env.client.get_workflow_handle(f"dispute/cb-{uid}"),
+        "dispute_lost_at_test_clock_deadline",
+    )
