@@ -84,3 +84,23 @@ async def test_an_advance_goes_forward_once_at_a_time(
         assert at(clock["frozen_time"]) == target
 
     await eventually(ready)
+
+
+async def test_an_advance_with_an_idempotency_key_replays(
+    admin: httpx.AsyncClient, uid: str
+) -> None:
+    clock_id = f"clock-{uid}"
+    await create_clock(admin, clock_id)
+    url, headers = f"/v1/test_clocks/{clock_id}/advance", {"Idempotency-Key": f"adv-{uid}"}
+    body = {"frozen_time": "2030-01-08T09:00:00+00:00"}
+    first = await admin.post(url, json=body, headers=headers)
+    assert first.status_code == 202, first.text
+    again = await admin.post(url, json=body, headers=headers)
+    assert (again.status_code, again.headers.get("Idempotency-Replayed")) == (202, "true")
+    assert again.json() == first.json()
+
+    async def ready() -> None:
+        clock = (await admin.get(f"/v1/test_clocks/{clock_id}")).json()
+        assert (clock["status"], clock["advance_count"]) == ("ready", 1)
+
+    await eventually(ready)

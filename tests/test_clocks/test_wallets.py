@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.api.helpers import assert_problem
 from tests.test_clocks.conftest import START, advance, at, create_clock
 
 
@@ -50,3 +51,19 @@ async def test_a_lot_expires_when_the_clock_passes_its_expiry(
     expired = (await admin.get(f"/v1/wallets/{wallet}/top_ups/{lot['id']}")).json()
     assert (expired["status"], expired["expired_amount"]) == ("expired", 2_500)
     assert at(expired["expired_at"]) == at(expires_at)
+
+
+async def test_no_transfer_between_a_clocked_and_a_live_wallet(
+    admin: httpx.AsyncClient, uid: str
+) -> None:
+    clock_id = f"clock-{uid}"
+    await create_clock(admin, clock_id)
+    for wallet, clock in ((f"clocked-{uid}", clock_id), (f"live-{uid}", None)):
+        body = {"id": wallet, "owner": "u", "name": "W", "currency": "USD", "test_clock": clock}
+        assert (await admin.post("/v1/wallets", json=body)).status_code == 201
+    await admin.post(f"/v1/wallets/clocked-{uid}/top_ups", json={"amount": 100, "settled": True})
+    refused = await admin.post(
+        "/v1/wallet_transfers",
+        json={"from_wallet_id": f"clocked-{uid}", "to_wallet_id": f"live-{uid}", "amount": 50},
+    )
+    assert_problem(refused, 422, "validation_failed")
