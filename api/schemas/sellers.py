@@ -19,6 +19,7 @@ from api.schemas.common import (
     ResponseModel,
     SellerId,
 )
+from api.schemas.test_clocks import ClockId
 from contracts.holds import seller_holds_workflow_id
 from ledger_core.checks import MAX_AMOUNT
 from marketplace import RollingReserve
@@ -59,7 +60,7 @@ class SellerCreate(RequestModel):
     )
     rolling_reserve: RollingReserveIn | None = None
     metadata: Metadata = Field(default_factory=dict)
-    test_clock: SellerId | None = Field(
+    test_clock: ClockId | None = Field(
         default=None,
         description="A test clock's id: the seller's holds, reserves and payouts follow its "
         "time (fixed at creation).",

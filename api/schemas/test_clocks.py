@@ -10,11 +10,13 @@ from pydantic import AwareDatetime, Field
 from api.schemas.common import Attributes, Metadata, Name, RequestModel, ResponseModel, SellerId
 from contracts.test_clocks import clock_advance_workflow_id
 
+ClockId = SellerId  # the same ids: letters, digits and _ . : - (1-128 characters)
+
 
 class TestClockCreate(RequestModel):
     __test__ = False  # no test class for pytest
 
-    id: SellerId | None = Field(default=None, description="Chosen by the platform, or generated.")
+    id: ClockId | None = Field(default=None, description="Chosen by the platform, or generated.")
     name: Name
     frozen_time: AwareDatetime = Field(description="The clock's time, its objects' now.")
     metadata: Metadata = Field(default_factory=dict)

@@ -21,6 +21,7 @@ from api.schemas.common import (
     SellerId,
 )
 from api.schemas.sellers import BalanceViewOut
+from api.schemas.test_clocks import ClockId
 from contracts.wallets import wallet_expiries_workflow_id
 
 WalletId = SellerId  # the same ids: letters, digits and _ . : - (1-128 characters)
@@ -32,7 +33,7 @@ class WalletCreate(RequestModel):
     name: Name
     currency: Currency
     metadata: Metadata = Field(default_factory=dict)
-    test_clock: SellerId | None = Field(
+    test_clock: ClockId | None = Field(
         default=None,
         description="A test clock's id: the wallet's expiries follow its time (fixed at creation).",
     )
