@@ -95,6 +95,7 @@ class SellerActivities(DatabaseActivities):
             # A seller on a test clock waits for the clock's advance to wake it, not for a timer
             # in wall time (its timer is in the clock's time).
             timer_at=clock.timer_at if clock.test_clock_id is None else None,
+            test_clock_id=clock.test_clock_id,
             summary=HoldsSummary(
                 on_hold=clock.on_hold,
                 on_hold_count=clock.on_hold_count,
