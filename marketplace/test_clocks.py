@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, exists, or_, select, text
@@ -39,6 +39,8 @@ from marketplace.wallets import new_id
 
 # At most this many objects are woken per step (a test clock serves an integration test).
 WAKE_LIMIT = 1000
+# How far one advance may go: a year of daily payouts is 366 steps; further, advance again.
+MAX_ADVANCE = timedelta(days=366)
 
 
 class StepOutcome(enum.StrEnum):
@@ -173,6 +175,11 @@ class TestClocks:
         if frozen_time <= row.frozen_time:
             raise errors.TestClockNotLater(
                 f"frozen_time must be later than the clock's ({row.frozen_time.isoformat()})",
+                field="frozen_time",
+            )
+        if frozen_time - row.frozen_time > MAX_ADVANCE:
+            raise ValidationFailed(
+                f"an advance goes at most {MAX_ADVANCE.days} days ahead; advance again for more",
                 field="frozen_time",
             )
         updated = conn.execute(

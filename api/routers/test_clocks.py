@@ -96,10 +96,10 @@ async def advance_test_clock(
     response: Response,
 ) -> TestClockOut:
     """Advance the clock to ``frozen_time`` (later than the clock's: 422
-    ``test_clock_time_not_later`` otherwise). Answers at once with the clock ``advancing`` (202);
-    poll ``GET /v1/test_clocks/{id}`` until it is ``ready``. While it advances, another target is
-    a 409 ``test_clock_advancing``; the same one again answers 200 (and makes sure its workflow
-    runs)."""
+    ``test_clock_time_not_later`` otherwise; at most 366 days ahead). Answers at once with the
+    clock ``advancing`` (202); poll ``GET /v1/test_clocks/{id}`` until it is ``ready``. While it
+    advances, another target is a 409 ``test_clock_advancing``; the same one again answers 200
+    (and makes sure its workflow runs)."""
     clock, started = await run_in_threadpool(
         clocks.request_advance, conn, clock_id, body.frozen_time
     )

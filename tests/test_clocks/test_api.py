@@ -61,6 +61,8 @@ async def test_an_advance_goes_forward_once_at_a_time(
     for earlier in (START, "2030-01-01T00:00:00+00:00"):
         answer = await admin.post(url, json={"frozen_time": earlier})
         assert_problem(answer, 422, "test_clock_time_not_later")
+    too_far = await admin.post(url, json={"frozen_time": "2031-02-08T09:00:00+00:00"})
+    assert_problem(too_far, 422, "validation_failed")
 
     # An advance recorded, its workflow not started yet: the clock is advancing.
     target = datetime.fromisoformat("2030-01-08T09:00:00+00:00")
