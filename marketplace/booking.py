@@ -208,6 +208,8 @@ class Booking:
             entries=tuple(entries),
             status=TransactionStatus.PENDING,
             external_id=earning_external_id(seller, order),
+            # On a test clock the earning counts from the clock's time (statements, as-of reads).
+            effective_at=now if row.clock_time is not None else None,
             description=f"Earning of seller {seller} for order {order}",
             metadata={"kind": "earning", "seller_id": seller, "order_id": order},
         )

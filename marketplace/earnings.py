@@ -217,11 +217,19 @@ class Earnings(MarketCore):
             )
         account_id, currency = self.seller_account(conn, seller_id)
         platform = self.platform_ledger(conn, currency)
+        clock_time = self.seller_clock_time(conn, seller_id)
         txn = self.ledger.create_transaction(
             conn,
-            reserve_transaction(platform, account_id, seller_id, order_id, row.reserve_amount),
+            reserve_transaction(
+                platform,
+                account_id,
+                seller_id,
+                order_id,
+                row.reserve_amount,
+                effective_at=clock_time,
+            ),
         )
-        now = self.seller_now(conn, seller_id)
+        now = clock_time or utc_now()
         release_at = (at or now) + timedelta(seconds=row.reserve_period_seconds)
         _set(
             conn,

@@ -58,10 +58,17 @@ def reserve_external_id(seller_id: str, order_id: str) -> str:
 
 
 def reserve_transaction(
-    platform: PlatformLedger, account_id: uuid.UUID, seller_id: str, order_id: str, amount: int
+    platform: PlatformLedger,
+    account_id: uuid.UUID,
+    seller_id: str,
+    order_id: str,
+    amount: int,
+    *,
+    effective_at: datetime | None = None,
 ) -> NewLedgerTransaction:
     """An earning's rolling reserve: a pending debit of the seller's account (``account_id``)
-    to the platform's rolling reserve, until the reserve period ends."""
+    to the platform's rolling reserve, until the reserve period ends. ``effective_at``: a test
+    clock's time (None: when it is written)."""
     return NewLedgerTransaction(
         ledger_id=platform.ledger_id,
         entries=(
@@ -69,6 +76,7 @@ def reserve_transaction(
             NewEntry(platform.account(PlatformAccount.ROLLING_RESERVE), Direction.CREDIT, amount),
         ),
         status=TransactionStatus.PENDING,
+        effective_at=effective_at,
         external_id=reserve_external_id(seller_id, order_id),
         description=f"Rolling reserve of seller {seller_id} for order {order_id}",
         metadata={"kind": "reserve", "seller_id": seller_id, "order_id": order_id},
@@ -277,7 +285,12 @@ class Holds:
                 reserve_ids.append(reserve_id)
                 reserve_txns.append(
                     reserve_transaction(
-                        platform, account_id, seller_id, row.order_id, row.reserve_amount
+                        platform,
+                        account_id,
+                        seller_id,
+                        row.order_id,
+                        row.reserve_amount,
+                        effective_at=clock_time,
                     )
                 )
             updates.append(

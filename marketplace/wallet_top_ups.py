@@ -59,6 +59,8 @@ class WalletTopUps(WalletCore):
             conn,
             NewLedgerTransaction(
                 ledger_id=ledger_id,
+                # On a test clock it counts from the clock's time.
+                effective_at=now if wallet.test_clock_id is not None else None,
                 entries=(
                     NewEntry(accounts[WalletSystemAccount.FUNDING], Direction.DEBIT, amount),
                     NewEntry(wallet.ledger_account_id, Direction.CREDIT, amount),

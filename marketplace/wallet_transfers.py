@@ -74,6 +74,8 @@ class WalletTransfers(WalletCore):
             conn,
             NewLedgerTransaction(
                 ledger_id=ledger_id,
+                # On a test clock it counts from the clock's time.
+                effective_at=now if sender.test_clock_id is not None else None,
                 entries=(
                     NewEntry(
                         sender.ledger_account_id,

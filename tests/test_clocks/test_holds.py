@@ -25,6 +25,8 @@ async def test_a_seven_day_hold_ends_when_the_clock_passes_it(
     earning = await add_earning(admin, seller, "order-1", 10_000, fee=1_000)
     # Booked at the clock's time: the hold ends 7 days after it.
     assert at(earning["hold_until"]) == at(START) + timedelta(days=7)
+    txn = await admin.get(f"/v1/ledger_transactions/{earning['ledger_transaction_id']}")
+    assert at(txn.json()["effective_at"]) == at(START)  # it counts from the clock's time
     live_earning = await add_earning(admin, live, "order-1", 10_000, fee=1_000)
     assert at(live_earning["hold_until"]) > datetime.now(UTC) + timedelta(days=6)
 

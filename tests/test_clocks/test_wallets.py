@@ -40,6 +40,8 @@ async def test_a_lot_expires_when_the_clock_passes_its_expiry(
     assert response.status_code == 201, response.text
     lot = response.json()
     assert at(lot["settled_at"]) == at(START)
+    txn = await admin.get(f"/v1/ledger_transactions/{lot['ledger_transaction_id']}")
+    assert at(txn.json()["effective_at"]) == at(START)
     await admin.post(f"/v1/wallets/{wallet}/top_ups", json={"amount": 500, "settled": True})
     assert await wallet_money(admin, wallet) == (3_000, 2_500)
 
