@@ -9,10 +9,12 @@ An advance (``request_advance``) records its target (``advance_to``) and the clo
 ``advancing``; the advance workflow (``test-clock/<id>/<n>``) then calls ``advance_step`` until
 the clock is ``ready`` again. Each step either finds something due at or before ``frozen_time``
 not done yet (``waiting``: the workflow wakes the objects' workflows, ``due_objects``, and
-polls), or moves ``frozen_time`` to the earliest moment something of the clock's objects falls
-due (a hold's end, a reserve's release, a lot's expiry, a dispute's deadline, a payout
-schedule's firing, which the caller computes), never past the target (``moved``), or, with
-nothing left before the target, sets ``frozen_time`` to the target (``ready``). So everything
+polls), or, all of it done, answers ``settled`` when only asked to look (the workflow then runs
+the payout schedules' firings at that time) or moves ``frozen_time`` to the earliest moment
+something of the clock's objects falls due (a hold's end, a reserve's release, a lot's expiry, a
+dispute's deadline, a payout schedule's firing, which the caller computes), never past the
+target (``moved``), or, with nothing left before the target, sets ``frozen_time`` to the target
+(``ready``). So everything
 happens in time order: a 7-day hold ends before the weekly payout that pays it out.
 
 Every method takes a SQLAlchemy ``Connection`` inside a database transaction the caller owns.
