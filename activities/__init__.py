@@ -6,5 +6,6 @@ methods are registered under the activity names in ``contracts``: one module per
 ``ApplicationError``s) and ``results`` (the contract results built from domain objects).
 
 May import ``contracts``, ``marketplace``, ``ledger_core``, ``payment_rail``, ``observability``
-and ``temporal_calls`` (to pause a payout schedule); never ``workflows``, ``api`` or ``server``.
+and ``temporal_calls`` (to pause a payout schedule; a test clock's advance wakes workflows and
+runs schedules through it); never ``workflows``, ``api`` or ``server``.
 """

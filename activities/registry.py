@@ -19,6 +19,7 @@ from activities.payouts import (
     PayoutActivities,
 )
 from activities.sellers import DEFAULT_RELEASE_WINDOW, SellerActivities
+from activities.test_clocks import TestClockActivities
 from activities.wallets import WalletActivities
 from activities.webhooks import WebhookActivities
 from marketplace import InstantTerms, Marketplace
@@ -76,4 +77,5 @@ def build_activities(
         *payouts.all(),
         *WebhookActivities(engine).all(),
         WalletActivities(engine, marketplace).expire_wallet_lots,
+        *TestClockActivities(engine, client).all(),
     ]

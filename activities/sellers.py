@@ -67,7 +67,8 @@ class SellerActivities(DatabaseActivities):
     @activity.defn(name=SETTLE_HOLDS)
     def settle_holds(self, input: SettleHoldsInput) -> SettleHoldsResult:
         """A turn of the seller's hold workflow: post every earning whose hold ended by
-        ``input.at`` and release every reserve due, set-based, one database transaction per
+        ``input.at`` (a seller on a test clock: the clock's time) and release every reserve due,
+        set-based, one database transaction per
         batch (each idempotent: what was settled is no longer due), and record when to look
         next (``marketplace.holds``)."""
         deadline = time.monotonic() + SETTLE_BUDGET.total_seconds()
@@ -91,7 +92,10 @@ class SellerActivities(DatabaseActivities):
             posted=posted,
             released=released,
             more=batch.more,
-            timer_at=clock.timer_at,
+            # A seller on a test clock waits for the clock's advance to wake it, not for a timer
+            # in wall time (its timer is in the clock's time).
+            timer_at=clock.timer_at if clock.test_clock_id is None else None,
+            test_clock_id=clock.test_clock_id,
             summary=HoldsSummary(
                 on_hold=clock.on_hold,
                 on_hold_count=clock.on_hold_count,

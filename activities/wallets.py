@@ -22,7 +22,8 @@ class WalletActivities(DatabaseActivities):
 
     @activity.defn(name=EXPIRE_WALLET_LOTS)
     def expire_wallet_lots(self, input: ExpireWalletLotsInput) -> ExpireWalletLotsResult:
-        """A turn of the wallet's expiry workflow at ``input.at`` (its clock)."""
+        """A turn of the wallet's expiry workflow at ``input.at`` (its clock; a wallet on a test
+        clock: the test clock's time)."""
         deadline = time.monotonic() + EXPIRE_BUDGET.total_seconds()
         lots = amount = 0
         while True:
@@ -33,7 +34,10 @@ class WalletActivities(DatabaseActivities):
             lots += turn.expired_lots
             amount += turn.expired_amount
             if not turn.more:
-                return ExpireWalletLotsResult(lots, amount, False, turn.timer_at)
+                # A wallet on a test clock waits for the clock's advance to wake it, not for a
+                # timer in wall time (its timer is in the clock's time).
+                timer_at = turn.timer_at if turn.test_clock_id is None else None
+                return ExpireWalletLotsResult(lots, amount, False, timer_at)
             if time.monotonic() >= deadline:
                 return ExpireWalletLotsResult(lots, amount, True, None)
             activity.heartbeat(lots)

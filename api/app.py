@@ -35,6 +35,7 @@ from api.routers import (
     refunds,
     sellers,
     statements,
+    test_clocks,
     wallets,
     webhooks,
 )
@@ -144,6 +145,7 @@ def create_app(
         webhooks,
         wallets,
         statements,
+        test_clocks,
     ):
         app.include_router(module.router)
     app.include_router(wallets.transfers)

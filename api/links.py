@@ -220,6 +220,16 @@ LINKS: Mapping[tuple[str, int], Mapping[str, Link]] = {
             "DELETE /v1/webhook_endpoints/{endpoint_id}", "Delete it.", {"path.endpoint_id": _ID}
         ),
     },
+    ("POST /v1/test_clocks", 201): {
+        "GetTestClock": Link(
+            "GET /v1/test_clocks/{clock_id}", "The clock created.", {"path.clock_id": _ID}
+        ),
+        "AdvanceTestClock": Link(
+            "POST /v1/test_clocks/{clock_id}/advance",
+            "Move its time forward.",
+            {"path.clock_id": _ID},
+        ),
+    },
 }
 
 

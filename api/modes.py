@@ -141,6 +141,9 @@ WITHIN_ROOT = frozenset({"order_id", "top_up_id", "spend_id"})
 
 # Paths of live money only: a test key gets a 403 ``live_mode_only`` (see ``LiveModeOnly``).
 LIVE_ONLY_PARAMS = frozenset({"statement_id"})
+# Paths of test mode only (test clocks): a live key gets a 403 ``test_mode_only``
+# (``TestModeOnly``).
+TEST_ONLY_PARAMS = frozenset({"clock_id"})
 
 
 class ModeCache:
@@ -263,6 +266,20 @@ async def require_live_mode(request: Request) -> None:
 
 
 LiveModeOnly = Depends(require_live_mode)
+
+
+async def require_test_mode(request: Request) -> None:
+    """Routes of test mode only (test clocks): a live key gets a 403."""
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, ApiKeyRecord) and principal.livemode:
+        raise Problem(
+            403,
+            "test_mode_only",
+            "Test clocks are test-mode objects; use a test key (sk_test_...).",
+        )
+
+
+TestModeOnly = Depends(require_test_mode)
 
 
 async def key_livemode(principal: CurrentPrincipal) -> bool:

@@ -90,6 +90,12 @@ MARKETPLACE_ERROR_STATUS: Mapping[str, int] = {
     "top_up_not_pending": 409,
     "invalid_top_up_state": 409,
     "refund_exceeds_spend": 422,
+    # Test clocks (marketplace.test_clocks).
+    "test_clock_not_found": 404,
+    "test_clock_exists": 409,
+    "test_clock_advancing": 409,
+    "test_clock_in_use": 409,
+    "test_clock_time_not_later": 422,
 }
 
 DOMAIN_ERROR_STATUS: Mapping[str, int] = {**LEDGER_ERROR_STATUS, **MARKETPLACE_ERROR_STATUS}

@@ -13,6 +13,8 @@ DISPUTE_WORKFLOW = "DisputeWorkflow"
 OPENED_UPDATE = "opened"
 RESOLVE_UPDATE = "resolve"
 RESOLVE_SIGNAL = "resolve_signal"
+# A test clock's advance passed the dispute's deadline (a dispute of a seller on a test clock).
+DEADLINE_SIGNAL = "deadline_passed"
 STATE_QUERY = "state"
 
 OPEN_DISPUTE = "open_dispute"
@@ -35,6 +37,9 @@ class DisputeInput:
     """Unresolved by then: lost."""
     reason: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    test_clock_id: str | None = None
+    """The seller's test clock: ``deadline`` is in its time, and the clock's advance tells the
+    workflow when it has passed (``DEADLINE_SIGNAL``) instead of a timer."""
 
 
 @dataclass

@@ -123,8 +123,10 @@ class SettleHoldsResult:
     more: bool
     """More was due than the activity's time allowed: run it again at once."""
     timer_at: datetime | None
-    """When to look next (None: nothing on hold)."""
+    """When to look next (None: nothing on hold, or a test clock's advance wakes it)."""
     summary: HoldsSummary = field(default_factory=HoldsSummary)
+    test_clock_id: str | None = None
+    """The seller's test clock (its advance wakes the workflow; no timer in wall time)."""
 
 
 @dataclass

@@ -55,6 +55,19 @@ class PayoutRunInput:
 
     seller_id: str
     spec: PayoutScheduleSpec
+    test_clock_id: str | None = None
+    """The seller's test clock: the schedule fires by its time (the clock's advance starts the
+    runs), never by wall time."""
+    scheduled_at: datetime | None = None
+    """A run a test clock's advance starts: the firing's time on the clock (a schedule's own
+    runs take the server's scheduled time)."""
+
+
+def payout_run_firing_id(seller_id: str, scheduled_at: datetime) -> str:
+    """The workflow id of the run of one firing, as the server names a schedule's runs (the
+    prefix, then the firing's time): a test clock's runs are named the same way."""
+    at = scheduled_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{payout_run_workflow_id(seller_id)}-{at}"
 
 
 @dataclass

@@ -20,6 +20,9 @@ commits. One module per kind of money movement:
 ``wallet_spends``        ``WalletSpends``: spends and their refunds
 ``wallet_transfers``     ``WalletTransfers``: transfers between wallets
 ``wallet_expiries``      ``WalletExpiries``: expiries, the expiry clock
+``test_clocks``          ``TestClocks``: a time of their own for the sellers and wallets on a
+                         clock (their now: ``MarketCore.seller_now``, ``wallet_now``), and an
+                         advance's steps
 ``service``              ``Marketplace``: sellers, earnings, disputes and wallets (``Wallets``)
                          on one core
 ``payout_accounts``      ``PayoutAccounts``: where a seller is paid, an account's status

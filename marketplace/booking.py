@@ -87,9 +87,12 @@ class BookingOutcome:
 _READ = text(
     """
 SELECT r.i, s.id AS seller_id, s.currency, s.ledger_account_id, s.hold_period_seconds,
-       s.reserve_percent_bp, s.reserve_period_seconds, s.livemode, e.order_id AS e_order_id
+       s.reserve_percent_bp, s.reserve_period_seconds, s.livemode, e.order_id AS e_order_id,
+       c.frozen_time AS clock_time
   FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS r(i int, seller_id text, order_id text)
   LEFT JOIN sellers s ON s.id = r.seller_id
+  -- A seller on a test clock books at the clock's time (MarketCore.seller_now, set-based).
+  LEFT JOIN test_clocks c ON c.id = s.test_clock_id
   LEFT JOIN earnings e ON e.seller_id = r.seller_id AND e.order_id = r.order_id
  ORDER BY r.i
 """
@@ -121,7 +124,7 @@ class Booking:
         ``atomic``: any item that cannot be booked raises ``BatchRejected`` and books none.
         ``at_commit``: the writes go with the commit (``ledger_core.deferred``); otherwise they
         run now, so that the caller reads them in the same transaction. ``now`` (default the
-        clock) is when the holds start."""
+        clock) is when the holds start; a seller on a test clock's, the clock's time."""
         if not 1 <= len(requests) <= MAX_BATCH:
             raise ValidationFailed(f"a batch books 1 to {MAX_BATCH} earnings", field="earnings")
         now = now or utc_now()
@@ -163,7 +166,8 @@ class Booking:
                 repeats.append((row.i, seen[key]))
             else:
                 seen[key] = row.i
-                new.append((row.i, *self._new_earning(conn, row, request, now)))
+                at = row.clock_time or now
+                new.append((row.i, *self._new_earning(conn, row, request, at)))
         ids = [uuid7() for _ in new]
         earnings = [
             dataclasses.replace(earning, ledger_transaction_id=txn_id)
@@ -206,6 +210,8 @@ class Booking:
             entries=tuple(entries),
             status=TransactionStatus.PENDING,
             external_id=earning_external_id(seller, order),
+            # On a test clock the earning counts from the clock's time (statements, as-of reads).
+            effective_at=now if row.clock_time is not None else None,
             description=f"Earning of seller {seller} for order {order}",
             metadata={"kind": "earning", "seller_id": seller, "order_id": order},
         )

@@ -19,7 +19,7 @@ from ledger_core import (
     ValidationFailed,
 )
 from marketplace import errors
-from marketplace.checks import check_amount, check_aware, check_id, check_order_id, utc_now
+from marketplace.checks import check_amount, check_aware, check_id, check_order_id
 from marketplace.events import EventType, dispute_object, record_event
 from marketplace.rows import from_row, page, row_by_id
 from marketplace.sellers import MarketCore
@@ -86,7 +86,7 @@ class Disputes(MarketCore):
             raise errors.DisputeConflict(
                 f"dispute {dispute_id!r} exists with different terms", dispute_id=dispute_id
             ) from exc
-        now = utc_now()
+        now = self.seller_now(conn, seller_id)
         inserted = conn.execute(
             pg_insert(disputes)
             .values(
@@ -133,7 +133,7 @@ class Disputes(MarketCore):
                 self.ledger.archive_transaction(conn, row.ledger_transaction_id)
             else:
                 self.ledger.post_transaction(conn, row.ledger_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, row.seller_id)
             conn.execute(
                 disputes.update()
                 .where(disputes.c.id == dispute_id)

@@ -147,6 +147,7 @@ class Earnings(MarketCore):
         """
         check_aware(at, "at")
         row = self.locked_earning(conn, seller_id, order_id)
+        at = self.seller_clock_time(conn, seller_id) or at  # a test clock's seller: its time
         posting = row.status == EarningStatus.ON_HOLD
         if require_on_hold and not posting:
             raise _hold_ended(order_id, row.status)
@@ -168,7 +169,7 @@ class Earnings(MarketCore):
             )
         if posting:
             self.ledger.post_transaction(conn, row.ledger_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, seller_id)
             _set(
                 conn,
                 seller_id,
@@ -216,18 +217,27 @@ class Earnings(MarketCore):
             )
         account_id, _ = self.seller_account(conn, seller_id)
         platform = self.seller_platform(conn, seller_id)
+        clock_time = self.seller_clock_time(conn, seller_id)
         txn = self.ledger.create_transaction(
             conn,
-            reserve_transaction(platform, account_id, seller_id, order_id, row.reserve_amount),
+            reserve_transaction(
+                platform,
+                account_id,
+                seller_id,
+                order_id,
+                row.reserve_amount,
+                effective_at=clock_time,
+            ),
         )
-        release_at = (at or utc_now()) + timedelta(seconds=row.reserve_period_seconds)
+        now = clock_time or utc_now()
+        release_at = (at or now) + timedelta(seconds=row.reserve_period_seconds)
         _set(
             conn,
             seller_id,
             order_id,
             reserve_transaction_id=txn.id,
             reserve_release_at=release_at,
-            updated_at=utc_now(),
+            updated_at=now,
         )
         return self.get_earning(conn, seller_id, order_id)
 
@@ -241,7 +251,7 @@ class Earnings(MarketCore):
             )
         if row.reserve_released_at is None:
             self.ledger.archive_transaction(conn, row.reserve_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, seller_id)
             _set(conn, seller_id, order_id, reserve_released_at=now, updated_at=now)
             self.note_available_balance(conn, seller_id)
         return self.get_earning(conn, seller_id, order_id)
@@ -257,7 +267,7 @@ class Earnings(MarketCore):
             raise _hold_ended(order_id, row.status)
         if row.status == EarningStatus.ON_HOLD:
             self.ledger.archive_transaction(conn, row.ledger_transaction_id)
-            now = utc_now()
+            now = self.seller_now(conn, seller_id)
             _set(
                 conn,
                 seller_id,

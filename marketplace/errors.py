@@ -222,6 +222,43 @@ class WalletTransferNotFound(NotFound):
     code = "wallet_transfer_not_found"
 
 
+# -------------------------------------------------------------------- test clocks
+# (``__test__ = False``: named Test..., they are no test classes for pytest.)
+
+
+class TestClockNotFound(NotFound):
+    __test__ = False
+    code = "test_clock_not_found"
+
+
+class TestClockExists(IdempotencyConflict):
+    """A test clock with this id exists with another name or time."""
+
+    __test__ = False
+    code = "test_clock_exists"
+
+
+class TestClockAdvancing(InvalidStateTransition):
+    """The clock is advancing: it cannot advance elsewhere or be deleted until it is ready."""
+
+    __test__ = False
+    code = "test_clock_advancing"
+
+
+class TestClockInUse(InvalidStateTransition):
+    """The clock still has sellers or wallets: it is not deleted."""
+
+    __test__ = False
+    code = "test_clock_in_use"
+
+
+class TestClockNotLater(ValidationFailed):
+    """An advance must move the clock forward (to a ``frozen_time`` later than its own)."""
+
+    __test__ = False
+    code = "test_clock_time_not_later"
+
+
 # -------------------------------------------------------------------- not found, worded once
 
 
@@ -261,3 +298,7 @@ def wallet_transfer_not_found(transfer_id: str) -> WalletTransferNotFound:
     return WalletTransferNotFound(
         f"wallet transfer {transfer_id!r} not found", resource="wallet_transfer"
     )
+
+
+def clock_not_found(clock_id: str) -> TestClockNotFound:
+    return TestClockNotFound(f"test clock {clock_id!r} not found", resource="test_clock")

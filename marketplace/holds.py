@@ -58,10 +58,17 @@ def reserve_external_id(seller_id: str, order_id: str) -> str:
 
 
 def reserve_transaction(
-    platform: PlatformLedger, account_id: uuid.UUID, seller_id: str, order_id: str, amount: int
+    platform: PlatformLedger,
+    account_id: uuid.UUID,
+    seller_id: str,
+    order_id: str,
+    amount: int,
+    *,
+    effective_at: datetime | None = None,
 ) -> NewLedgerTransaction:
     """An earning's rolling reserve: a pending debit of the seller's account (``account_id``)
-    to the platform's rolling reserve, until the reserve period ends."""
+    to the platform's rolling reserve, until the reserve period ends. ``effective_at``: a test
+    clock's time (None: when it is written)."""
     return NewLedgerTransaction(
         ledger_id=platform.ledger_id,
         entries=(
@@ -69,6 +76,7 @@ def reserve_transaction(
             NewEntry(platform.account(PlatformAccount.ROLLING_RESERVE), Direction.CREDIT, amount),
         ),
         status=TransactionStatus.PENDING,
+        effective_at=effective_at,
         external_id=reserve_external_id(seller_id, order_id),
         description=f"Rolling reserve of seller {seller_id} for order {order_id}",
         metadata={"kind": "reserve", "seller_id": seller_id, "order_id": order_id},
@@ -156,8 +164,10 @@ UPDATE earnings e
 
 _CLOCK_READ = text(
     """
-SELECT c.timer_at, c.not_before, b.on_hold, b.on_hold_count, b.in_reserve, b.in_reserve_count
+SELECT c.timer_at, c.not_before, b.on_hold, b.on_hold_count, b.in_reserve, b.in_reserve_count,
+       s.test_clock_id
   FROM seller_balances b LEFT JOIN seller_hold_clocks c ON c.seller_id = b.seller_id
+  JOIN sellers s ON s.id = b.seller_id
  WHERE b.seller_id = :seller
 """
 )
@@ -169,7 +179,11 @@ SELECT seller_id FROM (
     SELECT seller_id, wake_requested_on AS since FROM seller_hold_clocks
      WHERE wake_requested_on < now() - :grace
     UNION ALL
-    SELECT seller_id, timer_at FROM seller_hold_clocks WHERE timer_at < now() - :grace
+    -- A timer in a test clock's time is no wall time: the clock's advance wakes its sellers.
+    SELECT seller_id, timer_at FROM seller_hold_clocks c
+     WHERE timer_at < now() - :grace
+       AND NOT EXISTS (SELECT 1 FROM sellers s
+                        WHERE s.id = c.seller_id AND s.test_clock_id IS NOT NULL)
 ) late
 WHERE starts_with(seller_id, :prefix)
 GROUP BY seller_id
@@ -221,6 +235,8 @@ class HoldClock:
     on_hold_count: int
     in_reserve: int
     in_reserve_count: int
+    test_clock_id: str | None = None
+    """The seller's test clock: its timer is in the clock's time, and an advance wakes it."""
 
 
 class Holds:
@@ -246,13 +262,16 @@ class Holds:
         commit (``ledger_core.deferred``). Rows another transaction holds (a refund, an
         operator's release) are left for the next turn."""
         check_aware(at, "at")
+        # A seller on a test clock settles what is due by the clock's time, at that time.
+        clock_time = self.market.seller_clock_time(conn, seller_id)
+        at = clock_time or at
         due = conn.execute(_DUE_HOLDS, {"seller": seller_id, "at": at, "limit": limit}).all()
         reserves = conn.execute(
             _DUE_RESERVES, {"seller": seller_id, "at": at, "limit": limit}
         ).all()
         account_id, currency = self.market.seller_account(conn, seller_id)
         platform = self.market.seller_platform(conn, seller_id)
-        now = utc_now()
+        now = clock_time or utc_now()
         updates: list[dict[str, Any]] = []
         posted: list[Earning] = []
         reserve_txns: list[NewLedgerTransaction] = []
@@ -266,7 +285,12 @@ class Holds:
                 reserve_ids.append(reserve_id)
                 reserve_txns.append(
                     reserve_transaction(
-                        platform, account_id, seller_id, row.order_id, row.reserve_amount
+                        platform,
+                        account_id,
+                        seller_id,
+                        row.order_id,
+                        row.reserve_amount,
+                        effective_at=clock_time,
                     )
                 )
             updates.append(
@@ -377,6 +401,7 @@ class Holds:
             on_hold_count=int(row.on_hold_count),
             in_reserve=int(row.in_reserve),
             in_reserve_count=int(row.in_reserve_count),
+            test_clock_id=row.test_clock_id,
         )
 
     def sellers_to_wake(

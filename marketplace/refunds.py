@@ -33,7 +33,7 @@ from ledger_core import (
     TransactionStatus,
     ValidationFailed,
 )
-from marketplace.checks import check_amount_or_none, utc_now
+from marketplace.checks import check_amount_or_none
 from marketplace.errors import (
     InvalidEarningState,
     RefundConflict,
@@ -116,7 +116,7 @@ class Refunds(OnMarketplace):
         seller_amount = amount - fee_amount
         seller = self.marketplace.get_seller(conn, row.seller_id)
         platform = self.marketplace.platform_ledger(conn, seller.currency, livemode=seller.livemode)
-        now = utc_now()
+        now = self.marketplace.seller_now(conn, row.seller_id)  # a test clock's seller: its time
         earning_values: dict[str, Any] = {"refunded_amount": after, "updated_at": now}
         txn_id: uuid.UUID | None
         if row.status == EarningStatus.ON_HOLD:

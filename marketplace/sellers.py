@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Select, select, text
@@ -32,7 +32,7 @@ from marketplace import errors
 from marketplace.checks import check_id, utc_now
 from marketplace.events import record_available_change
 from marketplace.rows import from_row, page
-from marketplace.tables import platform_ledgers, sellers
+from marketplace.tables import platform_ledgers, sellers, test_clocks
 from marketplace.types import (
     Page,
     PlatformAccount,
@@ -68,6 +68,9 @@ class MarketCore:
         # account and currency): cached per process, so hot paths skip the lookups.
         self._platforms: dict[tuple[str, bool], PlatformLedger] = {}
         self._seller_accounts: dict[str, tuple[uuid.UUID, str, bool]] = {}
+        # Sellers on no test clock (a seller's clock is fixed at creation): their now is the
+        # wall clock's without a query.
+        self._unclocked: set[str] = set()
         self._cache_lock = threading.Lock()
 
     def platform_ledger(self, conn: Connection, currency: str, *, livemode: bool) -> PlatformLedger:
@@ -179,6 +182,31 @@ class MarketCore:
             self._seller_accounts[seller_id] = (row.ledger_account_id, row.currency, row.livemode)
         return row.ledger_account_id, row.currency, row.livemode
 
+    def seller_clock(self, conn: Connection, seller_id: str) -> tuple[str, datetime] | None:
+        """The seller's test clock and its time (``marketplace.test_clocks``), or None for a
+        seller on the wall clock (or unknown). The one place a seller's now is resolved."""
+        if seller_id in self._unclocked:
+            return None
+        row = conn.execute(_SELLER_CLOCK, {"seller": seller_id}).one_or_none()
+        if row is None:
+            return None
+        if row.test_clock_id is None:
+            with self._cache_lock:
+                if len(self._unclocked) > 500_000:
+                    self._unclocked.clear()
+                self._unclocked.add(seller_id)
+            return None
+        return row.test_clock_id, row.frozen_time
+
+    def seller_clock_time(self, conn: Connection, seller_id: str) -> datetime | None:
+        """The time of the seller's test clock, or None for a seller on the wall clock."""
+        clock = self.seller_clock(conn, seller_id)
+        return clock[1] if clock is not None else None
+
+    def seller_now(self, conn: Connection, seller_id: str) -> datetime:
+        """The seller's now: its test clock's time, else the wall clock's."""
+        return self.seller_clock_time(conn, seller_id) or utc_now()
+
     @staticmethod
     def _platform_ledger_id(conn: Connection, currency: str, livemode: bool) -> uuid.UUID | None:
         value: uuid.UUID | None = conn.execute(
@@ -223,9 +251,12 @@ class Sellers(MarketCore):
         rolling_reserve: RollingReserve | None = None,
         metadata: dict[str, Any] | None = None,
         livemode: bool = True,
+        test_clock_id: str | None = None,
     ) -> Seller:
         """Create a seller and its credit-normal ledger account (external_id ``seller:<id>``)
         in the platform ledger of its currency and mode (``livemode`` False: test mode).
+        ``test_clock_id``: the seller lives on that test clock's time (``test_clock_not_found``
+        if there is none; test mode only).
 
         The same request again returns the seller; other attributes raise ``SellerExists``, and
         so does an id taken in the other mode (ids are one namespace).
@@ -239,6 +270,7 @@ class Sellers(MarketCore):
 
         existing = self._seller_row(conn, seller_id)
         if existing is None:
+            check_test_clock(conn, test_clock_id, livemode=livemode)
             platform = self.platform_ledger(conn, currency, livemode=livemode)
             account = self.ledger.create_account(
                 conn,
@@ -259,6 +291,7 @@ class Sellers(MarketCore):
                     reserve_percent_bp=reserve_bp,
                     reserve_period_seconds=reserve_seconds,
                     ledger_account_id=account.id,
+                    test_clock_id=test_clock_id,
                     metadata=metadata,
                     created_at=now,
                     updated_at=now,
@@ -279,6 +312,7 @@ class Sellers(MarketCore):
             and existing.reserve_period_seconds == reserve_seconds
             and existing.metadata == metadata
             and existing.livemode == livemode
+            and existing.test_clock_id == test_clock_id
         )
         if not same:
             raise errors.SellerExists(
@@ -381,6 +415,14 @@ class Sellers(MarketCore):
         )
 
 
+_SELLER_CLOCK = text(
+    """
+SELECT s.test_clock_id, c.frozen_time
+  FROM sellers s LEFT JOIN test_clocks c ON c.id = s.test_clock_id
+ WHERE s.id = :seller
+"""
+)
+
 _LOCK_SELLER = text("SELECT 1 FROM seller_balances WHERE seller_id = :seller FOR NO KEY UPDATE")
 
 # Seller accounts are credit-normal (what the platform owes); the views follow DESIGN.md.
@@ -399,6 +441,20 @@ SELECT s.currency, l.currency_exponent, s.ledger_account_id, a.pending_debits, a
  WHERE s.id = :seller
 """
 )
+
+
+def check_test_clock(conn: Connection, clock_id: str | None, *, livemode: bool) -> None:
+    """A new seller's or wallet's test clock exists (``test_clock_not_found`` otherwise). Test
+    clocks are test-mode objects: to a live seller or wallet, none exists."""
+    if clock_id is None:
+        return
+    if livemode:
+        raise errors.clock_not_found(clock_id)
+    found = conn.execute(
+        select(test_clocks.c.id).where(test_clocks.c.id == clock_id)
+    ).scalar_one_or_none()
+    if found is None:
+        raise errors.clock_not_found(clock_id)
 
 
 def _check_period(value: timedelta, field: str, *, allow_zero: bool) -> int:

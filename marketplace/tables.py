@@ -2,7 +2,8 @@
 (``server/migrations`` owns the schema: these tables build queries and create nothing):
 sellers and earnings (0003), payouts, refunds, payout runs and reconciliation (0004), events and
 webhooks (0005), wallets (0010), payout items (0011), test mode (0012: ``livemode`` on the
-roots). One ``MetaData``, with the ledger's naming convention (``ledger_core.schema``)."""
+roots), test clocks (0013). One ``MetaData``, with the ledger's naming convention
+(``ledger_core.schema``)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ sellers = Table(
     Column("reserve_period_seconds", BigInteger),
     Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal seller account"),
     Column("instant_daily_limit", BigInteger, comment="own instant limit; NULL: the platform's"),
+    Column("test_clock_id", Text, comment="the test clock whose time is the seller's now"),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -310,6 +312,7 @@ wallets = Table(
     Column("name", Text, nullable=False),
     Column("currency", Text, nullable=False),
     Column("ledger_account_id", Uuid, nullable=False, comment="credit-normal wallet account"),
+    Column("test_clock_id", Text, comment="the test clock whose time is the wallet's now"),
     Column("metadata", JSONB, nullable=False),
     Column("expiry_timer_at", DateTime(timezone=True), comment="when expiries are looked at next"),
     Column("expiry_wake_requested_at", DateTime(timezone=True), comment="earliest wake asked"),
@@ -406,4 +409,20 @@ payout_items = Table(
     Column("effective_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("released_at", DateTime(timezone=True), comment="its payout failed or was cancelled"),
+)
+
+# ------------------------------------------------------------------ test clocks (0013)
+
+test_clocks = Table(
+    "test_clocks",
+    metadata,
+    Column("id", Text, primary_key=True, comment="clock_<uuid7>, or chosen"),
+    Column("name", Text, nullable=False),
+    Column("frozen_time", DateTime(timezone=True), nullable=False, comment="its objects' now"),
+    Column("status", Text, nullable=False, comment="ready | advancing"),
+    Column("advance_to", DateTime(timezone=True), comment="the target while advancing"),
+    Column("advance_count", Integer, nullable=False, comment="advances requested so far"),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -102,6 +102,8 @@ class Seller:
     """The seller's own daily limit of instant payouts (minor units); None: the platform's."""
     livemode: bool = True
     """False: a test-mode seller (and everything it owns), seen only by test keys."""
+    test_clock_id: str | None = None
+    """The test clock whose time is this seller's now (None: the wall clock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +374,8 @@ class Wallet:
     updated_at: datetime
     livemode: bool = True
     """False: a test-mode wallet (and everything it owns), seen only by test keys."""
+    test_clock_id: str | None = None
+    """The test clock whose time is this wallet's now (None: the wall clock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,3 +494,31 @@ class ExpiryTurn:
     """More was due than one batch: run again at once."""
     timer_at: datetime | None
     """The earliest expiry still ahead (None: nothing in the wallet expires)."""
+    test_clock_id: str | None = None
+    """The wallet's test clock: ``timer_at`` is in its time, and its advance wakes the wallet."""
+
+
+class TestClockStatus(enum.StrEnum):
+    __test__ = False  # no test class for pytest
+
+    READY = "ready"  # everything due by frozen_time has happened
+    ADVANCING = "advancing"  # stepping towards advance_to
+
+
+@dataclass(frozen=True, slots=True)
+class TestClock:
+    """A time of its own for the sellers and wallets created on it (``marketplace.test_clocks``)."""
+
+    __test__ = False  # no test class for pytest
+
+    id: str
+    name: str
+    frozen_time: datetime
+    """The clock's objects' now."""
+    status: TestClockStatus
+    advance_to: datetime | None
+    """The target of the advance under way (None when ready)."""
+    advance_count: int
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime

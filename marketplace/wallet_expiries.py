@@ -38,6 +38,7 @@ class WalletExpiries(WalletCore):
         At most ``limit`` lots per call (``more``: run again)."""
         check_aware(at, "at")
         wallet = self._lock_wallet(conn, wallet_id)
+        at = self.wallet_now(conn, wallet, at)  # a wallet on a test clock: the clock's time
         due = conn.execute(
             select(wallet_lots)
             .where(
@@ -114,7 +115,11 @@ class WalletExpiries(WalletCore):
                 )
             )
         return ExpiryTurn(
-            expired_lots=len(due), expired_amount=expired_amount, more=more, timer_at=timer_at
+            expired_lots=len(due),
+            expired_amount=expired_amount,
+            more=more,
+            timer_at=timer_at,
+            test_clock_id=wallet.test_clock_id,
         )
 
     def wallets_to_wake(
@@ -154,7 +159,8 @@ _TO_WAKE = text(
     """
 SELECT id FROM wallets
  WHERE (expiry_wake_requested_on < now() - CAST(:grace AS interval)
-        OR expiry_timer_at < now() - CAST(:grace AS interval))
+        -- A timer in a test clock's time is no wall time: the clock's advance wakes it.
+        OR (expiry_timer_at < now() - CAST(:grace AS interval) AND test_clock_id IS NULL))
    AND id LIKE :prefix
  ORDER BY id
  LIMIT :limit

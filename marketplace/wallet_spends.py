@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 
 from ledger_core import Direction, NewEntry, NewLedgerTransaction
 from marketplace import errors
-from marketplace.checks import check_amount, check_amount_or_none, utc_now
+from marketplace.checks import check_amount, check_amount_or_none
 from marketplace.events import EventType
 from marketplace.rows import from_row, page
 from marketplace.tables import wallet_refunds, wallet_spend_lots, wallet_spends
@@ -44,8 +44,8 @@ class WalletSpends(WalletCore):
         is less than ``amount``; the ledger's condition (available >= 0) holds it too."""
         check_amount(amount, "amount")
         check_description(description)
-        now = now or utc_now()
         wallet = self._lock_wallet(conn, wallet_id)
+        now = self.wallet_now(conn, wallet, now)
         taken = self._take(conn, wallet, amount, now)
         ledger_id, accounts = self.wallet_system_accounts(
             conn, wallet.currency, livemode=wallet.livemode
@@ -55,6 +55,8 @@ class WalletSpends(WalletCore):
             conn,
             NewLedgerTransaction(
                 ledger_id=ledger_id,
+                # On a test clock it counts from the clock's time.
+                effective_at=now if wallet.test_clock_id is not None else None,
                 entries=(
                     NewEntry(
                         wallet.ledger_account_id,
@@ -125,8 +127,8 @@ class WalletSpends(WalletCore):
         the spend (``RefundExceedsSpend``). The money goes back to the lots the spend took from,
         the latest-expiring first (see ``marketplace.wallets``)."""
         check_amount_or_none(amount)
-        now = now or utc_now()
         wallet = self._lock_wallet(conn, wallet_id)
+        now = self.wallet_now(conn, wallet, now)
         spend = self.get_spend(conn, wallet_id, spend_id)
         left = spend.amount - spend.refunded_amount
         if amount is None:
@@ -157,6 +159,8 @@ class WalletSpends(WalletCore):
             conn,
             NewLedgerTransaction(
                 ledger_id=ledger_id,
+                # On a test clock it counts from the clock's time.
+                effective_at=now if wallet.test_clock_id is not None else None,
                 entries=(
                     NewEntry(accounts[WalletSystemAccount.SPENDS], Direction.DEBIT, amount),
                     NewEntry(wallet.ledger_account_id, Direction.CREDIT, amount),

@@ -49,10 +49,10 @@ class WalletTopUps(WalletCore):
         (``settle_top_up`` / ``fail_top_up``), or posted at once (``settled``). ``expires_at``:
         what remains of it then goes to breakage (it must be later than ``now``)."""
         check_amount(amount, "amount")
-        now = now or utc_now()
+        wallet = self._lock_wallet(conn, wallet_id)
+        now = self.wallet_now(conn, wallet, now)
         if expires_at is not None:
             _check_expiry(expires_at, now)
-        wallet = self._lock_wallet(conn, wallet_id)
         ledger_id, accounts = self.wallet_system_accounts(
             conn, wallet.currency, livemode=wallet.livemode
         )
@@ -61,6 +61,8 @@ class WalletTopUps(WalletCore):
             conn,
             NewLedgerTransaction(
                 ledger_id=ledger_id,
+                # On a test clock it counts from the clock's time.
+                effective_at=now if wallet.test_clock_id is not None else None,
                 entries=(
                     NewEntry(accounts[WalletSystemAccount.FUNDING], Direction.DEBIT, amount),
                     NewEntry(wallet.ledger_account_id, Direction.CREDIT, amount),
@@ -102,7 +104,7 @@ class WalletTopUps(WalletCore):
     def settle_top_up(self, conn: Connection, wallet_id: str, top_up_id: str) -> WalletLot:
         """The top-up's funding arrived: post it (its money is available). Settling a settled
         top-up returns it as it is; a failed one raises ``TopUpNotPending``."""
-        self._lock_wallet(conn, wallet_id)
+        wallet = self._lock_wallet(conn, wallet_id)
         lot = self._top_up(conn, wallet_id, top_up_id)
         if lot.status is LotStatus.SETTLED or lot.status is LotStatus.EXPIRED:
             return lot
@@ -112,7 +114,7 @@ class WalletTopUps(WalletCore):
                 status=str(lot.status),
             )
         self.ledger.post_transaction(conn, lot.ledger_transaction_id)
-        now = utc_now()
+        now = self.wallet_now(conn, wallet)
         lot = self._update_lot(conn, top_up_id, status=str(LotStatus.SETTLED), settled_at=now)
         if lot.expires_at is not None:
             self._request_wake(conn, wallet_id, lot.expires_at)
@@ -150,10 +152,10 @@ class WalletTopUps(WalletCore):
         """An operator's change of a lot's expiry: a new ``expires_at`` (later than ``now``:
         extend, or bring forward) or None (it never expires). A failed or expired lot raises
         ``InvalidTopUpState``."""
-        now = now or utc_now()
+        wallet = self._lock_wallet(conn, wallet_id)
+        now = self.wallet_now(conn, wallet, now)
         if expires_at is not None:
             _check_expiry(expires_at, now)
-        self._lock_wallet(conn, wallet_id)
         lot = self._top_up(conn, wallet_id, top_up_id)
         if lot.status not in (LotStatus.PENDING, LotStatus.SETTLED):
             raise errors.InvalidTopUpState(

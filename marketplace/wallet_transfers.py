@@ -19,7 +19,7 @@ from ledger_core import (
     ValidationFailed,
 )
 from marketplace import errors
-from marketplace.checks import check_amount, utc_now
+from marketplace.checks import check_amount
 from marketplace.events import EventType
 from marketplace.rows import from_row
 from marketplace.tables import wallet_lots, wallet_transfers
@@ -50,7 +50,6 @@ class WalletTransfers(WalletCore):
         check_description(description)
         if from_wallet_id == to_wallet_id:
             raise ValidationFailed("a transfer needs two different wallets", field="to_wallet_id")
-        now = now or utc_now()
         # Both wallets locked, in id order (no lock cycle between opposite transfers).
         locked = {w: self._lock_wallet(conn, w) for w in sorted((from_wallet_id, to_wallet_id))}
         sender, receiver = locked[from_wallet_id], locked[to_wallet_id]
@@ -64,6 +63,13 @@ class WalletTransfers(WalletCore):
                 from_currency=sender.currency,
                 to_currency=receiver.currency,
             )
+        if sender.test_clock_id != receiver.test_clock_id:
+            # Their nows differ: the expiry dates handed on would mean another time.
+            raise ValidationFailed(
+                "a transfer needs two wallets on the same test clock (or both on none)",
+                field="to_wallet_id",
+            )
+        now = self.wallet_now(conn, sender, now)
         taken = self._take(conn, sender, amount, now)
         ledger_id, _ = self.wallet_system_accounts(conn, sender.currency, livemode=sender.livemode)
         transfer_id = new_id("wtr")
@@ -71,6 +77,8 @@ class WalletTransfers(WalletCore):
             conn,
             NewLedgerTransaction(
                 ledger_id=ledger_id,
+                # On a test clock it counts from the clock's time.
+                effective_at=now if sender.test_clock_id is not None else None,
                 entries=(
                     NewEntry(
                         sender.ledger_account_id,

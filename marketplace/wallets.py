@@ -89,8 +89,8 @@ from marketplace import errors
 from marketplace.checks import check_id, utc_now
 from marketplace.events import EventType, NewEvent, iso, record_events, wallet_stream
 from marketplace.rows import from_row, page
-from marketplace.sellers import MarketCore
-from marketplace.tables import platform_ledgers, wallet_lots, wallets
+from marketplace.sellers import MarketCore, check_test_clock
+from marketplace.tables import platform_ledgers, test_clocks, wallet_lots, wallets
 from marketplace.types import (
     LotStatus,
     Page,
@@ -178,12 +178,15 @@ class WalletCore(MarketCore):
         currency: str,
         metadata: dict[str, Any] | None = None,
         livemode: bool = True,
+        test_clock_id: str | None = None,
     ) -> tuple[Wallet, bool]:
         """Create a wallet and its credit-normal ledger account (external id
         ``wallet:<id>``) in the platform ledger of its currency and mode (``livemode`` False:
         test mode); returns it and whether it was created. ``wallet_id`` None: a new
         ``wal_...`` id. The same request again returns the wallet; other attributes raise
-        ``WalletExists``, and so does an id taken in the other mode."""
+        ``WalletExists``, and so does an id taken in the other mode. ``test_clock_id``: the wallet
+        lives on that test clock's time (``test_clock_not_found`` if there is none; test mode
+        only)."""
         if wallet_id is None:
             wallet_id = new_id("wal")
         check_id(wallet_id, "id")
@@ -194,6 +197,7 @@ class WalletCore(MarketCore):
         metadata = metadata or {}
         existing = self._wallet_row(conn, wallet_id)
         if existing is None:
+            check_test_clock(conn, test_clock_id, livemode=livemode)
             ledger_id, _ = self.wallet_system_accounts(conn, currency, livemode=livemode)
             account = self.ledger.create_account(
                 conn,
@@ -212,6 +216,7 @@ class WalletCore(MarketCore):
                     name=name,
                     currency=currency,
                     ledger_account_id=account.id,
+                    test_clock_id=test_clock_id,
                     metadata=metadata,
                     created_at=now,
                     updated_at=now,
@@ -232,6 +237,7 @@ class WalletCore(MarketCore):
             and existing.currency == currency
             and existing.metadata == metadata
             and existing.livemode == livemode
+            and existing.test_clock_id == test_clock_id
         )
         if not same:
             raise errors.WalletExists(
@@ -297,6 +303,19 @@ class WalletCore(MarketCore):
         if row is None:
             raise errors.wallet_not_found(wallet_id)
         return row
+
+    def wallet_now(
+        self, conn: Connection, wallet: Row[Any], default: datetime | None = None
+    ) -> datetime:
+        """The wallet's now (``wallet`` its row, as ``_lock_wallet`` gives it): its test
+        clock's time (``marketplace.test_clocks``), else ``default`` or the wall clock's. The
+        one place a wallet's now is resolved."""
+        if wallet.test_clock_id is not None:
+            frozen: datetime = conn.execute(
+                select(test_clocks.c.frozen_time).where(test_clocks.c.id == wallet.test_clock_id)
+            ).scalar_one()
+            return frozen
+        return default or utc_now()
 
     @staticmethod
     def _wallet_row(conn: Connection, wallet_id: str) -> Row[Any] | None:

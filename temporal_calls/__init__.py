@@ -1,8 +1,9 @@
 """The Temporal callers: start, signal, update, query and describe workflows and schedules.
 
 One module per feature (``holds``, ``disputes``, ``payouts``, ``schedules``, ``webhooks``,
-``wallets``), ``errors``: ``WorkflowRequestError`` (``.code``, ``.message``) for a rejected or
-failed request, with the domain's codes, and the one helper that reads Temporal's NOT_FOUND; and
+``wallets``, ``test_clocks``), ``errors``: ``WorkflowRequestError`` (``.code``, ``.message``)
+for a rejected or failed request, with the domain's codes, and the one helper that reads
+Temporal's NOT_FOUND; and
 ``search``: the ``SellerId`` search attribute every start sets. Used by the API, the worker's
 dispatcher and activities (a returned payout pauses its seller's schedule).
 

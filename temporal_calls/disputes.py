@@ -24,6 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from contracts.common import TASK_QUEUE
 from contracts.disputes import (
+    DEADLINE_SIGNAL,
     DISPUTE_WORKFLOW,
     OPENED_UPDATE,
     RESOLVE_SIGNAL,
@@ -53,6 +54,7 @@ def _dispute_start(
     reason: str,
     metadata: dict[str, Any] | None,
     task_queue: str,
+    test_clock_id: str | None = None,
 ) -> dict[str, Any]:
     """The dispute workflow's start: its input and options, one for every way it is started."""
     return {
@@ -65,6 +67,7 @@ def _dispute_start(
             deadline=deadline,
             reason=reason,
             metadata=metadata or {},
+            test_clock_id=test_clock_id,
         ),
         "id": dispute_workflow_id(dispute_id),
         "task_queue": task_queue,
@@ -89,13 +92,22 @@ async def start_dispute(
     metadata: dict[str, Any] | None = None,
     *,
     task_queue: str = TASK_QUEUE,
+    test_clock_id: str | None = None,
 ) -> None:
     """Start the dispute workflow (it keeps the deadline and opens the pending debit if nobody
     has), answered once Temporal has recorded the start: nothing waits for the workflow to run.
     The API writes the dispute itself, after this. A repeat does nothing (the workflow runs, or
-    ran)."""
+    ran). ``test_clock_id``: the seller's test clock, whose time the deadline is in."""
     options = _dispute_start(
-        dispute_id, seller_id, order_id, amount, deadline, reason, metadata, task_queue
+        dispute_id,
+        seller_id,
+        order_id,
+        amount,
+        deadline,
+        reason,
+        metadata,
+        task_queue,
+        test_clock_id,
     )
     workflow = options.pop("workflow")
     arg = options.pop("arg")
@@ -186,3 +198,10 @@ async def _ended_dispute(client: Client, dispute_id: str) -> DisputeResult:
         raise _not_found(dispute_id, "was never opened")
     result: DisputeResult = await answered(handle.result())
     return result
+
+
+async def tell_deadline_passed(client: Client, dispute_id: str) -> None:
+    """A test clock's advance passed the dispute's deadline: tell its workflow (one that no
+    longer runs has nothing to hear)."""
+    handle = client.get_workflow_handle(dispute_workflow_id(dispute_id))
+    await unless_not_found(handle.signal(DEADLINE_SIGNAL), None)

@@ -14,6 +14,11 @@
   server's next run times are exactly the effective days: a run never asks "is it today?".
 * Overlapping runs are skipped (``ScheduleOverlapPolicy.SKIP``); after an outage at most a day's
   missed runs catch up (``catchup_window``), so a long outage does not fire a run per missed day.
+* A seller on a test clock has a schedule without calendars (nothing fires by wall time; pause,
+  resume and trigger mean what they always mean), its spec kept in the action's input
+  (``PayoutRunInput``, with the clock's id): the clock's advance computes its firings with
+  ``next_firing`` (the same days as the calendars, in the spec's zone) and starts each run with
+  ``start_clock_payout_run``.
 
 Errors: ``WorkflowRequestError`` with ``validation_failed`` (bad interval, anchor, time, zone or
 minimum) or ``payout_schedule_not_found``. No SQLAlchemy here: the API and the return handling
@@ -22,9 +27,10 @@ of the payout workflow's activities call these functions with a Temporal client.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from temporalio.client import (
@@ -41,12 +47,15 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from contracts.common import TASK_QUEUE
 from contracts.payout_runs import (
     PAYOUT_RUN_WORKFLOW,
     PayoutRunInput,
+    PayoutRunResult,
     PayoutScheduleSpec,
+    payout_run_firing_id,
     payout_run_workflow_id,
     payout_schedule_id,
 )
@@ -60,9 +69,11 @@ __all__ = [
     "calendars_for",
     "delete_payout_schedule",
     "describe_payout_schedule",
+    "next_firing",
     "pause_payout_schedule",
     "put_payout_schedule",
     "resume_payout_schedule",
+    "start_clock_payout_run",
     "trigger_payout_schedule",
     "validate_spec",
 ]
@@ -103,6 +114,8 @@ class PayoutScheduleInfo:
     """Firings skipped because the previous run was still going."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    test_clock_id: str | None = None
+    """The seller's test clock: the schedule fires by its time, when the clock advances."""
 
 
 def _invalid(message: str, field_name: str) -> WorkflowRequestError:
@@ -215,11 +228,12 @@ def _schedule(
     task_queue: str,
     state: ScheduleState,
     starts_at: datetime | None,
+    test_clock_id: str | None = None,
 ) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             PAYOUT_RUN_WORKFLOW,
-            PayoutRunInput(seller_id=seller_id, spec=spec),
+            PayoutRunInput(seller_id=seller_id, spec=spec, test_clock_id=test_clock_id),
             id=payout_run_workflow_id(seller_id),
             task_queue=task_queue,
             execution_timeout=timedelta(hours=1),
@@ -227,7 +241,8 @@ def _schedule(
             static_summary=f"Payout run of seller {seller_id}",
         ),
         spec=ScheduleSpec(
-            calendars=calendars_for(spec),
+            # On a test clock nothing fires by wall time: the clock's advance runs it.
+            calendars=calendars_for(spec) if test_clock_id is None else [],
             time_zone_name=spec.time_zone,
             start_at=starts_at,
         ),
@@ -248,10 +263,12 @@ async def put_payout_schedule(
     minimum_amount: int = 0,
     starts_at: datetime | None = None,
     task_queue: str = TASK_QUEUE,
+    test_clock_id: str | None = None,
 ) -> PayoutScheduleInfo:
     """Create the seller's schedule or replace its spec (idempotent). An existing schedule keeps
     its paused state and note. ``starts_at``: no run before this instant (an onboarding date;
-    tests use it to look at the runs of a given month)."""
+    tests use it to look at the runs of a given month). ``test_clock_id``: the seller's test
+    clock, whose advance runs the schedule (module docstring)."""
     spec = validate_spec(
         PayoutScheduleSpec(
             interval=interval,
@@ -272,6 +289,7 @@ async def put_payout_schedule(
                 task_queue=task_queue,
                 state=ScheduleState(),
                 starts_at=starts_at,
+                test_clock_id=test_clock_id,
             ),
             search_attributes=seller_attributes(seller_id),
         )
@@ -286,6 +304,7 @@ async def put_payout_schedule(
                     task_queue=task_queue,
                     state=ScheduleState(paused=old.paused, note=old.note),
                     starts_at=starts_at,
+                    test_clock_id=test_clock_id,
                 )
             )
 
@@ -314,6 +333,7 @@ async def describe_payout_schedule(client: Client, seller_id: str) -> PayoutSche
         skipped_overlapping=desc.info.num_actions_skipped_overlap,
         created_at=desc.info.created_at,
         updated_at=desc.info.last_updated_at,
+        test_clock_id=run_input.test_clock_id,
     )
 
 
@@ -348,3 +368,65 @@ async def trigger_payout_schedule(client: Client, seller_id: str) -> None:
 async def delete_payout_schedule(client: Client, seller_id: str) -> None:
     """Remove the schedule; runs and payouts already started go on."""
     await _call(client, seller_id, "delete")
+
+
+def next_firing(spec: PayoutScheduleSpec, after: datetime) -> datetime | None:
+    """The first time a validated ``spec`` fires strictly after ``after`` (UTC), as its
+    calendars would: daily, on the weekday, or on the day of month (the month's last day when it
+    is shorter) at ``time_of_day`` in ``time_zone``. None for manual. Pure: a test clock's
+    advance computes its sellers' firings with it."""
+    if spec.interval not in ("daily", "weekly", "monthly"):
+        return None
+    match = _TIME.match(spec.time_of_day)
+    assert match is not None
+    zone = ZoneInfo(spec.time_zone)
+    clock = time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+    day = after.astimezone(zone).date()
+    for _ in range(400):  # a monthly firing comes within 31 days; a margin for odd zones
+        if _fires_on(spec, day):
+            candidate = datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
+            if candidate > after:
+                return candidate
+        day += timedelta(days=1)
+    return None  # pragma: no cover (every interval fires within a year)
+
+
+def _fires_on(spec: PayoutScheduleSpec, day: date) -> bool:
+    if spec.interval == "daily":
+        return True
+    if spec.interval == "weekly":
+        # WEEKDAYS starts on Sunday; date.weekday() on Monday.
+        return spec.weekly_anchor == WEEKDAYS[(day.weekday() + 1) % 7]
+    anchor = spec.monthly_anchor
+    assert anchor is not None
+    return day.day == min(anchor, calendar.monthrange(day.year, day.month)[1])
+
+
+async def start_clock_payout_run(
+    client: Client,
+    seller_id: str,
+    spec: PayoutScheduleSpec,
+    *,
+    test_clock_id: str,
+    scheduled_at: datetime,
+    task_queue: str = TASK_QUEUE,
+) -> PayoutRunResult:
+    """Run the firing at ``scheduled_at`` (a test clock's time) of a clocked seller's schedule:
+    the schedule's own workflow, named as the server names a firing's run, with the firing's
+    time; returns the run's decision. Idempotent: the decision is keyed by the run id."""
+    handle = await client.start_workflow(
+        PAYOUT_RUN_WORKFLOW,
+        PayoutRunInput(
+            seller_id=seller_id, spec=spec, test_clock_id=test_clock_id, scheduled_at=scheduled_at
+        ),
+        id=payout_run_firing_id(seller_id, scheduled_at),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        execution_timeout=timedelta(hours=1),
+        search_attributes=seller_attributes(seller_id),
+        static_summary=f"Payout run of seller {seller_id} (test clock {test_clock_id})",
+        result_type=PayoutRunResult,
+    )
+    result: PayoutRunResult = await handle.result()
+    return result

@@ -5,7 +5,8 @@ usually written it already, in its own transaction, and the activity finds it), 
 the outcome: a ``resolve`` update (or signal) with won or lost, until the deadline; unresolved by
 then, the dispute is lost. Won archives the debit, lost posts it. Both activities are idempotent
 by dispute id; the API writes an operator's resolution itself and signals it here, and the
-database decides a resolution that races the deadline.
+database decides a resolution that races the deadline. A dispute of a seller on a test clock
+waits for the clock's advance to pass its deadline (``deadline_passed``), not for a timer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from workflows.errors import business_error
 with workflow.unsafe.imports_passed_through():
     from contracts.common import SELLER_ID
     from contracts.disputes import (
+        DEADLINE_SIGNAL,
         DISPUTE_WORKFLOW,
         OPEN_DISPUTE,
         OPENED_UPDATE,
@@ -51,6 +53,7 @@ class DisputeWorkflow:
             deadline=input.deadline,
         )
         self._failure: ApplicationError | None = None
+        self._deadline_passed = False
 
     @workflow.run
     async def run(self, input: DisputeInput) -> DisputeResult:
@@ -74,7 +77,12 @@ class DisputeWorkflow:
                 f"deadline {input.deadline.isoformat()}"
             )
             remaining = input.deadline - workflow.now()
-            if self._state.outcome is None and remaining > timedelta(0):
+            if input.test_clock_id is not None:
+                # The deadline is in the test clock's time: its advance says when it passed.
+                await workflow.wait_condition(
+                    lambda: self._state.outcome is not None or self._deadline_passed
+                )
+            elif self._state.outcome is None and remaining > timedelta(0):
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
                         lambda: self._state.outcome is not None,
@@ -145,6 +153,12 @@ class DisputeWorkflow:
         second, different outcome is ignored."""
         if request.outcome in OUTCOMES and self._state.outcome is None:
             self._decide(request.outcome)
+
+    @workflow.signal(name=DEADLINE_SIGNAL)
+    def deadline_passed(self) -> None:
+        """The seller's test clock passed the deadline (a test clock's advance): unresolved, the
+        dispute is lost, as at a deadline in wall time."""
+        self._deadline_passed = True
 
     @workflow.query(name=STATE_QUERY)
     def state(self) -> DisputeState:

@@ -51,7 +51,12 @@ class PayoutRunWorkflow:
     @workflow.run
     async def run(self, input: PayoutRunInput) -> PayoutRunResult:
         info = workflow.info()
-        scheduled_at = info.typed_search_attributes.get(SCHEDULED_START_TIME) or info.start_time
+        # A test clock's run carries its firing's time on the clock.
+        scheduled_at = (
+            input.scheduled_at
+            or info.typed_search_attributes.get(SCHEDULED_START_TIME)
+            or info.start_time
+        )
         run_id = payout_run_id(input.seller_id, scheduled_at)
         workflow.upsert_search_attributes([SELLER_ID.value_set(input.seller_id)])
         decision = await call_activity(

@@ -12,6 +12,7 @@ from workflows.payout_runs import PayoutRunWorkflow
 from workflows.payouts import PayoutWorkflow
 from workflows.refunds import RefundWorkflow
 from workflows.seller_holds import SellerHoldWorkflow
+from workflows.test_clocks import TestClockAdvanceWorkflow
 from workflows.wallet_expiries import WalletExpiryWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow
 
@@ -24,6 +25,7 @@ WORKFLOWS: list[type[Any]] = [
     PayoutRunWorkflow,
     WebhookDeliveryWorkflow,
     WalletExpiryWorkflow,
+    TestClockAdvanceWorkflow,
 ]
 
 # The sandbox re-imports workflow code for every run. ``contracts`` (plain dataclasses,

@@ -93,6 +93,7 @@ class SellerHoldWorkflow:
         self._summary = HoldsSummary()
         self._state = HoldsState(seller_id=input.seller_id)
         self._published: tuple[int, str] | None = None
+        self._test_clock: str | None = None
         self._shape_decided = False
         self._legacy: InMemoryHolds | None = None
 
@@ -135,6 +136,7 @@ class SellerHoldWorkflow:
             )
             self._posted_count += turn.posted
             self._summary = turn.summary
+            self._test_clock = turn.test_clock_id
             self._state = HoldsState(
                 seller_id=self._seller_id,
                 timer_at=turn.timer_at,
@@ -297,6 +299,7 @@ class SellerHoldWorkflow:
             f"{s.in_reserve_count} reserves held ({s.in_reserve}), {self._posted_count} posted"
             + (f"; next look {timer.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}" if timer else "")
             + (f" (as of {s.as_of.astimezone(UTC):%H:%M:%SZ})" if s.as_of else "")
+            + (f"; follows test clock {self._test_clock}" if self._test_clock else "")
         )
         if self._published is not None and self._published == (s.open_holds, details):
             return

@@ -91,13 +91,16 @@ async def open_dispute(
     """Open a chargeback on a seller's order: the disputed amount leaves the seller's available
     balance at once (a pending debit), and the dispute workflow waits for the outcome."""
     dispute_id = body.id or f"dp_{uuid7().hex}"
-    deadline = body.deadline or body.respond_by or datetime.now(UTC) + DEFAULT_RESPONSE_WINDOW
+    # A seller on a test clock: the deadline is in the clock's time.
+    clock = await run_in_threadpool(market.seller_clock, conn, body.seller_id)
+    now = clock[1] if clock is not None else datetime.now(UTC)
+    deadline = body.deadline or body.respond_by or now + DEFAULT_RESPONSE_WINDOW
     response.headers["Location"] = f"/v1/disputes/{dispute_id}"
     existing = await run_in_threadpool(_existing_dispute, conn, market, dispute_id, body, livemode)
     if existing is not None:
         response.status_code = 200
         return DisputeOut.model_validate(existing)
-    if deadline <= datetime.now(UTC):
+    if deadline <= now:
         raise Problem(422, "validation_failed", "deadline must be in the future", field="deadline")
     # The workflow (the deadline's timer) first: started, not waited for; then the pending debit
     # in this request's transaction, so the seller's money is locked only while it is written.
@@ -114,6 +117,7 @@ async def open_dispute(
             body.reason,
             dict(body.metadata),
             task_queue=temporal.task_queue,
+            test_clock_id=clock[0] if clock is not None else None,
         )
     )
     dispute = await run_in_threadpool(

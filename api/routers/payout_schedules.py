@@ -48,8 +48,9 @@ async def put_payout_schedule(
     market: MarketplaceDep,
     workflows: WorkflowsDep,
 ) -> PayoutScheduleOut:
-    """Create or replace the seller's schedule (idempotent; a paused schedule stays paused)."""
-    await run_in_threadpool(market.get_seller, conn, seller_id)
+    """Create or replace the seller's schedule (idempotent; a paused schedule stays paused). A
+    seller on a test clock: the schedule fires by the clock's time, as the clock advances."""
+    seller = await run_in_threadpool(market.get_seller, conn, seller_id)
     info = await workflows.call(
         lambda client: schedule_calls.put_payout_schedule(
             client,
@@ -61,6 +62,7 @@ async def put_payout_schedule(
             time_zone=body.time_zone,
             minimum_amount=body.minimum_amount,
             task_queue=workflows.task_queue,
+            test_clock_id=seller.test_clock_id,
         )
     )
     return PayoutScheduleOut.model_validate(info)

@@ -46,7 +46,8 @@ def create_seller(
     """Create a seller of the key's mode and its credit-normal ledger account (in the platform
     ledger of its currency and mode, created on first use). The same request again returns the
     seller (200); the same id with other terms, or taken in the other mode (ids are one
-    namespace), is a 409 ``seller_exists``."""
+    namespace), is a 409 ``seller_exists``. ``test_clock`` (test mode only): the seller lives on
+    that test clock's time (404 ``test_clock_not_found``)."""
     try:
         market.get_seller(conn, body.id)
         existed = True
@@ -61,6 +62,7 @@ def create_seller(
         rolling_reserve=body.rolling_reserve.to_domain() if body.rolling_reserve else None,
         metadata=dict(body.metadata),
         livemode=livemode,
+        test_clock_id=body.test_clock,
     )
     if existed:
         response.status_code = 200

@@ -62,7 +62,8 @@ def create_wallet(
     """Create a wallet of the key's mode and its credit-normal ledger account (in the platform
     ledger of its currency and mode). Without an ``id`` one is generated. The same request again
     returns the wallet (200); the same id with other attributes, or taken in the other mode, is
-    a 409 ``wallet_exists``."""
+    a 409 ``wallet_exists``. ``test_clock`` (test mode only): the wallet lives on that test
+    clock's time (404 ``test_clock_not_found``)."""
     wallet, created = market.create_wallet(
         conn,
         wallet_id=body.id,
@@ -71,6 +72,7 @@ def create_wallet(
         currency=body.currency,
         metadata=dict(body.metadata),
         livemode=livemode,
+        test_clock_id=body.test_clock,
     )
     if not created:
         response.status_code = 200

@@ -65,6 +65,12 @@ class PayoutScheduleOut(ObjectOut):
     paused: bool
     note: str | None
     next_run_times: list[datetime]
+    test_clock: str | None = Field(
+        default=None,
+        validation_alias="test_clock_id",
+        description="The seller's test clock: the schedule fires as the clock advances (no "
+        "next_run_times by wall time).",
+    )
     runs_started: int = Field(validation_alias="runs")
     runs_skipped_overlapping: int = Field(validation_alias="skipped_overlapping")
     payout_now: PayoutNow | None = None

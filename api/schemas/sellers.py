@@ -20,6 +20,7 @@ from api.schemas.common import (
     ResponseModel,
     SellerId,
 )
+from api.schemas.test_clocks import ClockId
 from contracts.holds import seller_holds_workflow_id
 from ledger_core.checks import MAX_AMOUNT
 from marketplace import RollingReserve
@@ -60,6 +61,11 @@ class SellerCreate(RequestModel):
     )
     rolling_reserve: RollingReserveIn | None = None
     metadata: Metadata = Field(default_factory=dict)
+    test_clock: ClockId | None = Field(
+        default=None,
+        description="A test clock's id: the seller's holds, reserves and payouts follow its "
+        "time (fixed at creation).",
+    )
 
 
 class SellerUpdate(RequestModel):
@@ -91,13 +97,18 @@ class SellerOut(ObjectOut):
     instant_daily_limit: int | None = Field(
         description="The seller's own daily instant payout limit; null: the platform's."
     )
+    test_clock: str | None = Field(description="The seller's test clock (null: none).")
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
-        return Attributes(data, hold_workflow_id=seller_holds_workflow_id(data.id))
+        return Attributes(
+            data,
+            hold_workflow_id=seller_holds_workflow_id(data.id),
+            test_clock=data.test_clock_id,
+        )
 
 
 class BalanceViewOut(ResponseModel):

@@ -22,6 +22,7 @@ from api.schemas.common import (
     SellerId,
 )
 from api.schemas.sellers import BalanceViewOut
+from api.schemas.test_clocks import ClockId
 from contracts.wallets import wallet_expiries_workflow_id
 
 WalletId = SellerId  # the same ids: letters, digits and _ . : - (1-128 characters)
@@ -33,6 +34,10 @@ class WalletCreate(RequestModel):
     name: Name
     currency: Currency
     metadata: Metadata = Field(default_factory=dict)
+    test_clock: ClockId | None = Field(
+        default=None,
+        description="A test clock's id: the wallet's expiries follow its time (fixed at creation).",
+    )
 
 
 class WalletOut(ObjectOut):
@@ -45,13 +50,18 @@ class WalletOut(ObjectOut):
     ledger_id: AsText
     ledger_account_id: AsText
     expiry_workflow_id: str = Field(description="The wallet's expiry workflow in the Temporal UI.")
+    test_clock: str | None = Field(description="The wallet's test clock (null: none).")
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def from_domain(cls, data: Any, context: dict[str, Any]) -> Any:
-        return Attributes(data, expiry_workflow_id=wallet_expiries_workflow_id(data.id))
+        return Attributes(
+            data,
+            expiry_workflow_id=wallet_expiries_workflow_id(data.id),
+            test_clock=data.test_clock_id,
+        )
 
 
 class WalletBalancesOut(ObjectOut):

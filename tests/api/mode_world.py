@@ -181,6 +181,7 @@ def unknown_ids(world: World) -> dict[str, str]:
         if root.is_uuid:
             ids[name] = str(uuid.uuid4())
     ids["statement_id"] = "stmt_nothing"
+    ids["clock_id"] = "clock_nothing"
     return ids
 
 

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.auth import create_api_key, hash_api_key
-from api.modes import LIVE_ONLY_PARAMS, PATH_ROOTS, WITHIN_ROOT
+from api.modes import LIVE_ONLY_PARAMS, PATH_ROOTS, TEST_ONLY_PARAMS, WITHIN_ROOT
 from server import cli
 from server.settings import get_settings
 from tests.api.conftest import client_for
@@ -130,7 +130,7 @@ def worlds(live: TestClient, test: TestClient, engine: Engine) -> dict[bool, Wor
 
 def test_every_path_parameter_has_a_mode_rule(app: FastAPI) -> None:
     """A new route naming an object in its path must say how its mode is found (api.modes)."""
-    known = PATH_ROOTS.keys() | WITHIN_ROOT | LIVE_ONLY_PARAMS
+    known = PATH_ROOTS.keys() | WITHIN_ROOT | LIVE_ONLY_PARAMS | TEST_ONLY_PARAMS
     for method, path in app_routes(app):
         for param in PARAM.findall(path):
             assert param in known, f"{method} {path}: {{{param}}} has no mode rule in api.modes"
@@ -156,6 +156,12 @@ def test_every_route_keeps_the_modes_apart(
                 if not livemode:
                     assert answer.status_code == 403, (method, path, answer.text)
                     assert answer.json()["code"] == "live_mode_only"
+                continue
+            if set(params) & TEST_ONLY_PARAMS:
+                answer = client.request(method, fill(path, unknown_ids(other)), **body)
+                if livemode:
+                    assert answer.status_code == 403, (method, path, answer.text)
+                    assert answer.json()["code"] == "test_mode_only"
                 continue
             root = next(p for p in params if p in PATH_ROOTS)
             answer = client.request(method, fill(path, other.ids), **body)

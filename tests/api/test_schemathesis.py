@@ -189,6 +189,7 @@ CLIENT_IDS = {
     "POST /v1/ledger_transactions": ("external_id",),
     "POST /v1/ledger_transactions/{ledger_transaction_id}/reversal": ("external_id",),
     "POST /v1/wallets": ("id",),
+    "POST /v1/test_clocks": ("id",),
 }
 
 

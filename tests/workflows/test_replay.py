@@ -35,6 +35,11 @@ def test_histories_cover_both_workflows_both_hold_shapes_and_continue_as_new() -
         # The wallet expiry workflow, before and after its continue-as-new.
         "wallet_expiries_continue_as_new",
         "wallet_expiries_after_continue_as_new",
+        # A test clock's advance, before and after its continue-as-new, and a dispute lost when
+        # its test clock passed the deadline (tests/test_clocks, RECORD_HISTORIES=1).
+        "test_clock_advance_continue_as_new",
+        "test_clock_advance_after_continue_as_new",
+        "dispute_lost_at_test_clock_deadline",
     } <= names
     for shape in ("in_memory", "database"):
         path = HISTORIES[0].parent / f"seller_holds_{shape}_continue_as_new.json"
