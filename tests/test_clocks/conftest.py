@@ -4,14 +4,18 @@ session's Temporal dev server and PostgreSQL), and helpers to drive a test clock
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import Engine
 from temporalio.client import WorkflowHandle
 
-from tests.e2e.conftest import admin, stack  # noqa: F401 (fixtures)
+from api.auth import create_api_key
+from tests.e2e.conftest import Stack, stack  # noqa: F401 (a fixture)
 from tests.helpers import eventually
 
 START = "2030-01-07T09:00:00+00:00"  # a Monday
@@ -24,6 +28,28 @@ async def record_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
     if os.environ.get("RECORD_HISTORIES") == "1":
         history = await handle.fetch_history()
         (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+@pytest.fixture(scope="module")
+def test_admin_key(engine: Engine) -> str:
+    with engine.begin() as conn:
+        key, _ = create_api_key(conn, role="admin", name="test clocks", livemode=False)
+    return key
+
+
+@pytest.fixture
+async def admin(stack: Stack, test_admin_key: str) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
+    """A test-mode admin key: test clocks, and the sellers and wallets on them, are test-mode
+    objects (the sellers and wallets these tests make without a clock too)."""
+    async with stack.client(test_admin_key) as client:
+        yield client
+
+
+@pytest.fixture
+async def live_admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:  # noqa: F811
+    """The stack's live admin key."""
+    async with stack.client() as client:
+        yield client
 
 
 def at(value: str) -> datetime:

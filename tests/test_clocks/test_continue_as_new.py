@@ -31,7 +31,7 @@ async def test_an_advance_continues_as_new_and_reaches_its_target(
     with engine.begin() as conn:
         clocks.create_clock(conn, clock_id=clock_id, name="C", frozen_time=start)
         market.create_seller(
-            conn, seller_id=seller, name="S", currency="USD", test_clock_id=clock_id
+            conn, seller_id=seller, name="S", currency="USD", test_clock_id=clock_id, livemode=False
         )
         for n in range(HOLDS):
             market.book_earning(conn, seller_id=seller, order_id=f"o-{n}", amount=100)

@@ -1,7 +1,7 @@
 """A test clock over a seller's holds, end to end through the API and the real hold workflow: a
 7-day hold ends when the clock passes it (posted at the clock's time), a rolling reserve is
-released when its period has passed on the clock, and a seller on the wall clock, booked at the
-same moment, is untouched."""
+released when its period has passed on the clock, and a live seller on the wall clock, booked
+at the same moment, is untouched (and a live key sees no clock and cannot put a seller on one)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,28 @@ from tests.test_clocks.conftest import START, advance, at, create_clock
 
 
 async def test_a_seven_day_hold_ends_when_the_clock_passes_it(
-    admin: httpx.AsyncClient, uid: str
+    admin: httpx.AsyncClient, live_admin: httpx.AsyncClient, uid: str
 ) -> None:
     clock_id, seller, live = f"clock-{uid}", f"clocked-{uid}", f"live-{uid}"
     await create_clock(admin, clock_id)
     created = await create_seller(admin, seller, hold_period="P7D", test_clock=clock_id)
     assert created["test_clock"] == clock_id
-    await create_seller(admin, live, hold_period="P7D")
+    await create_seller(live_admin, live, hold_period="P7D")
+    # Clocks are test mode's: a live key gets a 403, and cannot put a live seller on one.
+    refused = await live_admin.get(f"/v1/test_clocks/{clock_id}")
+    assert (refused.status_code, refused.json()["code"]) == (403, "test_mode_only")
+    on_clock = await live_admin.post(
+        "/v1/sellers",
+        json={"id": f"l2-{uid}", "name": "L", "currency": "USD", "test_clock": clock_id},
+    )
+    assert (on_clock.status_code, on_clock.json()["code"]) == (404, "test_clock_not_found")
 
     earning = await add_earning(admin, seller, "order-1", 10_000, fee=1_000)
     # Booked at the clock's time: the hold ends 7 days after it.
     assert at(earning["hold_until"]) == at(START) + timedelta(days=7)
     txn = await admin.get(f"/v1/ledger_transactions/{earning['ledger_transaction_id']}")
     assert at(txn.json()["effective_at"]) == at(START)  # it counts from the clock's time
-    live_earning = await add_earning(admin, live, "order-1", 10_000, fee=1_000)
+    live_earning = await add_earning(live_admin, live, "order-1", 10_000, fee=1_000)
     assert at(live_earning["hold_until"]) > datetime.now(UTC) + timedelta(days=6)
 
     # Six days on: still on hold.
@@ -42,8 +50,9 @@ async def test_a_seven_day_hold_ends_when_the_clock_passes_it(
     assert at(posted["posted_at"]) == at("2030-01-14T09:00:00+00:00")
 
     # The seller on the wall clock is untouched.
-    assert await balances(admin, live) == money(9_000, 0, 0, on_hold=9_000)
-    assert (await admin.get(f"/v1/sellers/{live}/earnings/order-1")).json()["status"] == "on_hold"
+    assert await balances(live_admin, live) == money(9_000, 0, 0, on_hold=9_000)
+    status = (await live_admin.get(f"/v1/sellers/{live}/earnings/order-1")).json()["status"]
+    assert status == "on_hold"
 
 
 async def test_a_rolling_reserve_is_released_when_its_period_passed_on_the_clock(

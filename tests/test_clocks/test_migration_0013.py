@@ -1,4 +1,4 @@
-"""Migration 0013 (test clocks) on a database of its own: upgrade from 0010 adds the clocks and
+"""Migration 0013 (test clocks) on a database of its own: upgrade from 0012 adds the clocks and
 the clock of sellers and wallets (existing ones on none), with the CHECKs, the foreign keys and
 the rule that an object stays on its clock; downgrade removes them again."""
 
@@ -16,7 +16,7 @@ from marketplace.test_clocks import TestClocks
 from server.database import alembic_config, create_db_engine
 from tests.payouts.test_migration_0008 import fresh_url  # noqa: F401 (a fixture)
 
-BEFORE, AFTER = "0010_wallets", "0013_test_clocks"
+BEFORE, AFTER = "0012_test_mode", "0013_test_clocks"
 
 
 def columns(engine: Engine, table: str) -> set[str]:
@@ -39,10 +39,21 @@ def test_0013_upgrades_and_downgrades(fresh_url: str) -> None:  # noqa: F811
                 conn, clock_id="c-1", name="C", frozen_time=datetime(2030, 1, 1, tzinfo=UTC)
             )
             seller = market.create_seller(
-                conn, seller_id="s-clock", name="On a clock", currency="USD", test_clock_id="c-1"
+                conn,
+                seller_id="s-clock",
+                name="On a clock",
+                currency="USD",
+                test_clock_id="c-1",
+                livemode=False,
             )
             wallet, _ = market.create_wallet(
-                conn, wallet_id="w-1", owner="u", name="W", currency="USD", test_clock_id="c-1"
+                conn,
+                wallet_id="w-1",
+                owner="u",
+                name="W",
+                currency="USD",
+                test_clock_id="c-1",
+                livemode=False,
             )
         assert (seller.test_clock_id, wallet.test_clock_id) == ("c-1", "c-1")
         for statement in (

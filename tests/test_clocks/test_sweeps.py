@@ -22,7 +22,12 @@ def test_clocked_timers_are_not_swept(engine: Engine, uid: str) -> None:
         clocks.create_clock(conn, clock_id=f"clock-{uid}", name="Past", frozen_time=PAST)
         market.create_seller(conn, seller_id=live, name="L", currency="USD")
         market.create_seller(
-            conn, seller_id=clocked, name="C", currency="USD", test_clock_id=f"clock-{uid}"
+            conn,
+            seller_id=clocked,
+            name="C",
+            currency="USD",
+            test_clock_id=f"clock-{uid}",
+            livemode=False,
         )
         for seller in (live, clocked):
             market.book_earning(conn, seller_id=seller, order_id="o-1", amount=100)
@@ -45,6 +50,7 @@ def test_clocked_timers_are_not_swept(engine: Engine, uid: str) -> None:
             name="W",
             currency="USD",
             test_clock_id=f"clock-{uid}",
+            livemode=False,
         )
         lot = market.top_up(
             conn, wallet.id, amount=100, settled=True, expires_at=PAST + timedelta(days=1)
