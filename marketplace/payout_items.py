@@ -65,6 +65,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, text
 
 from marketplace.rows import from_row
+from marketplace.statements import StatementKind, seller_entry_kind
 from marketplace.tables import payout_items
 from marketplace.types import Payout
 
@@ -94,13 +95,13 @@ HELD_BACK = (
 # The lines whose amounts a later payout brings forward (minus their live sum).
 CARRIED = (*HELD_BACK, ItemKind.CARRIED_FORWARD, ItemKind.BROUGHT_FORWARD)
 
-# A posted transaction's ``metadata.kind`` (as the marketplace labels its writes) -> the line's
-# kind and the metadata key of its reference.
-_ENTRY_KINDS: dict[str, tuple[ItemKind, str]] = {
-    "earning": (ItemKind.EARNING, "order_id"),
-    "refund": (ItemKind.REFUND, "refund_id"),
-    "dispute": (ItemKind.CHARGEBACK, "dispute_id"),
-    "payout_return": (ItemKind.PAYOUT_RETURNED, "payout_id"),
+# A posted entry's kind as statements name it (``seller_entry_kind``, from the transaction's
+# external id) -> the line's kind; any other is an adjustment.
+_ENTRY_KINDS: dict[StatementKind, ItemKind] = {
+    StatementKind.EARNING: ItemKind.EARNING,
+    StatementKind.REFUND: ItemKind.REFUND,
+    StatementKind.CHARGEBACK: ItemKind.CHARGEBACK,
+    StatementKind.PAYOUT_RETURNED: ItemKind.PAYOUT_RETURNED,
 }
 
 
@@ -173,7 +174,7 @@ class _Line:
 _ENTRIES = text(
     """
 SELECT e.id, e.transaction_id, e.direction, e.amount, t.status, t.effective_at, t.external_id,
-       t.metadata ->> 'kind' AS kind, t.metadata AS metadata, p.id AS payout_id
+       p.id AS payout_id
   FROM ledger_entries e
   JOIN ledger_transactions t ON t.id = e.transaction_id
   LEFT JOIN payouts p ON p.ledger_transaction_id = t.id
@@ -245,12 +246,14 @@ def payout_lines(
     reserves = 0
     rows = conn.execute(_ENTRIES, {"account": account_id, "own": own_transaction_id}).all()
     for row in rows:
+        found = seller_entry_kind(row.external_id, row.amount, seller_id)
+        kind = found[0] if found is not None else None
         if row.status == "posted":
-            lines.append(_entry_line(row))
-        elif row.kind == "reserve":
+            lines.append(_entry_line(row, found))
+        elif kind is StatementKind.RESERVE:
             reserves += row.amount
         else:
-            held.append(_held_line(row, now))
+            held.append(_held_line(row, found, now))
     for payout in conn.execute(_BEFORE_ITEMIZATION, {"seller": seller_id}).all():
         lines.append(
             _Line(
@@ -276,12 +279,13 @@ def payout_lines(
     return lines
 
 
-def _entry_line(row: Any) -> _Line:
+def _entry_line(row: Any, found: tuple[StatementKind, str] | None) -> _Line:
     signed = row.amount if row.direction == "credit" else -row.amount
-    kind, key = _ENTRY_KINDS.get(row.kind or "", (ItemKind.ADJUSTMENT, ""))
-    reference = (row.metadata or {}).get(key) if key else None
-    if not isinstance(reference, str):
+    kind = _ENTRY_KINDS.get(found[0]) if found is not None else None
+    if kind is None or found is None:
         kind, reference = ItemKind.ADJUSTMENT, row.external_id or str(row.transaction_id)
+    else:
+        reference = found[1]
     return _Line(
         kind,
         signed,
@@ -292,12 +296,11 @@ def _entry_line(row: Any) -> _Line:
     )
 
 
-def _held_line(row: Any, now: datetime) -> _Line:
-    metadata = row.metadata or {}
+def _held_line(row: Any, found: tuple[StatementKind, str] | None, now: datetime) -> _Line:
     if row.payout_id is not None:
         kind, reference = ItemKind.PAYOUT_IN_TRANSIT, row.payout_id
-    elif row.kind == "dispute" and isinstance(metadata.get("dispute_id"), str):
-        kind, reference = ItemKind.DISPUTE_OPEN, metadata["dispute_id"]
+    elif found is not None and found[0] is StatementKind.CHARGEBACK:
+        kind, reference = ItemKind.DISPUTE_OPEN, found[1]
     else:
         kind, reference = ItemKind.PENDING_DEBIT, row.external_id or str(row.transaction_id)
     return _Line(

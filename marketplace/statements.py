@@ -194,9 +194,12 @@ def canonical(
 # ---------------------------------------------------------------- kinds and references
 
 
-def _seller_kind(
+def seller_entry_kind(
     external_id: str | None, amount: int, seller_id: str
 ) -> tuple[StatementKind, str] | None:
+    """The kind and reference of a ledger transaction on a seller's account, from its external
+    id (which never changes, unlike metadata), as the marketplace's writes name them; None: not
+    one of them (an adjustment). Statements and payout items read kinds here."""
     if external_id is None:
         return None
     prefix, _, rest = external_id.partition(":")
@@ -305,7 +308,7 @@ class Statements(OnMarketplace):
             _Subject("seller", seller.id, seller.name, seller.currency, seller.currency_exponent),
             period,
             account,
-            lambda external_id, amount: _seller_kind(external_id, amount, seller.id),
+            lambda external_id, amount: seller_entry_kind(external_id, amount, seller.id),
         )
 
     def wallet_statement(
