@@ -211,6 +211,37 @@ def test_each_key_reads_its_own_world(
         assert event["livemode"] is livemode
 
 
+def test_every_role_keeps_its_mode(app: FastAPI, engine: Engine, worlds: dict[bool, World]) -> None:
+    """Seller, wallet and operator keys of each mode: a seller or wallet key reads its own
+    object of its mode; the other mode's seller or wallet is the 404 of an unknown one (for a
+    seller key, as another seller's is); an operator key lists its mode's sellers only."""
+    for livemode in (True, False):
+        mine, other = worlds[livemode].ids, worlds[not livemode].ids
+        with engine.begin() as conn:
+            seller_key, _ = create_api_key(
+                conn, role="seller", seller_id=mine["seller_id"], name="s", livemode=livemode
+            )
+            wallet_key, _ = create_api_key(
+                conn, role="wallet", wallet_id=mine["wallet_id"], name="w", livemode=livemode
+            )
+            operator_key, _ = create_api_key(conn, role="operator", name="o", livemode=livemode)
+        with client_for(app, seller_key) as seller:
+            own = ok(seller.get(f"/v1/sellers/{mine['seller_id']}/balances"))
+            assert own["livemode"] is livemode
+            answer = seller.get(f"/v1/sellers/{other['seller_id']}/balances")
+            assert (answer.status_code, answer.json()["code"]) == (404, "seller_not_found")
+            payout = seller.get(f"/v1/payouts/{other['payout_id']}")
+            assert (payout.status_code, payout.json()["code"]) == (404, "payout_not_found")
+        with client_for(app, wallet_key) as wallet:
+            assert ok(wallet.get(f"/v1/wallets/{mine['wallet_id']}"))["livemode"] is livemode
+            answer = wallet.get(f"/v1/wallets/{other['wallet_id']}")
+            assert (answer.status_code, answer.json()["code"]) == (404, "wallet_not_found")
+        with client_for(app, operator_key) as operator:
+            listed = {s["id"]: s["livemode"] for s in _everything(operator, "/v1/sellers", {})}
+            assert mine["seller_id"] in listed and other["seller_id"] not in listed
+            assert set(listed.values()) == {livemode}
+
+
 LISTS = {
     "/v1/sellers": "id",
     "/v1/payouts": "id",
