@@ -27,7 +27,7 @@ from server.database import create_api_engine, create_db_engine, database, migra
 from server.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
     from temporalio.runtime import Runtime
 
     from server.worker_observability import WorkerMetrics
@@ -179,18 +179,40 @@ def cmd_api_keys_create(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_db_engine(url, pool_size=1)
         try:
             with engine.begin() as conn:
+                livemode = parse_mode(args.mode)
+                mismatch = _owner_of_other_mode(conn, args, livemode)
+                if mismatch is not None:
+                    print(f"error: {mismatch}", file=sys.stderr)
+                    return 2
                 plaintext, _record = create_api_key(
                     conn,
                     role=args.role,
                     seller_id=args.seller,
                     wallet_id=args.wallet_id,
                     name=args.name or f"{args.mode} {args.role} key (payouts api-keys create)",
-                    livemode=parse_mode(args.mode),
+                    livemode=livemode,
                 )
         finally:
             engine.dispose()
     print(plaintext)
     return 0
+
+
+def _owner_of_other_mode(conn: Connection, args: argparse.Namespace, livemode: bool) -> str | None:
+    """A seller or wallet key for a seller or wallet of the other mode would see nothing (to a
+    key, the other mode's objects do not exist): say so instead of making it."""
+    from sqlalchemy import select
+
+    from marketplace.tables import sellers, wallets
+
+    table, owner = (sellers, args.seller) if args.role == "seller" else (wallets, args.wallet_id)
+    if args.role not in ("seller", "wallet") or owner is None:
+        return None
+    found = conn.execute(select(table.c.livemode).where(table.c.id == owner)).scalar_one_or_none()
+    if found is None or found == livemode:
+        return None
+    mode = "live" if found else "test"
+    return f"{args.role} {owner!r} is a {mode}-mode {args.role}: make its key with --mode {mode}"
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:

@@ -211,6 +211,20 @@ def test_each_key_reads_its_own_world(
         assert event["livemode"] is livemode
 
 
+def test_the_cli_refuses_a_seller_or_wallet_key_of_the_other_mode(
+    cli_database: None, worlds: dict[bool, World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    test_seller, test_wallet = worlds[False].ids["seller_id"], worlds[False].ids["wallet_id"]
+    for owner in (
+        ["--role", "seller", "--seller", test_seller],
+        ["--role", "wallet", "--wallet-id", test_wallet],
+    ):
+        assert cli.main(["api-keys", "create", *owner]) == 2
+        assert "--mode test" in capsys.readouterr().err
+        assert cli.main(["api-keys", "create", *owner, "--mode", "test"]) == 0
+        assert capsys.readouterr().out.strip().startswith("sk_test_")
+
+
 def test_every_role_keeps_its_mode(app: FastAPI, engine: Engine, worlds: dict[bool, World]) -> None:
     """Seller, wallet and operator keys of each mode: a seller or wallet key reads its own
     object of its mode; the other mode's seller or wallet is the 404 of an unknown one (for a
