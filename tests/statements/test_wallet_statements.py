@@ -32,8 +32,11 @@ def test_every_kind_of_wallet_line_adds_up_and_periods_chain(
         refund = mp.refund_spend(conn, w, spend.id, amount=1_000)
     t1 = utc_now()
     with engine.begin() as conn:
+        # Expires a millisecond after the top-up's own now (given, so that a slow machine
+        # between the two readings does not make the expiry a past one).
+        now = utc_now()
         expiring = mp.top_up(
-            conn, w, amount=5_000, settled=True, expires_at=utc_now() + timedelta(milliseconds=1)
+            conn, w, amount=5_000, settled=True, expires_at=now + timedelta(milliseconds=1), now=now
         )
     with engine.begin() as conn:
         out = mp.transfer(conn, from_wallet_id=w, to_wallet_id=other, amount=1_500)
