@@ -14,7 +14,6 @@ their own, may only read; ``wallet`` keys likewise are scoped to one wallet and 
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
 import secrets
@@ -312,16 +311,8 @@ class KeyCache:
         key_hash = hash_api_key(token)
         known, record = self.get(key_hash)
         if not known:
-            conn = engine.connect()
-            try:
+            with engine.connect() as conn:
                 record = lookup_key(conn, key_hash)
-            finally:
-                # Not ``with``: when PostgreSQL dies mid-query, closing the broken connection
-                # raises too (PendingRollbackError) and would hide the error that says the
-                # database is unavailable (a 503) behind one that is not (a 500). The pool
-                # discards a broken connection either way.
-                with contextlib.suppress(Exception):
-                    conn.close()
             self.put(key_hash, record)
         if record is None:
             raise _unauthorized("The API key is invalid or revoked.", invalid_token=True)

@@ -74,6 +74,11 @@ def pending(conn: Connection) -> int:
 
 
 def _discard(conn: Connection) -> None:
+    # A connection the database dropped (invalidated) holds nothing to discard: its pool record
+    # clears its info when it reconnects. Asking for it would raise PendingRollbackError from
+    # the rollback that closes it, hiding the error that broke it (a 503 would become a 500).
+    if conn.invalidated:
+        return
     conn.info.pop(_KEY, None)
 
 
