@@ -94,9 +94,15 @@ async def test_an_instant_payout_is_paid_in_seconds_while_standard_ones_wait(
         await eventually(lambda: payout_env.assert_status(rtp, "paid"), timeout=60)
         assert payout_env.payout_status(std) == "processing"
         handle = payout_env.client.get_workflow_handle(payout_workflow_id(rtp))
-        attributes = (await handle.describe()).typed_search_attributes
-        assert attributes.get(PAYOUT_METHOD) == "instant"
-        assert attributes.get(PAYOUT_STATUS) == "paid"
+
+        async def paid_in_the_ui() -> None:
+            # The workflow sets its status attribute once the activity that recorded the
+            # payout paid has returned: a moment after the database says so.
+            attributes = (await handle.describe()).typed_search_attributes
+            assert attributes.get(PAYOUT_METHOD) == "instant"
+            assert attributes.get(PAYOUT_STATUS) == "paid"
+
+        await eventually(paid_in_the_ui, timeout=30)
         standard = await payout_env.client.get_workflow_handle(payout_workflow_id(std)).describe()
         assert standard.typed_search_attributes.get(PAYOUT_METHOD) == "standard"
         final = await handle.result()
