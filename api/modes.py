@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -254,32 +254,31 @@ async def named_objects(request: Request, principal: CurrentPrincipal) -> NamedO
 NamedObjectsDep = Annotated[NamedObjects, Depends(named_objects)]
 
 
-async def require_live_mode(request: Request) -> None:
-    """Routes of live money only (bank statements): a test key gets a 403."""
-    principal = getattr(request.state, "principal", None)
-    if isinstance(principal, ApiKeyRecord) and not principal.livemode:
-        raise Problem(
-            403,
-            "live_mode_only",
-            "Bank statement reconciliation is about live money only; use a live key.",
-        )
+def _only_in(livemode: bool, code: str, detail: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency refusing (403 ``code``) a key of the other mode than ``livemode``."""
+
+    async def require(request: Request) -> None:
+        principal = getattr(request.state, "principal", None)
+        if isinstance(principal, ApiKeyRecord) and principal.livemode != livemode:
+            raise Problem(403, code, detail)
+
+    return require
 
 
-LiveModeOnly = Depends(require_live_mode)
-
-
-async def require_test_mode(request: Request) -> None:
-    """Routes of test mode only (test clocks): a live key gets a 403."""
-    principal = getattr(request.state, "principal", None)
-    if isinstance(principal, ApiKeyRecord) and principal.livemode:
-        raise Problem(
-            403,
-            "test_mode_only",
-            "Test clocks are test-mode objects; use a test key (sk_test_...).",
-        )
-
-
-TestModeOnly = Depends(require_test_mode)
+# Routes of live money only (bank statements): a test key gets a 403.
+LiveModeOnly = Depends(
+    _only_in(
+        True,
+        "live_mode_only",
+        "Bank statement reconciliation is about live money only; use a live key.",
+    )
+)
+# Routes of test mode only (test clocks): a live key gets a 403.
+TestModeOnly = Depends(
+    _only_in(
+        False, "test_mode_only", "Test clocks are test-mode objects; use a test key (sk_test_...)."
+    )
+)
 
 
 async def key_livemode(principal: CurrentPrincipal) -> bool:

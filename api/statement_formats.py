@@ -98,43 +98,58 @@ def to_csv(statement: BalanceStatement) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    start = _local(statement, statement.period.start).isoformat()
-    end = _local(statement, statement.period.end).isoformat()
-    writer.writerow(
-        ["opening", start, "", "", "", cur, "", format_amount(statement.opening, exp), "", ""]
-    )
-    for line in statement.lines:
+
+    def row(
+        section: str,
+        at: datetime,
+        kind: str = "",
+        reference: str = "",
+        description: str = "",
+        amount: str = "",
+        balance: str = "",
+        entry: object = "",
+        transaction: object = "",
+    ) -> None:
         writer.writerow(
             [
-                "line",
-                _local(statement, line.at).isoformat(),
-                str(line.kind),
-                _cell(line.reference),
-                _cell(line.description or ""),
+                section,
+                _local(statement, at).isoformat(),
+                kind,
+                _cell(reference),
+                _cell(description),
                 cur,
-                format_amount(line.amount, exp),
-                format_amount(line.balance, exp),
-                str(line.ledger_entry_id),
-                str(line.ledger_transaction_id),
+                amount,
+                balance,
+                str(entry),
+                str(transaction),
             ]
         )
-    writer.writerow(
-        ["closing", end, "", "", "", cur, "", format_amount(statement.closing, exp), "", ""]
-    )
+
+    row("opening", statement.period.start, balance=format_amount(statement.opening, exp))
+    for line in statement.lines:
+        row(
+            "line",
+            line.at,
+            str(line.kind),
+            line.reference,
+            line.description or "",
+            format_amount(line.amount, exp),
+            format_amount(line.balance, exp),
+            line.ledger_entry_id,
+            line.ledger_transaction_id,
+        )
+    row("closing", statement.period.end, balance=format_amount(statement.closing, exp))
     for held in statement.held_at_close:
-        writer.writerow(
-            [
-                "held",
-                _local(statement, held.since).isoformat(),
-                str(held.kind),
-                _cell(held.reference),
-                _cell(held.description or ""),
-                cur,
-                format_amount(held.amount, exp),
-                "",
-                str(held.ledger_entry_id),
-                str(held.ledger_transaction_id),
-            ]
+        row(
+            "held",
+            held.since,
+            str(held.kind),
+            held.reference,
+            held.description or "",
+            format_amount(held.amount, exp),
+            "",
+            held.ledger_entry_id,
+            held.ledger_transaction_id,
         )
     return out.getvalue()
 
